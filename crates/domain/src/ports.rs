@@ -1,0 +1,139 @@
+//! ports: the traits the platform's roles use; adapters (SQLite, ScyllaDB, ...) implement them.
+
+use crate::model::{ApiKey, Kind, Meta, Record, Spec, Status};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("an object with this id already exists")]
+    AlreadyExists,
+    #[error("version conflict: the stored version is {current}")]
+    VersionConflict { current: u64 },
+    /// The backend cannot be reached or refused the operation; retrying may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or a damaged store).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What happened to an object at a catalog version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Archived,
+}
+
+/// One committed catalog change. Versions are strictly increasing without gaps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CatalogChange {
+    pub version: u64,
+    pub kind: Kind,
+    pub id: String,
+    pub op: ChangeOp,
+    pub at: DateTime<Utc>,
+}
+
+/// Which objects of one kind to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only objects of this advertiser (demand side) or publisher (supply side).
+    pub owner_id: Option<String>,
+    /// Only children of this parent (e.g. the line items of a campaign).
+    pub parent_id: Option<String>,
+    /// Only this status; when `None`, everything but archived objects.
+    pub status: Option<Status>,
+    /// Resume after this id (ids are listed in ascending byte order).
+    pub after_id: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The id to resume after, when more may follow.
+    pub next_after: Option<String>,
+}
+
+/// Whether the store can serve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StoreHealth {
+    pub reachable: bool,
+    pub schema_version: u32,
+    pub expected_schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl StoreHealth {
+    pub fn ready(&self) -> bool {
+        self.reachable && self.schema_version == self.expected_schema_version
+    }
+}
+
+/// The catalog store. Every write is atomic with its change record and bumps the catalog
+/// version by exactly one. Implementations must pass `adp_store::conformance`.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + 'static {
+    /// Applies pending schema migrations; returns the schema version now in force.
+    async fn migrate(&self) -> StoreResult<u32>;
+
+    async fn health(&self) -> StoreHealth;
+
+    /// Inserts a new object (its `meta.version` is ignored and set to 1; `catalog_version` is
+    /// assigned). Fails with `AlreadyExists` if the kind already has this id.
+    async fn insert(&self, record: Record) -> StoreResult<(Record, CatalogChange)>;
+
+    /// Replaces an object's spec if its stored version equals `expected_version`.
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        expected_version: u64,
+        spec: Spec,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(Record, CatalogChange)>;
+
+    async fn get(&self, kind: Kind, id: &str) -> StoreResult<Option<Record>>;
+
+    async fn list(&self, kind: Kind, query: &ListQuery) -> StoreResult<Page<Record>>;
+
+    /// Every object of every kind, archived ones included, with the version they were read at.
+    async fn snapshot(&self) -> StoreResult<(u64, Vec<Record>)>;
+
+    async fn catalog_version(&self) -> StoreResult<u64>;
+
+    /// Changes with a version greater than `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: u64, limit: usize) -> StoreResult<Vec<CatalogChange>>;
+
+    async fn insert_api_key(&self, key: ApiKey) -> StoreResult<ApiKey>;
+
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+
+    async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+
+    /// Lists keys in id order; `advertiser_id` narrows to one advertiser's keys.
+    async fn list_api_keys(
+        &self,
+        advertiser_id: Option<&str>,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<ApiKey>>;
+
+    /// Replaces a key's name and status if its stored version equals `expected_version`.
+    async fn update_api_key(&self, key: ApiKey, expected_version: u64) -> StoreResult<ApiKey>;
+}
+
+/// Builds the `Meta` of a new object.
+pub fn new_meta(id: String, owner_id: String, at: DateTime<Utc>) -> Meta {
+    Meta { id, version: 1, owner_id, created_at: at, updated_at: at, catalog_version: 0 }
+}

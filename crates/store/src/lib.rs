@@ -1,1 +1,8 @@
+//! store: catalog store adapters. `sqlite` is the embedded adapter; `conformance` is the
+//! suite every adapter must pass (run it with `catalog_store_conformance!`).
+#![forbid(unsafe_code)]
 
+pub mod conformance;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;

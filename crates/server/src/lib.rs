@@ -1,1 +1,131 @@
+//! server: the HTTP face of AdPlatform — management API, health and readiness, catalog
+//! version — and the in-process catalog change feed. Wiring (which store, which address)
+//! is the binary's job; this crate takes a listener and a store and serves.
+#![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod demo;
+pub mod error;
+pub mod openapi;
+
+use adp_domain::CatalogStore;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use catalog::{CatalogService, ChangeFeed};
+use error::ApiError;
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { max_body_bytes: 1024 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn CatalogStore>,
+    pub catalog: CatalogService,
+    openapi: Arc<String>,
+}
+
+impl AppState {
+    /// Builds the state; the feed starts at the store's current catalog version.
+    pub async fn new(store: Arc<dyn CatalogStore>) -> Result<AppState, adp_domain::StoreError> {
+        let version = store.catalog_version().await?;
+        let catalog = CatalogService::new(Arc::clone(&store), ChangeFeed::new(version));
+        let openapi = Arc::new(openapi::document().to_string());
+        Ok(AppState { store, catalog, openapi })
+    }
+
+    pub fn feed(&self) -> &ChangeFeed {
+        self.catalog.feed()
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let store = st.store.health().await;
+    let ready = store.ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": {"catalog_store": store}});
+    (status, Json(body)).into_response()
+}
+
+async fn catalog_version(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({"version": st.store.catalog_version().await?})))
+}
+
+async fn openapi_json(State(st): State<AppState>) -> Response {
+    let mut resp = st.openapi.as_str().to_owned().into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route; see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+}
+
+/// Logs each request with its status and latency.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, path, status, micros, "request failed");
+    } else {
+        tracing::debug!(%method, path, status, micros, "request");
+    }
+    resp
+}
+
+/// Every route of the embedded server.
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/catalog/version", get(catalog_version))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .merge(api::catalog_routes())
+        .merge(api::api_key_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    settings: &HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, settings)).with_graceful_shutdown(shutdown).await
+}

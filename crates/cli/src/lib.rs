@@ -1,1 +1,354 @@
+//! adplatform: the binary's edge — command line, configuration, wiring of adapters into roles,
+//! and the subcommands. `main.rs` only parses arguments and calls `run`.
 
+pub mod config;
+
+use adp_domain::{CatalogStore, Kind, KeyStatus, Role};
+use adp_server::{auth, demo, AppState, HttpSettings};
+use adp_store::SqliteStore;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use config::{Config, Overrides};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "adplatform", version, about = "A fast self-hosted ad platform: ad serving, OpenRTB bidding, tracking and reporting")]
+pub struct Cli {
+    /// TOML config file (see config/adplatform.example.toml)
+    #[arg(long, global = true, env = "ADP_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the platform: every role's HTTP routes on one address (embedded mode)
+    Serve(ServeArgs),
+    /// Apply catalog store schema migrations and exit
+    Migrate(DataDirArg),
+    /// Validate the configuration and print it with secrets redacted
+    CheckConfig,
+    /// Manage API keys directly in the catalog store
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port)
+    #[arg(long)]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// Seed a demo catalog when the catalog is empty
+    #[arg(long)]
+    pub demo: bool,
+    /// Install this bootstrap admin key (also: env ADP_ADMIN_KEY)
+    #[arg(long)]
+    pub admin_key: Option<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DataDirArg {
+    /// Data directory holding the catalog database
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Advertiser,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApikeyCommand {
+    /// Create a key; its secret is printed once
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The advertiser an advertiser key belongs to
+        #[arg(long)]
+        advertiser: Option<String>,
+        /// A label to tell keys apart
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// List keys (never their secrets)
+    List {
+        #[arg(long)]
+        advertiser: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Revoke a key by id
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+fn load_config(cli: &Cli, env: &BTreeMap<String, String>, overrides: &Overrides) -> anyhow::Result<Config> {
+    let text = match &cli.config {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let path = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let file = text.as_deref().map(|t| (path.as_str(), t));
+    Ok(config::load(file, env, overrides)?)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // A second init (tests running several commands in one process) is harmless.
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn CatalogStore>> {
+    let store = SqliteStore::open_in_dir(&config.server.data_dir)
+        .with_context(|| format!("cannot open the catalog in {}", config.server.data_dir.display()))?;
+    store.migrate().await.context("cannot migrate the catalog store")?;
+    Ok(Arc::new(store))
+}
+
+/// Runs a parsed command line with the given environment.
+pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let overrides = Overrides {
+                listen: args.listen.clone(),
+                data_dir: args.data_dir.data_dir.clone(),
+                admin_key: args.admin_key.clone(),
+                demo: args.demo,
+            };
+            let config = load_config(&cli, &env, &overrides)?;
+            init_logging(&config);
+            serve(config, shutdown_signal()).await
+        }
+        Command::Migrate(dir) => {
+            let overrides = Overrides { data_dir: dir.data_dir.clone(), ..Default::default() };
+            let config = load_config(&cli, &env, &overrides)?;
+            init_logging(&config);
+            let store = SqliteStore::open_in_dir(&config.server.data_dir)?;
+            let version = store.migrate().await?;
+            println!("catalog schema at version {version} in {}", store.path().display());
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = load_config(&cli, &env, &Overrides::default())?;
+            println!("# configuration is valid; effective values (secrets redacted):");
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Apikey { command } => apikey(&cli, &env, command).await,
+    }
+}
+
+async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyCommand) -> anyhow::Result<()> {
+    let dir = match command {
+        ApikeyCommand::Create { data_dir, .. } | ApikeyCommand::List { data_dir, .. } | ApikeyCommand::Revoke { data_dir, .. } => {
+            data_dir.data_dir.clone()
+        }
+    };
+    let config = load_config(cli, env, &Overrides { data_dir: dir, ..Default::default() })?;
+    init_logging(&config);
+    let store = open_store(&config).await?;
+    match command {
+        ApikeyCommand::Create { role, advertiser, name, json, .. } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Advertiser => Role::Advertiser,
+            };
+            match (role, advertiser) {
+                (Role::Admin, Some(_)) => bail!("an admin key belongs to no advertiser: drop --advertiser"),
+                (Role::Advertiser, None) => bail!("an advertiser key needs --advertiser ID"),
+                (Role::Advertiser, Some(adv)) => {
+                    if store.get(Kind::Advertiser, adv).await?.is_none() {
+                        bail!("advertiser `{adv}` does not exist");
+                    }
+                }
+                (Role::Admin, None) => {}
+            }
+            let secret = auth::generate_secret();
+            let key = auth::create_key(store.as_ref(), &secret, name, role, advertiser.clone()).await?;
+            if *json {
+                let mut v = serde_json::to_value(&key)?;
+                v["key"] = serde_json::Value::from(secret);
+                println!("{v}");
+            } else {
+                println!("created API key {} (role {:?}{})", key.id, key.role, advertiser.as_deref().map(|a| format!(", advertiser {a}")).unwrap_or_default());
+                println!("{secret}");
+                println!("store it now: the key is not shown again");
+            }
+            Ok(())
+        }
+        ApikeyCommand::List { advertiser, .. } => {
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.list_api_keys(advertiser.as_deref(), after.as_deref(), 500).await?;
+                for k in &page.items {
+                    println!(
+                        "{}\t{:?}\t{}\t{}\t{:?}\t{}",
+                        k.id,
+                        k.role,
+                        k.advertiser_id.as_deref().unwrap_or("-"),
+                        k.prefix,
+                        k.status,
+                        k.name
+                    );
+                }
+                match page.next_after {
+                    Some(n) => after = Some(n),
+                    None => return Ok(()),
+                }
+            }
+        }
+        ApikeyCommand::Revoke { id, .. } => {
+            let Some(mut key) = store.get_api_key(id).await? else { bail!("no API key `{id}`") };
+            if key.status == KeyStatus::Revoked {
+                println!("API key {id} was already revoked");
+                return Ok(());
+            }
+            let version = key.version;
+            key.status = KeyStatus::Revoked;
+            key.updated_at = chrono_now();
+            store.update_api_key(key, version).await?;
+            println!("revoked API key {id}");
+            Ok(())
+        }
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Runs the embedded server until `shutdown` resolves.
+pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let state = AppState::new(Arc::clone(&store)).await?;
+
+    let mut demo_key = None;
+    if !config.auth.admin_key.is_empty() {
+        let key = auth::install_bootstrap_key(store.as_ref(), &config.auth.admin_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("auth.admin_key: {e}"))?;
+        tracing::info!(key_id = %key.id, "bootstrap admin key installed");
+    }
+    let mut seeded = 0;
+    if config.demo.enabled {
+        seeded = demo::seed_if_empty(&state.catalog, store.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("demo catalog: {} ({})", e.message, e.code))?;
+        if seeded > 0 && config.auth.admin_key.is_empty() {
+            let secret = auth::generate_secret();
+            auth::create_key(store.as_ref(), &secret, "demo admin", Role::Admin, None).await?;
+            demo_key = Some(secret);
+        }
+    }
+
+    let addr = config.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
+    let local = listener.local_addr()?;
+    print_banner(&config, local, seeded, demo_key.as_deref());
+
+    let settings = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(adp_server::serve(listener, state, settings, async move {
+        let _ = stop_rx.await;
+    }));
+    shutdown.await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined.context("server task failed")??,
+        Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_banner(config: &Config, local: std::net::SocketAddr, seeded: usize, demo_key: Option<&str>) {
+    let mut out = std::io::stdout().lock();
+    let base = format!("http://{local}");
+    let _ = writeln!(out, "adplatform listening on {base}");
+    let _ = writeln!(out, "  mode {} · data dir {}", config.mode, config.server.data_dir.display());
+    if config.demo.enabled {
+        if seeded > 0 {
+            let _ = writeln!(out, "  demo catalog seeded ({seeded} objects; placements {})", demo::PLACEMENTS.join(", "));
+        } else {
+            let _ = writeln!(out, "  demo catalog already present (catalog not empty)");
+        }
+        let key = match (demo_key, config.auth.admin_key.is_empty()) {
+            (Some(k), _) => {
+                let _ = writeln!(out, "  admin key (shown once): {k}");
+                k.to_string()
+            }
+            (None, false) => "<your --admin-key>".to_string(),
+            (None, true) => {
+                let _ = writeln!(out, "  no admin key shown: use the one printed at first start, or `adplatform apikey create --role admin`");
+                "<admin key>".to_string()
+            }
+        };
+        let _ = writeln!(out, "\n  try:");
+        let _ = writeln!(out, "    export ADP_KEY='{key}'");
+        let _ = writeln!(out, "    curl -s {base}/readyz");
+        let _ = writeln!(out, "    curl -s -H \"Authorization: Bearer $ADP_KEY\" {base}/api/v1/line-items");
+        let _ = writeln!(out, "    curl -s -H \"Authorization: Bearer $ADP_KEY\" {base}/api/v1/placements/demo-mrec");
+        let _ = writeln!(
+            out,
+            "    curl -s -H \"Authorization: Bearer $ADP_KEY\" -H 'Content-Type: application/json' -X PATCH \\\n      -d '{{\"version\": 1, \"rate_micros\": 3000000}}' {base}/api/v1/line-items/demo-acme-ron"
+        );
+        let _ = writeln!(out, "    curl -s {base}/api/v1/openapi.json | head -c 300");
+    }
+    let _ = out.flush();
+}

@@ -124,8 +124,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    settings: &HttpSettings,
+    settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, settings)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state, &settings)).with_graceful_shutdown(shutdown).await
 }

@@ -1,0 +1,378 @@
+//! config: defaults that need no file, then a TOML file, then `ADP_...` environment
+//! variables, then command-line flags. The environment is passed in as a map, so loading is
+//! testable without touching the process environment. Errors name the key at fault.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const ENV_PREFIX: &str = "ADP_";
+/// Environment variables with the prefix that are not config keys.
+const RESERVED_ENV: &[&str] = &["ADP_CONFIG"];
+/// Short aliases: variable → key.
+const ENV_ALIASES: &[(&str, &str)] = &[("ADP_ADMIN_KEY", "auth.admin_key")];
+/// Keys whose values are never printed.
+const SECRET_KEYS: &[&str] = &["auth.admin_key"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `embedded`: every role in one process on SQLite and local state.
+    pub mode: String,
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: u64,
+    /// How long in-flight requests get to finish after SIGTERM / Ctrl-C.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bootstrap admin key installed at start (at least 16 characters). Secret.
+    pub admin_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite`: the catalog file `catalog.sqlite` in the data dir.
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `info,adp_server=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Seed the demo catalog when the catalog is empty.
+    pub enabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: "embedded".into(),
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+            demo: DemoConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./adplatform-data"),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { backend: "sqlite".into() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: "text".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`{source_note}: {message}")]
+    Key { key: String, source_note: String, message: String },
+    #[error("unknown environment variable {var}: no config key `{key}`; known keys: {known}")]
+    UnknownEnv { var: String, key: String, known: String },
+}
+
+fn key_error(key: &str, source_note: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key { key: key.into(), source_note: source_note.into(), message: message.into() }
+}
+
+/// Command-line overrides, applied last.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_key: Option<String>,
+    pub demo: bool,
+}
+
+/// Dotted paths of every scalar key, with their default values.
+fn leaf_keys(value: &toml::Value, prefix: &str, out: &mut BTreeMap<String, toml::Value>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaf_keys(v, &p, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn set_path(root: &mut toml::Value, key: &str, v: toml::Value) {
+    let mut cur = root;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let toml::Value::Table(t) = cur else { return };
+        if parts.peek().is_none() {
+            t.insert(part.to_string(), v);
+            return;
+        }
+        cur = t.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+}
+
+/// Converts an environment string to the type the key's default has.
+fn typed(raw: &str, like: &toml::Value, key: &str, var: &str) -> Result<toml::Value, ConfigError> {
+    let note = format!(" (from {var})");
+    match like {
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| key_error(key, &note, format!("`{raw}` is not an integer"))),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(key_error(key, &note, format!("`{raw}` is not a boolean (true/false)"))),
+        },
+        _ => Ok(toml::Value::String(raw.to_string())),
+    }
+}
+
+/// Loads the config: `file` is `(path, contents)` when a file was given.
+pub fn load(
+    file: Option<(&str, &str)>,
+    env: &BTreeMap<String, String>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let defaults = toml::Value::try_from(Config::default())
+        .map_err(|e| key_error("", "", format!("defaults do not serialise: {e}")))?;
+    let mut known = BTreeMap::new();
+    leaf_keys(&defaults, "", &mut known);
+
+    let mut merged = match file {
+        Some((path, text)) => {
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.into(), message: e.message().to_string() })?;
+            toml::Value::Table(table)
+        }
+        None => toml::Value::Table(Default::default()),
+    };
+
+    for (var, raw) in env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)) {
+        if RESERVED_ENV.contains(&var.as_str()) {
+            continue;
+        }
+        let key = ENV_ALIASES
+            .iter()
+            .find(|(alias, _)| alias == var)
+            .map(|(_, key)| key.to_string())
+            .or_else(|| known.keys().find(|k| env_name(k) == *var).cloned());
+        let Some(key) = key else {
+            let guess = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+            return Err(ConfigError::UnknownEnv {
+                var: var.clone(),
+                key: guess,
+                known: known.keys().map(|k| env_name(k)).collect::<Vec<_>>().join(", "),
+            });
+        };
+        let like = known.get(&key).cloned().unwrap_or(toml::Value::String(String::new()));
+        set_path(&mut merged, &key, typed(raw, &like, &key, var)?);
+    }
+
+    if let Some(l) = &overrides.listen {
+        set_path(&mut merged, "server.listen", toml::Value::String(l.clone()));
+    }
+    if let Some(d) = &overrides.data_dir {
+        set_path(&mut merged, "server.data_dir", toml::Value::String(d.display().to_string()));
+    }
+    if let Some(k) = &overrides.admin_key {
+        set_path(&mut merged, "auth.admin_key", toml::Value::String(k.clone()));
+    }
+    if overrides.demo {
+        set_path(&mut merged, "demo.enabled", toml::Value::Boolean(true));
+    }
+
+    let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.message().to_string();
+        key_error(&key, "", msg)
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mode != "embedded" {
+            return Err(key_error(
+                "mode",
+                "",
+                format!("`{}` is not available in this build; the only mode is `embedded`", self.mode),
+            ));
+        }
+        self.listen_addr()?;
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(key_error("server.data_dir", "", "must not be empty"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return Err(key_error("server.max_body_bytes", "", "must be between 1024 and 67108864"));
+        }
+        if self.server.shutdown_grace_secs > 600 {
+            return Err(key_error("server.shutdown_grace_secs", "", "must be at most 600"));
+        }
+        if !self.auth.admin_key.is_empty() && self.auth.admin_key.len() < adp_server::auth::MIN_KEY_LEN {
+            return Err(key_error(
+                "auth.admin_key",
+                "",
+                format!("must be at least {} characters", adp_server::auth::MIN_KEY_LEN),
+            ));
+        }
+        if self.store.backend != "sqlite" {
+            return Err(key_error("store.backend", "", format!("`{}` is not a store backend here; use `sqlite`", self.store.backend)));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(key_error("log.format", "", "must be `text` or `json`"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(key_error("log.level", "", format!("`{}` is not a tracing filter (e.g. info, debug, info,adp_server=debug)", self.log.level)));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| key_error("server.listen", "", format!("`{}` is not an address such as 127.0.0.1:8080", self.server.listen)))
+    }
+
+    /// The effective config as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut v = match toml::Value::try_from(self) {
+            Ok(v) => v,
+            Err(e) => return format!("# cannot render config: {e}\n"),
+        };
+        for key in SECRET_KEYS {
+            let mut leaves = BTreeMap::new();
+            leaf_keys(&v, "", &mut leaves);
+            if let Some(toml::Value::String(s)) = leaves.get(*key) {
+                if !s.is_empty() {
+                    set_path(&mut v, key, toml::Value::String("<redacted>".into()));
+                }
+            }
+        }
+        toml::to_string_pretty(&v).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = load(None, &env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen_addr().expect("addr").port(), 8080);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let file = "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/adp\"\n[log]\nlevel = \"debug\"\n";
+        let e = env(&[("ADP_SERVER_LISTEN", "0.0.0.0:9100"), ("ADP_DEMO_ENABLED", "true"), ("PATH", "/bin"), ("ADP_CONFIG", "x")]);
+        let c = load(Some(("f.toml", file)), &e, &Overrides::default()).expect("load");
+        assert_eq!(c.server.listen, "0.0.0.0:9100", "env beats file");
+        assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/adp"), "file beats default");
+        assert_eq!(c.log.level, "debug");
+        assert!(c.demo.enabled);
+        let flags = Overrides { listen: Some("127.0.0.1:1".into()), ..Default::default() };
+        let c = load(Some(("f.toml", file)), &e, &flags).expect("load");
+        assert_eq!(c.server.listen, "127.0.0.1:1", "flags beat env");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load(Some(("f.toml", "[server]\nlisen = \"x\"\n")), &env(&[]), &Overrides::default()).expect_err("typo");
+        assert!(err.to_string().contains("server.lisen"), "{err}");
+        let err = load(None, &env(&[("ADP_SERVER_MAX_BODY_BYTES", "lots")]), &Overrides::default()).expect_err("int");
+        assert!(err.to_string().contains("server.max_body_bytes") && err.to_string().contains("ADP_SERVER_MAX_BODY_BYTES"), "{err}");
+        let err = load(None, &env(&[("ADP_SERVER_LISTEN", "nowhere")]), &Overrides::default()).expect_err("addr");
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = load(None, &env(&[("ADP_SERVR_LISTEN", "x")]), &Overrides::default()).expect_err("unknown env");
+        assert!(matches!(err, ConfigError::UnknownEnv { ref var, .. } if var == "ADP_SERVR_LISTEN"), "{err}");
+        let err = load(Some(("f.toml", "[server]\nmax_body_bytes = \"big\"\n")), &env(&[]), &Overrides::default()).expect_err("type");
+        assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
+        let err = load(Some(("f.toml", "[server\n")), &env(&[]), &Overrides::default()).expect_err("syntax");
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn admin_key_alias_and_redaction() {
+        let c = load(None, &env(&[("ADP_ADMIN_KEY", "a-very-secret-admin-key")]), &Overrides::default()).expect("load");
+        assert_eq!(c.auth.admin_key, "a-very-secret-admin-key");
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("a-very-secret-admin-key") && shown.contains("<redacted>"), "{shown}");
+        let err = load(None, &env(&[("ADP_AUTH_ADMIN_KEY", "short")]), &Overrides::default()).expect_err("short key");
+        assert!(err.to_string().contains("auth.admin_key"), "{err}");
+    }
+
+    #[test]
+    fn example_file_is_valid_and_documents_every_key() {
+        let text = include_str!("../../../config/adplatform.example.toml");
+        let c = load(Some(("example", text)), &env(&[]), &Overrides::default()).expect("example loads");
+        assert_eq!(c.mode, "embedded");
+        let mut keys = BTreeMap::new();
+        leaf_keys(&toml::Value::try_from(Config::default()).expect("defaults"), "", &mut keys);
+        for key in keys.keys() {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            assert!(text.contains(leaf), "example config does not mention `{key}`");
+            assert!(text.contains(&env_name(key)), "example config does not name {}", env_name(key));
+        }
+    }
+}

@@ -17,6 +17,9 @@ use tokio::sync::{broadcast, watch};
 /// Fields the platform owns; a client may echo them back unchanged but never set them.
 const META_FIELDS: &[&str] = &["id", "version", "created_at", "updated_at", "catalog_version"];
 
+/// Fields a merge patch replaces whole instead of merging into (one-key tagged unions).
+pub const ATOMIC_FIELDS: &[&str] = &["targeting", "content"];
+
 /// A field derived from the owner and shown read-only (e.g. a line item's advertiser).
 fn derived_field(kind: Kind) -> Option<&'static str> {
     match kind {
@@ -292,7 +295,15 @@ impl CatalogService {
         let current = self.load(who, kind, id).await?;
         strip_echoed_read_only(&mut patch, &current, kind)?;
         let mut merged = current.spec.to_json();
-        json_patch::merge(&mut merged, &Value::Object(patch));
+        let patch = Value::Object(patch);
+        json_patch::merge(&mut merged, &patch);
+        // Tagged unions are replaced whole: merging `{"all": ..}` into `{"any": ..}` would
+        // leave both keys, which no client means.
+        for field in ATOMIC_FIELDS {
+            if let (Some(v), Some(m)) = (patch.get(*field).filter(|v| !v.is_null()), merged.as_object_mut()) {
+                m.insert((*field).to_string(), v.clone());
+            }
+        }
         let mut spec = Spec::from_json(kind, &merged)?;
         if let (Some(old), Some(new), Some((field, _))) = (current.spec.parent_id(), spec.parent_id(), kind.parent()) {
             if old != new {

@@ -132,7 +132,7 @@ pub fn document() -> Value {
         let create_body = json!({"allOf": [schema_ref(spec), {"type": "object", "properties": {
             "id": {"type": "string", "description": "optional client-chosen id (letters, digits, -_.:); generated when absent"}}}]});
         let patch_body = json!({"type": "object", "required": [], "description": format!(
-            "JSON merge patch (RFC 7396) over {spec}: send only the fields to change, plus `version` (or If-Match)"),
+            "JSON merge patch (RFC 7396) over {spec}: send only the fields to change, plus `version` (or If-Match); `targeting` and `content` are replaced whole, null removes an optional field"),
             "properties": {"version": {"type": "integer", "minimum": 1}}, "additionalProperties": true});
         let tag = res.segment;
         let mut list_params = paging_params(res.filters);

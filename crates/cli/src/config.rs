@@ -191,9 +191,10 @@ pub fn load(
 
     let mut merged = match file {
         Some((path, text)) => {
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.into(), message: e.message().to_string() })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.into(),
+                message: e.message().to_string(),
+            })?;
             toml::Value::Table(table)
         }
         None => toml::Value::Table(Default::default()),
@@ -270,22 +271,29 @@ impl Config {
             ));
         }
         if self.store.backend != "sqlite" {
-            return Err(key_error("store.backend", "", format!("`{}` is not a store backend here; use `sqlite`", self.store.backend)));
+            return Err(key_error(
+                "store.backend",
+                "",
+                format!("`{}` is not a store backend here; use `sqlite`", self.store.backend),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(key_error("log.format", "", "must be `text` or `json`"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(key_error("log.level", "", format!("`{}` is not a tracing filter (e.g. info, debug, info,adp_server=debug)", self.log.level)));
+            return Err(key_error(
+                "log.level",
+                "",
+                format!("`{}` is not a tracing filter (e.g. info, debug, info,adp_server=debug)", self.log.level),
+            ));
         }
         Ok(())
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .listen
-            .parse()
-            .map_err(|_| key_error("server.listen", "", format!("`{}` is not an address such as 127.0.0.1:8080", self.server.listen)))
+        self.server.listen.parse().map_err(|_| {
+            key_error("server.listen", "", format!("`{}` is not an address such as 127.0.0.1:8080", self.server.listen))
+        })
     }
 
     /// The effective config as TOML, secrets redacted.
@@ -325,7 +333,12 @@ mod tests {
     #[test]
     fn file_then_env_then_flags() {
         let file = "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/adp\"\n[log]\nlevel = \"debug\"\n";
-        let e = env(&[("ADP_SERVER_LISTEN", "0.0.0.0:9100"), ("ADP_DEMO_ENABLED", "true"), ("PATH", "/bin"), ("ADP_CONFIG", "x")]);
+        let e = env(&[
+            ("ADP_SERVER_LISTEN", "0.0.0.0:9100"),
+            ("ADP_DEMO_ENABLED", "true"),
+            ("PATH", "/bin"),
+            ("ADP_CONFIG", "x"),
+        ]);
         let c = load(Some(("f.toml", file)), &e, &Overrides::default()).expect("load");
         assert_eq!(c.server.listen, "0.0.0.0:9100", "env beats file");
         assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/adp"), "file beats default");
@@ -338,15 +351,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = load(Some(("f.toml", "[server]\nlisen = \"x\"\n")), &env(&[]), &Overrides::default()).expect_err("typo");
+        let err =
+            load(Some(("f.toml", "[server]\nlisen = \"x\"\n")), &env(&[]), &Overrides::default()).expect_err("typo");
         assert!(err.to_string().contains("server.lisen"), "{err}");
         let err = load(None, &env(&[("ADP_SERVER_MAX_BODY_BYTES", "lots")]), &Overrides::default()).expect_err("int");
-        assert!(err.to_string().contains("server.max_body_bytes") && err.to_string().contains("ADP_SERVER_MAX_BODY_BYTES"), "{err}");
+        assert!(
+            err.to_string().contains("server.max_body_bytes") && err.to_string().contains("ADP_SERVER_MAX_BODY_BYTES"),
+            "{err}"
+        );
         let err = load(None, &env(&[("ADP_SERVER_LISTEN", "nowhere")]), &Overrides::default()).expect_err("addr");
         assert!(err.to_string().contains("server.listen"), "{err}");
         let err = load(None, &env(&[("ADP_SERVR_LISTEN", "x")]), &Overrides::default()).expect_err("unknown env");
         assert!(matches!(err, ConfigError::UnknownEnv { ref var, .. } if var == "ADP_SERVR_LISTEN"), "{err}");
-        let err = load(Some(("f.toml", "[server]\nmax_body_bytes = \"big\"\n")), &env(&[]), &Overrides::default()).expect_err("type");
+        let err = load(Some(("f.toml", "[server]\nmax_body_bytes = \"big\"\n")), &env(&[]), &Overrides::default())
+            .expect_err("type");
         assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
         let err = load(Some(("f.toml", "[server\n")), &env(&[]), &Overrides::default()).expect_err("syntax");
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");

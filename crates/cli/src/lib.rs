@@ -3,7 +3,7 @@
 
 pub mod config;
 
-use adp_domain::{CatalogStore, Kind, KeyStatus, Role};
+use adp_domain::{CatalogStore, KeyStatus, Kind, Role};
 use adp_server::{auth, demo, AppState, HttpSettings};
 use adp_store::SqliteStore;
 use anyhow::{bail, Context};
@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "adplatform", version, about = "A fast self-hosted ad platform: ad serving, OpenRTB bidding, tracking and reporting")]
+#[command(
+    name = "adplatform",
+    version,
+    about = "A fast self-hosted ad platform: ad serving, OpenRTB bidding, tracking and reporting"
+)]
 pub struct Cli {
     /// TOML config file (see config/adplatform.example.toml)
     #[arg(long, global = true, env = "ADP_CONFIG")]
@@ -103,9 +107,9 @@ pub enum ApikeyCommand {
 
 fn load_config(cli: &Cli, env: &BTreeMap<String, String>, overrides: &Overrides) -> anyhow::Result<Config> {
     let text = match &cli.config {
-        Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?)
+        }
         None => None,
     };
     let path = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
@@ -164,9 +168,9 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
 
 async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyCommand) -> anyhow::Result<()> {
     let dir = match command {
-        ApikeyCommand::Create { data_dir, .. } | ApikeyCommand::List { data_dir, .. } | ApikeyCommand::Revoke { data_dir, .. } => {
-            data_dir.data_dir.clone()
-        }
+        ApikeyCommand::Create { data_dir, .. }
+        | ApikeyCommand::List { data_dir, .. }
+        | ApikeyCommand::Revoke { data_dir, .. } => data_dir.data_dir.clone(),
     };
     let config = load_config(cli, env, &Overrides { data_dir: dir, ..Default::default() })?;
     init_logging(&config);
@@ -194,7 +198,12 @@ async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyComma
                 v["key"] = serde_json::Value::from(secret);
                 println!("{v}");
             } else {
-                println!("created API key {} (role {:?}{})", key.id, key.role, advertiser.as_deref().map(|a| format!(", advertiser {a}")).unwrap_or_default());
+                println!(
+                    "created API key {} (role {:?}{})",
+                    key.id,
+                    key.role,
+                    advertiser.as_deref().map(|a| format!(", advertiser {a}")).unwrap_or_default()
+                );
                 println!("{secret}");
                 println!("store it now: the key is not shown again");
             }
@@ -271,7 +280,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the embedded server until `shutdown` resolves.
-pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let state = AppState::new(Arc::clone(&store)).await?;
 
@@ -324,7 +336,8 @@ fn print_banner(config: &Config, local: std::net::SocketAddr, seeded: usize, dem
     let _ = writeln!(out, "  mode {} · data dir {}", config.mode, config.server.data_dir.display());
     if config.demo.enabled {
         if seeded > 0 {
-            let _ = writeln!(out, "  demo catalog seeded ({seeded} objects; placements {})", demo::PLACEMENTS.join(", "));
+            let _ =
+                writeln!(out, "  demo catalog seeded ({seeded} objects; placements {})", demo::PLACEMENTS.join(", "));
         } else {
             let _ = writeln!(out, "  demo catalog already present (catalog not empty)");
         }

@@ -9,28 +9,50 @@ use serde_json::{json, Value};
 /// For each entity: its URL segment, a valid create body, and a patch with the field it changes.
 fn entities() -> Vec<(&'static str, Value, Value)> {
     vec![
-        ("advertisers", json!({"id": "adv1", "name": "Shoes Inc", "domains": ["shoes.example"], "categories": ["IAB18"]}),
-         json!({"name": "Shoes & Boots Inc"})),
-        ("campaigns", json!({"id": "cmp1", "advertiser_id": "adv1", "name": "Spring", "start": "2026-03-01T00:00:00Z",
+        (
+            "advertisers",
+            json!({"id": "adv1", "name": "Shoes Inc", "domains": ["shoes.example"], "categories": ["IAB18"]}),
+            json!({"name": "Shoes & Boots Inc"}),
+        ),
+        (
+            "campaigns",
+            json!({"id": "cmp1", "advertiser_id": "adv1", "name": "Spring", "start": "2026-03-01T00:00:00Z",
                              "end": "2026-06-01T00:00:00Z", "budget_micros": 9_000_000_000i64}),
-         json!({"budget_micros": 12_000_000_000i64})),
-        ("creatives", json!({"id": "cr1", "advertiser_id": "adv1", "name": "MREC", "content": {"banner_html": {"html": "<b>buy</b>"}},
+            json!({"budget_micros": 12_000_000_000i64}),
+        ),
+        (
+            "creatives",
+            json!({"id": "cr1", "advertiser_id": "adv1", "name": "MREC", "content": {"banner_html": {"html": "<b>buy</b>"}},
                              "sizes": [{"w": 300, "h": 250}], "click_url": "https://shoes.example/", "landing_domain": "shoes.example"}),
-         json!({"name": "MREC v2"})),
-        ("line-items", json!({"id": "li1", "campaign_id": "cmp1", "name": "RON", "start": "2026-03-01T00:00:00Z",
+            json!({"name": "MREC v2"}),
+        ),
+        (
+            "line-items",
+            json!({"id": "li1", "campaign_id": "cmp1", "name": "RON", "start": "2026-03-01T00:00:00Z",
                               "end": "2026-05-01T00:00:00Z", "priority": "standard", "pricing": "cpm", "rate_micros": 2_000_000,
                               "budget": {"daily_micros": 50_000_000, "lifetime_micros": 1_000_000_000, "time_zone": "America/New_York"},
                               "frequency_caps": [{"count": 3, "window": "day"}],
                               "targeting": {"all": [{"country": ["US"]}, {"daypart": {"time_zone": "America/New_York",
                                   "windows": [{"days": ["sat", "sun"], "start_hour": 10, "end_hour": 22}]}}]},
                               "creatives": [{"creative_id": "cr1", "weight": 3}], "channels": ["direct", "rtb"], "deal_ids": ["d-1"]}),
-         json!({"targeting": {"any": [{"country": ["CA"]}, {"segment": ["s1"]}]}})),
-        ("publishers", json!({"id": "pub1", "name": "News Corp", "domain": "news.example"}), json!({"name": "News Group"})),
-        ("sites", json!({"id": "site1", "publisher_id": "pub1", "name": "News app", "kind": "app", "bundle": "com.news.app"}),
-         json!({"categories": ["IAB12"]})),
-        ("placements", json!({"id": "plc1", "site_id": "site1", "name": "Feed", "sizes": [{"w": 320, "h": 50}],
+            json!({"targeting": {"any": [{"country": ["CA"]}, {"segment": ["s1"]}]}}),
+        ),
+        (
+            "publishers",
+            json!({"id": "pub1", "name": "News Corp", "domain": "news.example"}),
+            json!({"name": "News Group"}),
+        ),
+        (
+            "sites",
+            json!({"id": "site1", "publisher_id": "pub1", "name": "News app", "kind": "app", "bundle": "com.news.app"}),
+            json!({"categories": ["IAB12"]}),
+        ),
+        (
+            "placements",
+            json!({"id": "plc1", "site_id": "site1", "name": "Feed", "sizes": [{"w": 320, "h": 50}],
                               "formats": ["banner", "native"], "floor_micros": 300_000}),
-         json!({"floor_micros": 450_000, "blocked_adomains": ["rival.example"]})),
+            json!({"floor_micros": 450_000, "blocked_adomains": ["rival.example"]}),
+        ),
     ]
 }
 
@@ -71,7 +93,10 @@ async fn every_entity_supports_create_get_patch_list_archive() {
         assert_eq!(archived.status, StatusCode::OK, "{segment}: {}", archived.body);
         assert_eq!(archived.body["status"], "archived");
         assert_eq!(archived.body["version"], 3);
-        assert!(c.list_all(&format!("/api/v1/{segment}")).await.is_empty(), "{segment}: archived objects leave the default list");
+        assert!(
+            c.list_all(&format!("/api/v1/{segment}")).await.is_empty(),
+            "{segment}: archived objects leave the default list"
+        );
         let only_archived = c.list_all(&format!("/api/v1/{segment}?status=archived")).await;
         assert_eq!(only_archived.len(), 1);
         let again = c.archive(&format!("/api/v1/{segment}/{id}")).await;
@@ -127,7 +152,9 @@ async fn api_keys_are_created_once_listed_and_revoked() {
     let server = Server::start(&[]);
     let admin = server.admin();
     common::seed_advertiser(&admin, "a1").await;
-    let created = admin.post("/api/v1/api-keys", &json!({"name": "a1 reporting", "role": "advertiser", "advertiser_id": "a1"})).await;
+    let created = admin
+        .post("/api/v1/api-keys", &json!({"name": "a1 reporting", "role": "advertiser", "advertiser_id": "a1"}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let secret = created.body["key"].as_str().expect("secret shown once").to_string();
     let id = created.body["id"].as_str().expect("id").to_string();
@@ -161,14 +188,29 @@ async fn openapi_document_lists_every_route_and_schema() {
     assert_eq!(doc.status, StatusCode::OK);
     assert_eq!(doc.body["openapi"], "3.1.0");
     for (segment, _, _) in entities() {
-        for path in [format!("/api/v1/{segment}"), format!("/api/v1/{segment}/{{id}}"), format!("/api/v1/{segment}/{{id}}/archive")] {
+        for path in [
+            format!("/api/v1/{segment}"),
+            format!("/api/v1/{segment}/{{id}}"),
+            format!("/api/v1/{segment}/{{id}}/archive"),
+        ] {
             assert!(doc.body["paths"][&path].is_object(), "missing {path}");
         }
     }
     for path in ["/api/v1/api-keys", "/api/v1/catalog/version", "/healthz", "/readyz"] {
         assert!(doc.body["paths"][path].is_object(), "missing {path}");
     }
-    for schema in ["Advertiser", "Campaign", "LineItem", "Creative", "Publisher", "Site", "Placement", "Expr", "ErrorBody", "ApiKey"] {
+    for schema in [
+        "Advertiser",
+        "Campaign",
+        "LineItem",
+        "Creative",
+        "Publisher",
+        "Site",
+        "Placement",
+        "Expr",
+        "ErrorBody",
+        "ApiKey",
+    ] {
         assert!(doc.body["components"]["schemas"][schema].is_object(), "missing schema {schema}");
     }
 }

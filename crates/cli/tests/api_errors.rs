@@ -56,13 +56,33 @@ async fn malformed_requests_get_400_with_the_field() {
         ("advertisers", json!({"name": "x", "colour": "red"}), "unknown_field", "colour"),
         ("advertisers", json!({"domains": ["x.example"]}), "missing_field", "name"),
         ("campaigns", json!({"advertiser_id": "a1", "name": "x", "start": "tomorrow"}), "invalid_value", "start"),
-        ("campaigns", json!({"advertiser_id": "a1", "name": "x", "start": "2026-01-01T00:00:00Z", "budget_micros": "lots"}), "invalid_type", "budget_micros"),
-        ("line-items", json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1, "pacing": "asap",
-                              "frequency_caps": [{"count": 1, "window": "fortnight"}]}), "invalid_value", "frequency_caps[0].window"),
-        ("line-items", json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1, "pacing": "asap",
-                              "budget": {"daily_micros": 5, "time_zone": "Moon/Base"}}), "invalid_timezone", "budget.time_zone"),
+        (
+            "campaigns",
+            json!({"advertiser_id": "a1", "name": "x", "start": "2026-01-01T00:00:00Z", "budget_micros": "lots"}),
+            "invalid_type",
+            "budget_micros",
+        ),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1, "pacing": "asap",
+                              "frequency_caps": [{"count": 1, "window": "fortnight"}]}),
+            "invalid_value",
+            "frequency_caps[0].window",
+        ),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1, "pacing": "asap",
+                              "budget": {"daily_micros": 5, "time_zone": "Moon/Base"}}),
+            "invalid_timezone",
+            "budget.time_zone",
+        ),
         ("advertisers", json!({"name": "x", "version": 4}), "read_only_field", "version"),
-        ("line-items", json!({"campaign_id": "a1-c1", "advertiser_id": "a1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1}), "read_only_field", "advertiser_id"),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "advertiser_id": "a1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1}),
+            "read_only_field",
+            "advertiser_id",
+        ),
         ("placements", json!({"site_id": "s", "name": "x", "formats": []}), "empty_set", "formats"),
     ];
     for (segment, body, code, field) in cases {
@@ -118,14 +138,49 @@ async fn semantic_faults_get_422_with_the_field() {
     let c = server.admin();
     seed_advertiser(&c, "a1").await;
     let cases: Vec<(&str, Value, &str, &str)> = vec![
-        ("campaigns", json!({"advertiser_id": "nobody", "name": "x", "start": "2026-01-01T00:00:00Z"}), "reference_not_found", "advertiser_id"),
-        ("campaigns", json!({"advertiser_id": "a1", "name": "x", "start": "2026-05-01T00:00:00Z", "end": "2026-04-01T00:00:00Z"}), "invalid_flight", "end"),
-        ("line-items", json!({"campaign_id": "a1-c1", "name": "x", "start": "2025-01-01T00:00:00Z", "rate_micros": 1, "pacing": "asap"}), "outside_campaign_flight", "start"),
-        ("line-items", json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1}), "invalid_value", "pacing"),
-        ("line-items", json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": -5, "pacing": "asap"}), "invalid_value", "rate_micros"),
-        ("creatives", json!({"advertiser_id": "a1", "name": "x", "content": {"banner_html": {"html": "<b/>"}}, "sizes": [{"w": 300, "h": 250}],
-                             "click_url": "javascript:alert(1)", "landing_domain": "a1.example"}), "invalid_value", "click_url"),
-        ("sites", json!({"publisher_id": "nobody", "name": "x", "kind": "site", "domain": "x.example"}), "reference_not_found", "publisher_id"),
+        (
+            "campaigns",
+            json!({"advertiser_id": "nobody", "name": "x", "start": "2026-01-01T00:00:00Z"}),
+            "reference_not_found",
+            "advertiser_id",
+        ),
+        (
+            "campaigns",
+            json!({"advertiser_id": "a1", "name": "x", "start": "2026-05-01T00:00:00Z", "end": "2026-04-01T00:00:00Z"}),
+            "invalid_flight",
+            "end",
+        ),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "name": "x", "start": "2025-01-01T00:00:00Z", "rate_micros": 1, "pacing": "asap"}),
+            "outside_campaign_flight",
+            "start",
+        ),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": 1}),
+            "invalid_value",
+            "pacing",
+        ),
+        (
+            "line-items",
+            json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z", "rate_micros": -5, "pacing": "asap"}),
+            "invalid_value",
+            "rate_micros",
+        ),
+        (
+            "creatives",
+            json!({"advertiser_id": "a1", "name": "x", "content": {"banner_html": {"html": "<b/>"}}, "sizes": [{"w": 300, "h": 250}],
+                             "click_url": "javascript:alert(1)", "landing_domain": "a1.example"}),
+            "invalid_value",
+            "click_url",
+        ),
+        (
+            "sites",
+            json!({"publisher_id": "nobody", "name": "x", "kind": "site", "domain": "x.example"}),
+            "reference_not_found",
+            "publisher_id",
+        ),
     ];
     for (segment, body, code, field) in cases {
         let r = c.post(&format!("/api/v1/{segment}"), &body).await;
@@ -133,7 +188,10 @@ async fn semantic_faults_get_422_with_the_field() {
         assert_eq!(r.error(), (code.to_string(), field.to_string()), "{segment} {body}");
     }
     let r = c.patch("/api/v1/line-items/a1-li1", &json!({"version": 1, "campaign_id": "other"})).await;
-    assert_eq!((r.status, r.error()), (StatusCode::UNPROCESSABLE_ENTITY, ("immutable_field".into(), "campaign_id".into())));
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, ("immutable_field".into(), "campaign_id".into()))
+    );
     assert_eq!(c.get("/api/v1/line-items/a1-li1").await.body["version"], 1, "rejected patches change nothing");
 }
 
@@ -143,13 +201,20 @@ async fn invalid_targeting_is_rejected_with_its_json_path() {
     let c = server.admin();
     seed_advertiser(&c, "a1").await;
     let cases = [
-        (json!({"all": [{"country": ["US"]}, {"any": [{"os": ["ios"]}, {"colour": ["red"]}]}]}), "unknown_attribute", "targeting.all[1].any[1].colour"),
+        (
+            json!({"all": [{"country": ["US"]}, {"any": [{"os": ["ios"]}, {"colour": ["red"]}]}]}),
+            "unknown_attribute",
+            "targeting.all[1].any[1].colour",
+        ),
         (json!({"not": {"ip_cidr": ["192.0.2.0/24", "192.0.2.0/40"]}}), "invalid_cidr", "targeting.not.ip_cidr[1]"),
         (json!({"all": [{"segment": []}]}), "empty_set", "targeting.all[0].segment"),
         (json!({"any": []}), "empty_set", "targeting.any"),
-        (json!({"daypart": {"time_zone": "Europe/Paris", "windows": [{"days": ["mon"], "start_hour": 9, "end_hour": 17},
+        (
+            json!({"daypart": {"time_zone": "Europe/Paris", "windows": [{"days": ["mon"], "start_hour": 9, "end_hour": 17},
                                                                     {"days": ["tue"], "start_hour": 20, "end_hour": 6}]}}),
-         "contradictory_daypart", "targeting.daypart.windows[1].end_hour"),
+            "contradictory_daypart",
+            "targeting.daypart.windows[1].end_hour",
+        ),
         (json!({"key_value": {"key": "section"}}), "missing_field", "targeting.key_value.values"),
     ];
     for (targeting, code, field) in cases {

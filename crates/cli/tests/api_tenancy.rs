@@ -14,12 +14,8 @@ async fn advertiser_key(admin: &Client, adv: &str) -> String {
 }
 
 /// The other tenant's objects, by URL path.
-const THEIRS: &[&str] = &[
-    "/api/v1/advertisers/a2",
-    "/api/v1/campaigns/a2-c1",
-    "/api/v1/creatives/a2-cr1",
-    "/api/v1/line-items/a2-li1",
-];
+const THEIRS: &[&str] =
+    &["/api/v1/advertisers/a2", "/api/v1/campaigns/a2-c1", "/api/v1/creatives/a2-cr1", "/api/v1/line-items/a2-li1"];
 
 #[tokio::test]
 async fn another_tenants_objects_are_invisible_to_every_verb() {
@@ -42,7 +38,8 @@ async fn another_tenants_objects_are_invisible_to_every_verb() {
 
         let archive = mine.archive(path).await;
         assert!(
-            archive.status == StatusCode::NOT_FOUND || (path.contains("/advertisers/") && archive.status == StatusCode::FORBIDDEN),
+            archive.status == StatusCode::NOT_FOUND
+                || (path.contains("/advertisers/") && archive.status == StatusCode::FORBIDDEN),
             "archive {path}: {}",
             archive.status
         );
@@ -76,7 +73,10 @@ async fn lists_never_include_another_tenants_objects() {
         let filtered = mine.list_all(&format!("/api/v1/{segment}?status=active")).await;
         assert_eq!(filtered.len(), 1);
     }
-    assert!(mine.list_all("/api/v1/campaigns?advertiser_id=a2").await.is_empty(), "filtering by another tenant yields nothing");
+    assert!(
+        mine.list_all("/api/v1/campaigns?advertiser_id=a2").await.is_empty(),
+        "filtering by another tenant yields nothing"
+    );
     assert!(mine.list_all("/api/v1/line-items?campaign_id=a2-c1").await.is_empty());
 }
 
@@ -88,11 +88,24 @@ async fn advertiser_keys_cannot_reach_across_by_reference_or_into_supply() {
     seed_advertiser(&admin, "a2").await;
     let mine = server.client(Some(&advertiser_key(&admin, "a1").await));
 
-    let r = mine.post("/api/v1/campaigns", &json!({"advertiser_id": "a2", "name": "x", "start": "2026-01-01T00:00:00Z"})).await;
-    assert_eq!((r.status, r.error()), (StatusCode::UNPROCESSABLE_ENTITY, ("reference_not_found".into(), "advertiser_id".into())));
-    let r = mine.post("/api/v1/line-items", &json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z",
-        "rate_micros": 1, "pacing": "asap", "creatives": [{"creative_id": "a2-cr1"}]})).await;
-    assert_eq!((r.status, r.error()), (StatusCode::UNPROCESSABLE_ENTITY, ("reference_not_found".into(), "creatives[0].creative_id".into())));
+    let r = mine
+        .post("/api/v1/campaigns", &json!({"advertiser_id": "a2", "name": "x", "start": "2026-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, ("reference_not_found".into(), "advertiser_id".into()))
+    );
+    let r = mine
+        .post(
+            "/api/v1/line-items",
+            &json!({"campaign_id": "a1-c1", "name": "x", "start": "2026-02-01T00:00:00Z",
+        "rate_micros": 1, "pacing": "asap", "creatives": [{"creative_id": "a2-cr1"}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, ("reference_not_found".into(), "creatives[0].creative_id".into()))
+    );
     assert_eq!(admin.list_all("/api/v1/campaigns?advertiser_id=a2").await.len(), 1, "nothing was created for a2");
 
     let r = mine.post("/api/v1/advertisers", &json!({"name": "new"})).await;

@@ -25,11 +25,7 @@ impl FieldError {
         FieldError { code, message: message.into(), field: field.into(), class: FaultClass::Malformed }
     }
 
-    pub fn unprocessable(
-        code: &'static str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn unprocessable(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError { code, message: message.into(), field: field.into(), class: FaultClass::Unprocessable }
     }
 

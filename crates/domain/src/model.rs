@@ -666,11 +666,9 @@ pub fn validate_id(id: &str, field: &str) -> Result<(), FieldError> {
 
 fn flight(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Result<(), FieldError> {
     match end {
-        Some(end) if end <= start => Err(FieldError::unprocessable(
-            "invalid_flight",
-            "end",
-            "flight end must be after its start",
-        )),
+        Some(end) if end <= start => {
+            Err(FieldError::unprocessable("invalid_flight", "end", "flight end must be after its start"))
+        }
         _ => Ok(()),
     }
 }
@@ -695,10 +693,7 @@ fn categories(list: &[String], field: &str) -> Result<(), FieldError> {
     for (i, c) in list.iter().enumerate() {
         let ok = !c.is_empty() && c.len() <= 32 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
-            return Err(invalid(
-                &format!("{field}[{i}]"),
-                format!("`{c}` is not an IAB category id (e.g. IAB3-1)"),
-            ));
+            return Err(invalid(&format!("{field}[{i}]"), format!("`{c}` is not an IAB category id (e.g. IAB3-1)")));
         }
     }
     Ok(())
@@ -744,9 +739,16 @@ fn validate_line_item(s: &LineItemSpec) -> Result<(), FieldError> {
         && s.budget.lifetime_micros.is_none()
         && s.priority != Priority::House
     {
-        return Err(invalid("pacing", "even pacing needs a daily or lifetime budget; use asap for unbudgeted line items"));
+        return Err(invalid(
+            "pacing",
+            "even pacing needs a daily or lifetime budget; use asap for unbudgeted line items",
+        ));
     }
-    if s.pacing == Pacing::Even && s.budget.daily_micros.is_none() && s.end.is_none() && s.budget.lifetime_micros.is_some() {
+    if s.pacing == Pacing::Even
+        && s.budget.daily_micros.is_none()
+        && s.end.is_none()
+        && s.budget.lifetime_micros.is_some()
+    {
         return Err(invalid("end", "even pacing of a lifetime budget needs a flight end"));
     }
     match s.sov_percent {
@@ -776,7 +778,10 @@ fn validate_line_item(s: &LineItemSpec) -> Result<(), FieldError> {
 }
 
 fn url(u: &str, field: &str) -> Result<(), FieldError> {
-    let ok = (u.starts_with("https://") || u.starts_with("http://")) && u.len() > 8 && u.len() <= 4096 && !u.contains(char::is_whitespace);
+    let ok = (u.starts_with("https://") || u.starts_with("http://"))
+        && u.len() > 8
+        && u.len() <= 4096
+        && !u.contains(char::is_whitespace);
     if ok {
         Ok(())
     } else {
@@ -837,7 +842,9 @@ fn validate_site(s: &SiteSpec) -> Result<(), FieldError> {
         (SiteKind::Site, Some(_), None) => Err(invalid("domain", "expected a lower-case host name")),
         (SiteKind::Site, _, _) => Err(invalid("domain", "a site has a `domain` and no `bundle`")),
         (SiteKind::App, None, Some(b)) if !b.trim().is_empty() && b.len() <= 256 => Ok(()),
-        (SiteKind::App, _, _) => Err(invalid("bundle", "an app has a `bundle` (store id or reverse-DNS name) and no `domain`")),
+        (SiteKind::App, _, _) => {
+            Err(invalid("bundle", "an app has a `bundle` (store id or reverse-DNS name) and no `domain`"))
+        }
     }
 }
 
@@ -856,7 +863,10 @@ fn validate_placement(s: &PlacementSpec) -> Result<(), FieldError> {
     hostnames(&s.blocked_adomains, "blocked_adomains")?;
     if let Some(v) = &s.video {
         if v.max_duration_secs == 0 || v.max_duration_secs < v.min_duration_secs {
-            return Err(invalid("video.max_duration_secs", "max duration must be positive and at least the min duration"));
+            return Err(invalid(
+                "video.max_duration_secs",
+                "max duration must be positive and at least the min duration",
+            ));
         }
         if !s.formats.contains(&Format::Video) {
             return Err(invalid("video", "video settings need the video format"));
@@ -930,7 +940,11 @@ mod tests {
         assert_eq!((e.code, e.field.as_str()), ("unknown_field", "budget.weekly_micros"));
         let e = Spec::from_json(Kind::Advertiser, &json!({"domains": []})).expect_err("missing");
         assert_eq!((e.code, e.field.as_str()), ("missing_field", "name"));
-        let e = Spec::from_json(Kind::LineItem, &json!({"campaign_id": "c", "name": "n", "start": "yesterday", "rate_micros": 1})).expect_err("bad time");
+        let e = Spec::from_json(
+            Kind::LineItem,
+            &json!({"campaign_id": "c", "name": "n", "start": "yesterday", "rate_micros": 1}),
+        )
+        .expect_err("bad time");
         assert_eq!(e.field, "start");
     }
 

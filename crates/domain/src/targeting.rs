@@ -111,9 +111,26 @@ pub enum Weekday {
 
 /// The attribute names a predicate may use (for error messages and the index).
 pub const ATTRIBUTES: &[&str] = &[
-    "all", "any", "not", "country", "region", "city", "metro", "device_type", "os", "browser",
-    "domain", "app_bundle", "placement", "size", "language", "key_value", "segment", "daypart",
-    "ip_cidr", "deal",
+    "all",
+    "any",
+    "not",
+    "country",
+    "region",
+    "city",
+    "metro",
+    "device_type",
+    "os",
+    "browser",
+    "domain",
+    "app_bundle",
+    "placement",
+    "size",
+    "language",
+    "key_value",
+    "segment",
+    "daypart",
+    "ip_cidr",
+    "deal",
 ];
 
 impl<'de> Deserialize<'de> for Expr {
@@ -149,9 +166,8 @@ fn parse_expr(value: &Value, path: &str, depth: usize, budget: &mut usize) -> Re
     if depth > MAX_DEPTH {
         return Err(bad("too_complex", here, format!("expression nested deeper than {MAX_DEPTH}")));
     }
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("invalid_type", here, "an expression is a JSON object with one key"))?;
+    let obj =
+        value.as_object().ok_or_else(|| bad("invalid_type", here, "an expression is a JSON object with one key"))?;
     let mut entries = obj.iter();
     let (key, inner) = match (entries.next(), entries.next()) {
         (Some(kv), None) => kv,
@@ -165,9 +181,7 @@ fn parse_expr(value: &Value, path: &str, depth: usize, budget: &mut usize) -> Re
         }
     };
     let p = join_path(path, key);
-    let strings = |budget: &mut usize, check: fn(&str) -> Result<(), String>| {
-        string_set(inner, &p, budget, check)
-    };
+    let strings = |budget: &mut usize, check: fn(&str) -> Result<(), String>| string_set(inner, &p, budget, check);
     let expr = match key.as_str() {
         "all" | "any" => {
             let items = inner
@@ -188,7 +202,10 @@ fn parse_expr(value: &Value, path: &str, depth: usize, budget: &mut usize) -> Re
         }
         "not" => Expr::Not(Box::new(parse_expr(inner, &p, depth + 1, budget)?)),
         "country" => Expr::Country(strings(budget, |s| {
-            check(s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()), "an ISO 3166-1 alpha-2 code in upper case, e.g. US")
+            check(
+                s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()),
+                "an ISO 3166-1 alpha-2 code in upper case, e.g. US",
+            )
         })?),
         "region" => Expr::Region(strings(budget, plain)?),
         "city" => Expr::City(strings(budget, plain)?),
@@ -210,9 +227,9 @@ fn parse_expr(value: &Value, path: &str, depth: usize, budget: &mut usize) -> Re
         }
         "os" => Expr::Os(strings(budget, plain)?),
         "browser" => Expr::Browser(strings(budget, plain)?),
-        "domain" => Expr::Domain(strings(budget, |s| {
-            check(is_hostname(s), "a lower-case host name such as example.com")
-        })?),
+        "domain" => {
+            Expr::Domain(strings(budget, |s| check(is_hostname(s), "a lower-case host name such as example.com"))?)
+        }
         "app_bundle" => Expr::AppBundle(strings(budget, plain)?),
         "placement" => Expr::Placement(strings(budget, plain)?),
         "size" => Expr::Size(strings(budget, |s| {
@@ -225,9 +242,7 @@ fn parse_expr(value: &Value, path: &str, depth: usize, budget: &mut usize) -> Re
         "segment" => Expr::Segment(strings(budget, plain)?),
         "deal" => Expr::Deal(strings(budget, plain)?),
         "ip_cidr" => {
-            let nets = strings(budget, |s| {
-                check(s.parse::<ipnet::IpNet>().is_ok(), "")
-            });
+            let nets = strings(budget, |s| check(s.parse::<ipnet::IpNet>().is_ok(), ""));
             match nets {
                 Ok(v) => Expr::IpCidr(v),
                 Err(mut e) if e.code == "invalid_value" => {
@@ -290,9 +305,7 @@ fn string_set(
     budget: &mut usize,
     check_one: fn(&str) -> Result<(), String>,
 ) -> Result<Vec<String>, FieldError> {
-    let items = v
-        .as_array()
-        .ok_or_else(|| bad("invalid_type", path, "expected an array of strings"))?;
+    let items = v.as_array().ok_or_else(|| bad("invalid_type", path, "expected an array of strings"))?;
     if items.is_empty() {
         return Err(bad("empty_set", path, "a predicate's set of values must not be empty"));
     }
@@ -304,9 +317,8 @@ fn string_set(
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}[{i}]");
         let s = item.as_str().ok_or_else(|| bad("invalid_type", &at, "expected a string"))?;
-        check_one(s).map_err(|expected| {
-            bad("invalid_value", &at, format!("`{s}` is not valid: expected {expected}"))
-        })?;
+        check_one(s)
+            .map_err(|expected| bad("invalid_value", &at, format!("`{s}` is not valid: expected {expected}")))?;
         out.push(s.to_string());
     }
     Ok(out)
@@ -416,12 +428,18 @@ mod tests {
 
     #[test]
     fn contradictory_daypart_is_rejected() {
-        let e = err(json!({"daypart": {"time_zone": "UTC", "windows": [{"days": ["mon"], "start_hour": 18, "end_hour": 9}]}}));
+        let e = err(
+            json!({"daypart": {"time_zone": "UTC", "windows": [{"days": ["mon"], "start_hour": 18, "end_hour": 9}]}}),
+        );
         assert_eq!(e.code, "contradictory_daypart");
         assert_eq!(e.field, "targeting.daypart.windows[0].end_hour");
-        let e = err(json!({"daypart": {"time_zone": "Mars/Olympus", "windows": [{"days": ["mon"], "start_hour": 1, "end_hour": 9}]}}));
+        let e = err(
+            json!({"daypart": {"time_zone": "Mars/Olympus", "windows": [{"days": ["mon"], "start_hour": 1, "end_hour": 9}]}}),
+        );
         assert_eq!(e.code, "invalid_timezone");
-        let e = err(json!({"daypart": {"time_zone": "UTC", "windows": [{"days": ["mon"], "start_hour": 1, "end_hour": 9, "x": 1}]}}));
+        let e = err(
+            json!({"daypart": {"time_zone": "UTC", "windows": [{"days": ["mon"], "start_hour": 1, "end_hour": 9, "x": 1}]}}),
+        );
         assert_eq!((e.code, e.field.as_str()), ("unknown_field", "targeting.daypart.windows[0].x"));
     }
 

@@ -5,7 +5,7 @@ use crate::auth::{self, Principal};
 use crate::catalog::{record_json, ListParams};
 use crate::error::ApiError;
 use crate::AppState;
-use adp_domain::{ApiKey, Kind, KeyStatus, Page, Record, Role, Status};
+use adp_domain::{ApiKey, KeyStatus, Kind, Page, Record, Role, Status};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -93,14 +93,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body exceeds the size limit")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body exceeds the size limit",
+                )
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rej.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+        })
     }
 }
 
@@ -190,50 +194,54 @@ pub fn catalog_routes() -> Router<AppState> {
         let kind = res.kind;
         let filters = res.filters;
         let segment = res.segment;
-        router = router
-            .route(
-                &format!("/api/v1/{segment}"),
-                post(move |State(st): State<AppState>, who: Principal, JsonBody(body): JsonBody| async move {
-                    let r = st.catalog.create(&who, kind, body).await?;
-                    let loc = format!("/api/v1/{segment}/{}", r.meta.id);
-                    Ok::<_, ApiError>(object_response(StatusCode::CREATED, &r, Some(loc)))
-                })
-                .get(
-                    move |State(st): State<AppState>,
-                          who: Principal,
-                          query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
-                        let params = list_params(query, filters)?;
-                        let page = st.catalog.list(&who, kind, params).await?;
-                        Ok::<_, ApiError>(Json(page_json(page, record_json)))
-                    },
-                ),
-            )
-            .route(
-                &format!("/api/v1/{segment}/{{id}}"),
-                get(move |State(st): State<AppState>, who: Principal, Path(id): Path<String>| async move {
-                    let r = st.catalog.get(&who, kind, &id).await?;
-                    Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                })
-                .patch(
-                    move |State(st): State<AppState>,
-                          who: Principal,
-                          Path(id): Path<String>,
-                          headers: HeaderMap,
-                          JsonBody(body): JsonBody| async move {
-                        let r = st.catalog.patch(&who, kind, &id, body, if_match(&headers)?).await?;
+        router =
+            router
+                .route(
+                    &format!("/api/v1/{segment}"),
+                    post(move |State(st): State<AppState>, who: Principal, JsonBody(body): JsonBody| async move {
+                        let r = st.catalog.create(&who, kind, body).await?;
+                        let loc = format!("/api/v1/{segment}/{}", r.meta.id);
+                        Ok::<_, ApiError>(object_response(StatusCode::CREATED, &r, Some(loc)))
+                    })
+                    .get(
+                        move |State(st): State<AppState>,
+                              who: Principal,
+                              query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
+                            let params = list_params(query, filters)?;
+                            let page = st.catalog.list(&who, kind, params).await?;
+                            Ok::<_, ApiError>(Json(page_json(page, record_json)))
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/api/v1/{segment}/{{id}}"),
+                    get(move |State(st): State<AppState>, who: Principal, Path(id): Path<String>| async move {
+                        let r = st.catalog.get(&who, kind, &id).await?;
                         Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                    },
-                ),
-            )
-            .route(
-                &format!("/api/v1/{segment}/{{id}}/archive"),
-                post(
-                    move |State(st): State<AppState>, who: Principal, Path(id): Path<String>, headers: HeaderMap| async move {
-                        let r = st.catalog.archive(&who, kind, &id, if_match(&headers)?).await?;
-                        Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                    },
-                ),
-            );
+                    })
+                    .patch(
+                        move |State(st): State<AppState>,
+                              who: Principal,
+                              Path(id): Path<String>,
+                              headers: HeaderMap,
+                              JsonBody(body): JsonBody| async move {
+                            let r = st.catalog.patch(&who, kind, &id, body, if_match(&headers)?).await?;
+                            Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/api/v1/{segment}/{{id}}/archive"),
+                    post(
+                        move |State(st): State<AppState>,
+                              who: Principal,
+                              Path(id): Path<String>,
+                              headers: HeaderMap| async move {
+                            let r = st.catalog.archive(&who, kind, &id, if_match(&headers)?).await?;
+                            Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
+                        },
+                    ),
+                );
     }
     router
 }
@@ -293,20 +301,36 @@ fn check_key_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn create_api_key(State(st): State<AppState>, who: Principal, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn create_api_key(
+    State(st): State<AppState>,
+    who: Principal,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     who.require_admin()?;
     let req: NewApiKey = read_body(body)?;
     check_key_name(&req.name)?;
     match (req.role, &req.advertiser_id) {
         (Role::Admin, Some(_)) => {
-            return Err(ApiError::unprocessable("invalid_value", "advertiser_id", "an admin key belongs to no advertiser"))
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                "advertiser_id",
+                "an admin key belongs to no advertiser",
+            ))
         }
         (Role::Advertiser, None) => {
-            return Err(ApiError::bad_request("missing_field", "advertiser_id", "an advertiser key needs advertiser_id"))
+            return Err(ApiError::bad_request(
+                "missing_field",
+                "advertiser_id",
+                "an advertiser key needs advertiser_id",
+            ))
         }
         (Role::Advertiser, Some(adv)) => {
             if st.store.get(Kind::Advertiser, adv).await?.is_none() {
-                return Err(ApiError::unprocessable("reference_not_found", "advertiser_id", format!("advertiser `{adv}` does not exist")));
+                return Err(ApiError::unprocessable(
+                    "reference_not_found",
+                    "advertiser_id",
+                    format!("advertiser `{adv}` does not exist"),
+                ));
             }
         }
         (Role::Admin, None) => {}
@@ -329,7 +353,11 @@ async fn list_api_keys(
     who.require_admin()?;
     let p = list_params(query, &[("advertiser_id", FilterTarget::Owner)])?;
     if p.status.is_some() {
-        return Err(ApiError::bad_request("unknown_parameter", "status", "API keys are filtered by advertiser_id only"));
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            "status",
+            "API keys are filtered by advertiser_id only",
+        ));
     }
     let page = st.store.list_api_keys(p.owner_id.as_deref(), p.after_id.as_deref(), p.limit).await?;
     Ok(Json(page_json(page, |k| serde_json::to_value(k).unwrap_or(Value::Null))))
@@ -356,8 +384,12 @@ async fn patch_api_key(
     let version = match (patch.version, if_match(&headers)?) {
         (Some(v), _) | (None, Some(v)) => v,
         (None, None) => {
-            return Err(ApiError::new(StatusCode::PRECONDITION_REQUIRED, "version_required", "send the version you read")
-                .with_field("version"))
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "version_required",
+                "send the version you read",
+            )
+            .with_field("version"))
         }
     };
     let mut key = load_key(&st, &id).await?;

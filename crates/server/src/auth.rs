@@ -97,7 +97,9 @@ pub async fn install_bootstrap_key(store: &dyn CatalogStore, secret: &str) -> Re
         Ok(Some(k)) if k.status == KeyStatus::Revoked => {
             Err(format!("the bootstrap admin key ({}) was revoked; choose another", k.id))
         }
-        Ok(Some(k)) if k.role != Role::Admin => Err(format!("the bootstrap key is stored as a non-admin key ({})", k.id)),
+        Ok(Some(k)) if k.role != Role::Admin => {
+            Err(format!("the bootstrap key is stored as a non-admin key ({})", k.id))
+        }
         Ok(Some(k)) => Ok(k),
         Ok(None) => create_key(store, secret, "bootstrap admin", Role::Admin, None).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -108,8 +110,7 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthenticated =
-            |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg.to_string());
+        let unauthenticated = |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg.to_string());
         let header = parts
             .headers
             .get(header::AUTHORIZATION)

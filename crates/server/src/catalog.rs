@@ -5,8 +5,8 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use adp_domain::{
-    new_meta, validate_id, Approval, CatalogChange, CatalogStore, Kind, ListQuery, Page, Record, Spec,
-    Status, StoreError,
+    new_meta, validate_id, Approval, CatalogChange, CatalogStore, Kind, ListQuery, Page, Record, Spec, Status,
+    StoreError,
 };
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -95,8 +95,14 @@ pub fn record_json(r: &Record) -> Value {
     if let Some(m) = v.as_object_mut() {
         m.insert("id".into(), Value::from(r.meta.id.clone()));
         m.insert("version".into(), Value::from(r.meta.version));
-        m.insert("created_at".into(), Value::from(r.meta.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
-        m.insert("updated_at".into(), Value::from(r.meta.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        m.insert(
+            "created_at".into(),
+            Value::from(r.meta.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+        m.insert(
+            "updated_at".into(),
+            Value::from(r.meta.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
         m.insert("catalog_version".into(), Value::from(r.meta.catalog_version));
         if let Some(f) = derived_field(r.spec.kind()) {
             m.insert(f.into(), Value::from(r.meta.owner_id.clone()));
@@ -198,7 +204,11 @@ impl CatalogService {
         let mut spec = Spec::from_json(kind, &Value::Object(fields))?;
         if let Spec::Creative(c) = &mut spec {
             if !who.is_admin() && c.approval != Approval::Pending {
-                return Err(ApiError::unprocessable("not_permitted", "approval", "only an admin may approve or reject creatives"));
+                return Err(ApiError::unprocessable(
+                    "not_permitted",
+                    "approval",
+                    "only an admin may approve or reject creatives",
+                ));
             }
         }
         let owner_id = self.resolve_owner(who, &id, &spec).await?;
@@ -307,22 +317,37 @@ impl CatalogService {
         let mut spec = Spec::from_json(kind, &merged)?;
         if let (Some(old), Some(new), Some((field, _))) = (current.spec.parent_id(), spec.parent_id(), kind.parent()) {
             if old != new {
-                return Err(ApiError::unprocessable("immutable_field", field, format!("`{field}` cannot change after creation")));
+                return Err(ApiError::unprocessable(
+                    "immutable_field",
+                    field,
+                    format!("`{field}` cannot change after creation"),
+                ));
             }
         }
         if let (Spec::Creative(old), Spec::Creative(new)) = (&current.spec, &mut spec) {
             if !who.is_admin() {
                 if new.approval != old.approval {
-                    return Err(ApiError::unprocessable("not_permitted", "approval", "only an admin may approve or reject creatives"));
+                    return Err(ApiError::unprocessable(
+                        "not_permitted",
+                        "approval",
+                        "only an admin may approve or reject creatives",
+                    ));
                 }
                 // An advertiser's change to what is shown needs a new review.
-                if new.content != old.content || new.click_url != old.click_url || new.landing_domain != old.landing_domain {
+                if new.content != old.content
+                    || new.click_url != old.click_url
+                    || new.landing_domain != old.landing_domain
+                {
                     new.approval = Approval::Pending;
                 }
             }
         }
         if kind == Kind::Advertiser && !who.is_admin() && spec.status() != current.spec.status() {
-            return Err(ApiError::unprocessable("not_permitted", "status", "only an admin may change an advertiser's status"));
+            return Err(ApiError::unprocessable(
+                "not_permitted",
+                "status",
+                "only an admin may change an advertiser's status",
+            ));
         }
         if current.meta.version != version {
             return Err(StoreError::VersionConflict { current: current.meta.version }.into());
@@ -334,7 +359,13 @@ impl CatalogService {
         self.write(kind, id, version, spec).await
     }
 
-    pub async fn archive(&self, who: &Principal, kind: Kind, id: &str, if_match: Option<u64>) -> Result<Record, ApiError> {
+    pub async fn archive(
+        &self,
+        who: &Principal,
+        kind: Kind,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<Record, ApiError> {
         if kind == Kind::Advertiser {
             who.require_admin()?;
         }
@@ -363,9 +394,10 @@ impl CatalogService {
 fn expected_version(from_body: Option<Value>, if_match: Option<u64>) -> Result<u64, ApiError> {
     let body = match from_body {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            ApiError::bad_request("invalid_type", "version", "version is a positive integer")
-        })?),
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| ApiError::bad_request("invalid_type", "version", "version is a positive integer"))?,
+        ),
     };
     match (body, if_match) {
         (Some(a), Some(b)) if a != b => {

@@ -29,26 +29,48 @@ fn objects() -> Vec<(Kind, Value)> {
     let mrec = json!([{"w": 300, "h": 250}]);
     let leader = json!([{"w": 728, "h": 90}]);
     let video = json!([{"w": 640, "h": 360}]);
-    let vast = |dur: u32| {
-        json!({"vast": {"url": "https://cdn.globex-travel.example/vast/preroll.xml", "duration_secs": dur, "mimes": ["video/mp4"]}})
-    };
+    let vast = |dur: u32| json!({"vast": {"url": "https://cdn.globex-travel.example/vast/preroll.xml", "duration_secs": dur, "mimes": ["video/mp4"]}});
     let img = |host: &str, file: &str| json!({"banner_image": {"image_url": format!("https://cdn.{host}/{file}")}});
     let mut out = vec![
         (Kind::Publisher, json!({"id": "demo-publisher", "name": "Demo Publisher", "domain": "demo-news.example"})),
-        (Kind::Site, json!({"id": "demo-site", "publisher_id": "demo-publisher", "name": "Demo News", "kind": "site",
-                            "domain": "demo-news.example", "categories": ["IAB12"]})),
-        (Kind::Placement, json!({"id": "demo-mrec", "site_id": "demo-site", "name": "Article MREC", "sizes": mrec,
-                                 "formats": ["banner"], "floor_micros": 500_000, "auction_type": "second_price"})),
-        (Kind::Placement, json!({"id": "demo-leaderboard", "site_id": "demo-site", "name": "Top leaderboard", "sizes": leader,
+        (
+            Kind::Site,
+            json!({"id": "demo-site", "publisher_id": "demo-publisher", "name": "Demo News", "kind": "site",
+                            "domain": "demo-news.example", "categories": ["IAB12"]}),
+        ),
+        (
+            Kind::Placement,
+            json!({"id": "demo-mrec", "site_id": "demo-site", "name": "Article MREC", "sizes": mrec,
+                                 "formats": ["banner"], "floor_micros": 500_000, "auction_type": "second_price"}),
+        ),
+        (
+            Kind::Placement,
+            json!({"id": "demo-leaderboard", "site_id": "demo-site", "name": "Top leaderboard", "sizes": leader,
                                  "formats": ["banner"], "floor_micros": 800_000, "auction_type": "second_price",
-                                 "blocked_categories": ["IAB25"]})),
-        (Kind::Placement, json!({"id": "demo-video", "site_id": "demo-site", "name": "Instream pre-roll", "sizes": video,
+                                 "blocked_categories": ["IAB25"]}),
+        ),
+        (
+            Kind::Placement,
+            json!({"id": "demo-video", "site_id": "demo-site", "name": "Instream pre-roll", "sizes": video,
                                  "formats": ["video"], "floor_micros": 4_000_000, "auction_type": "first_price",
-                                 "video": {"placement": "instream", "min_duration_secs": 5, "max_duration_secs": 30, "mimes": ["video/mp4"]}})),
-        (Kind::Advertiser, json!({"id": "demo-acme", "name": "Acme Shoes", "domains": ["acme-shoes.example"], "categories": ["IAB18"]})),
-        (Kind::Advertiser, json!({"id": "demo-globex", "name": "Globex Travel", "domains": ["globex-travel.example"], "categories": ["IAB20"]})),
-        (Kind::Advertiser, json!({"id": "demo-initech", "name": "Initech Cloud", "domains": ["initech.example"], "categories": ["IAB19"]})),
-        (Kind::Advertiser, json!({"id": "demo-house", "name": "Demo House Ads", "domains": ["demo-news.example"], "categories": ["IAB12"]})),
+                                 "video": {"placement": "instream", "min_duration_secs": 5, "max_duration_secs": 30, "mimes": ["video/mp4"]}}),
+        ),
+        (
+            Kind::Advertiser,
+            json!({"id": "demo-acme", "name": "Acme Shoes", "domains": ["acme-shoes.example"], "categories": ["IAB18"]}),
+        ),
+        (
+            Kind::Advertiser,
+            json!({"id": "demo-globex", "name": "Globex Travel", "domains": ["globex-travel.example"], "categories": ["IAB20"]}),
+        ),
+        (
+            Kind::Advertiser,
+            json!({"id": "demo-initech", "name": "Initech Cloud", "domains": ["initech.example"], "categories": ["IAB19"]}),
+        ),
+        (
+            Kind::Advertiser,
+            json!({"id": "demo-house", "name": "Demo House Ads", "domains": ["demo-news.example"], "categories": ["IAB12"]}),
+        ),
     ];
     out.extend([
         creative("demo-acme-mrec", "demo-acme", "Acme spring sale 300x250", img("acme-shoes.example", "spring-300x250.png"), mrec.clone(), "acme-shoes.example"),

@@ -89,7 +89,11 @@ impl From<StoreError> for ApiError {
             .with_field("version"),
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "catalog store unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the catalog store is unavailable; retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the catalog store is unavailable; retry later",
+                )
             }
             StoreError::Corrupt(msg) => {
                 tracing::error!(error = %msg, "catalog store returned corrupt data");
@@ -101,7 +105,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, field: self.field } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, field: self.field } };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

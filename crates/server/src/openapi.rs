@@ -27,14 +27,19 @@ fn json_content(schema: Value) -> Value {
 fn error_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
     codes
         .iter()
-        .map(|(code, why)| ((*code).to_string(), json!({"description": why, "content": json_content(schema_ref("ErrorBody"))})))
+        .map(|(code, why)| {
+            ((*code).to_string(), json!({"description": why, "content": json_content(schema_ref("ErrorBody"))}))
+        })
         .collect()
 }
 
 fn ok(code: &str, why: &str, schema: Value, more: &[(&str, &str)]) -> Value {
     let mut r = error_responses(more);
     r.insert(code.to_string(), json!({"description": why, "content": json_content(schema)}));
-    r.insert("401".into(), json!({"description": "missing, unknown or revoked API key", "content": json_content(schema_ref("ErrorBody"))}));
+    r.insert(
+        "401".into(),
+        json!({"description": "missing, unknown or revoked API key", "content": json_content(schema_ref("ErrorBody"))}),
+    );
     Value::Object(r)
 }
 
@@ -66,7 +71,11 @@ fn spec_schema_name(kind: Kind) -> &'static str {
 
 fn paging_params(filters: &[(&str, crate::api::FilterTarget)]) -> Vec<Value> {
     let mut params = vec![
-        query_param("limit", "page size", json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE})),
+        query_param(
+            "limit",
+            "page size",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}),
+        ),
         query_param("cursor", "the `next_cursor` of the previous page", json!({"type": "string"})),
     ];
     for (name, _) in filters {
@@ -117,8 +126,10 @@ pub fn document() -> Value {
         let spec = spec_schema_name(res.kind);
         let mut parts = vec![schema_ref(spec), schema_ref("ObjectMeta")];
         match res.kind {
-            Kind::LineItem => parts.push(json!({"type": "object", "properties": {"advertiser_id": {"type": "string", "readOnly": true}}})),
-            Kind::Placement => parts.push(json!({"type": "object", "properties": {"publisher_id": {"type": "string", "readOnly": true}}})),
+            Kind::LineItem => parts
+                .push(json!({"type": "object", "properties": {"advertiser_id": {"type": "string", "readOnly": true}}})),
+            Kind::Placement => parts
+                .push(json!({"type": "object", "properties": {"publisher_id": {"type": "string", "readOnly": true}}})),
             _ => {}
         }
         schemas.insert(res.schema.into(), json!({"allOf": parts}));
@@ -136,7 +147,11 @@ pub fn document() -> Value {
             "properties": {"version": {"type": "integer", "minimum": 1}}, "additionalProperties": true});
         let tag = res.segment;
         let mut list_params = paging_params(res.filters);
-        list_params.push(query_param("status", "only this status; by default everything but archived", json!({"type": "string", "enum": ["active", "paused", "archived"]})));
+        list_params.push(query_param(
+            "status",
+            "only this status; by default everything but archived",
+            json!({"type": "string", "enum": ["active", "paused", "archived"]}),
+        ));
         let base = format!("/api/v1/{}", res.segment);
         paths.insert(base.clone(), json!({
             "post": {"tags": [tag], "operationId": format!("create_{}", res.kind.as_str()), "summary": format!("create a {}", res.kind.as_str()),
@@ -188,14 +203,23 @@ pub fn document() -> Value {
         "summary": "the catalog version (count of committed changes)", "responses": {"200": {"description": "version", "content": json_content(schema_ref("CatalogVersion"))}}}}));
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "operationId": "healthz", "security": open, "summary": "the process is alive",
         "responses": {"200": {"description": "alive"}}}}));
-    schemas.insert("Readiness".into(), json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]},
-        "checks": {"type": "object", "properties": {"catalog_store": schema_ref("StoreHealth")}}}}));
-    paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "operationId": "readyz", "security": open,
+    schemas.insert(
+        "Readiness".into(),
+        json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "checks": {"type": "object", "properties": {"catalog_store": schema_ref("StoreHealth")}}}}),
+    );
+    paths.insert(
+        "/readyz".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "readyz", "security": open,
         "summary": "dependencies reachable and migrations current",
         "responses": {"200": {"description": "ready", "content": json_content(schema_ref("Readiness"))},
-                      "503": {"description": "not ready", "content": json_content(schema_ref("Readiness"))}}}}));
-    paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["operations"], "operationId": "openapi", "security": open,
-        "summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}}));
+                      "503": {"description": "not ready", "content": json_content(schema_ref("Readiness"))}}}}),
+    );
+    paths.insert(
+        "/api/v1/openapi.json".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "openapi", "security": open,
+        "summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "AdPlatform API", "version": env!("CARGO_PKG_VERSION"),

@@ -3,8 +3,7 @@
 //! async fn returning `(Arc<dyn CatalogStore>, guard)`; the guard keeps temporary resources alive.
 
 use adp_domain::{
-    new_meta, ApiKey, CatalogStore, ChangeOp, KeyStatus, Kind, ListQuery, Record, Role, Spec, Status,
-    StoreError,
+    new_meta, ApiKey, CatalogStore, ChangeOp, KeyStatus, Kind, ListQuery, Record, Role, Spec, Status, StoreError,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;

@@ -4,8 +4,8 @@
 //! command beside a running server) serialises cleanly.
 
 use adp_domain::{
-    ApiKey, CatalogChange, CatalogStore, ChangeOp, Kind, KeyStatus, ListQuery, Meta, Page, Record,
-    Role, Spec, Status, StoreError, StoreHealth, StoreResult,
+    ApiKey, CatalogChange, CatalogStore, ChangeOp, KeyStatus, Kind, ListQuery, Meta, Page, Record, Role, Spec, Status,
+    StoreError, StoreHealth, StoreResult,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -113,17 +113,13 @@ impl SqliteStore {
     }
 
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
-        let conn = Connection::open(path)
-            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(unavailable)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(unavailable)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(unavailable(format!("could not switch {} to WAL mode (got {mode})", path.display())));
         }
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(unavailable)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(unavailable)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
     }
 
@@ -297,7 +293,9 @@ impl CatalogStore for SqliteStore {
     async fn health(&self) -> StoreHealth {
         let result = self.run(|conn| schema_version(conn).map_err(unavailable)).await;
         match result {
-            Ok(v) => StoreHealth { reachable: true, schema_version: v, expected_schema_version: SCHEMA_VERSION, error: None },
+            Ok(v) => {
+                StoreHealth { reachable: true, schema_version: v, expected_schema_version: SCHEMA_VERSION, error: None }
+            }
             Err(e) => StoreHealth {
                 reachable: false,
                 schema_version: 0,
@@ -542,10 +540,14 @@ impl CatalogStore for SqliteStore {
     async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
         let key_hash = key_hash.to_string();
         self.run(move |conn| {
-            conn.query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"), params![key_hash], read_key)
-                .optional()
-                .map_err(unavailable)?
-                .transpose()
+            conn.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"),
+                params![key_hash],
+                read_key,
+            )
+            .optional()
+            .map_err(unavailable)?
+            .transpose()
         })
         .await
     }

@@ -135,10 +135,7 @@ impl Resp {
     /// The `error.code` and `error.field` of an error body.
     pub fn error(&self) -> (String, String) {
         let e = &self.body["error"];
-        (
-            e["code"].as_str().unwrap_or_default().to_string(),
-            e["field"].as_str().unwrap_or_default().to_string(),
-        )
+        (e["code"].as_str().unwrap_or_default().to_string(), e["field"].as_str().unwrap_or_default().to_string())
     }
 }
 
@@ -155,7 +152,8 @@ impl Client {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Resp { status, body, headers }
     }
 
@@ -206,14 +204,26 @@ impl Client {
 /// A small catalog: one advertiser with a campaign, creative and line item; one publisher
 /// with a site and placement. Returns the advertiser id.
 pub async fn seed_advertiser(c: &Client, adv: &str) -> String {
-    c.create("advertisers", serde_json::json!({"id": adv, "name": format!("{adv} inc"), "domains": [format!("{adv}.example")]})).await;
-    c.create("campaigns", serde_json::json!({"id": format!("{adv}-c1"), "advertiser_id": adv, "name": "c1",
-        "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"})).await;
+    c.create(
+        "advertisers",
+        serde_json::json!({"id": adv, "name": format!("{adv} inc"), "domains": [format!("{adv}.example")]}),
+    )
+    .await;
+    c.create(
+        "campaigns",
+        serde_json::json!({"id": format!("{adv}-c1"), "advertiser_id": adv, "name": "c1",
+        "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}),
+    )
+    .await;
     c.create("creatives", serde_json::json!({"id": format!("{adv}-cr1"), "advertiser_id": adv, "name": "cr1",
         "content": {"banner_image": {"image_url": format!("https://cdn.{adv}.example/a.png")}},
         "sizes": [{"w": 300, "h": 250}], "click_url": format!("https://{adv}.example/"), "landing_domain": format!("{adv}.example")})).await;
-    c.create("line-items", serde_json::json!({"id": format!("{adv}-li1"), "campaign_id": format!("{adv}-c1"), "name": "li1",
+    c.create(
+        "line-items",
+        serde_json::json!({"id": format!("{adv}-li1"), "campaign_id": format!("{adv}-c1"), "name": "li1",
         "start": "2026-02-01T00:00:00Z", "rate_micros": 1_500_000, "budget": {"daily_micros": 10_000_000},
-        "creatives": [{"creative_id": format!("{adv}-cr1")}]})).await;
+        "creatives": [{"creative_id": format!("{adv}-cr1")}]}),
+    )
+    .await;
     adv.to_string()
 }

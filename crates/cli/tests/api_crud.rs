@@ -101,6 +101,12 @@ async fn every_entity_supports_create_get_patch_list_archive() {
         assert_eq!(only_archived.len(), 1);
         let again = c.archive(&format!("/api/v1/{segment}/{id}")).await;
         assert_eq!((again.status, again.body["version"].clone()), (StatusCode::OK, json!(3)), "archive is idempotent");
+        let del = c.send(reqwest::Method::DELETE, &format!("/api/v1/{segment}/{id}"), None).await;
+        assert_eq!(
+            (del.status, del.body["status"].clone(), del.body["version"].clone()),
+            (StatusCode::OK, json!("archived"), json!(3)),
+            "DELETE archives too"
+        );
         // Restore so children can still be created under it.
         let restored = c.patch(&format!("/api/v1/{segment}/{id}"), &json!({"version": 3, "status": "active"})).await;
         assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);

@@ -194,56 +194,66 @@ pub fn catalog_routes() -> Router<AppState> {
         let kind = res.kind;
         let filters = res.filters;
         let segment = res.segment;
-        router =
-            router
-                .route(
-                    &format!("/api/v1/{segment}"),
-                    post(move |State(st): State<AppState>, who: Principal, JsonBody(body): JsonBody| async move {
-                        let r = st.catalog.create(&who, kind, body).await?;
-                        let loc = format!("/api/v1/{segment}/{}", r.meta.id);
-                        Ok::<_, ApiError>(object_response(StatusCode::CREATED, &r, Some(loc)))
-                    })
-                    .get(
-                        move |State(st): State<AppState>,
-                              who: Principal,
-                              query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
-                            let params = list_params(query, filters)?;
-                            let page = st.catalog.list(&who, kind, params).await?;
-                            Ok::<_, ApiError>(Json(page_json(page, record_json)))
-                        },
-                    ),
-                )
-                .route(
-                    &format!("/api/v1/{segment}/{{id}}"),
-                    get(move |State(st): State<AppState>, who: Principal, Path(id): Path<String>| async move {
-                        let r = st.catalog.get(&who, kind, &id).await?;
+        router = router
+            .route(
+                &format!("/api/v1/{segment}"),
+                post(move |State(st): State<AppState>, who: Principal, JsonBody(body): JsonBody| async move {
+                    let r = st.catalog.create(&who, kind, body).await?;
+                    let loc = format!("/api/v1/{segment}/{}", r.meta.id);
+                    Ok::<_, ApiError>(object_response(StatusCode::CREATED, &r, Some(loc)))
+                })
+                .get(
+                    move |State(st): State<AppState>,
+                          who: Principal,
+                          query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
+                        let params = list_params(query, filters)?;
+                        let page = st.catalog.list(&who, kind, params).await?;
+                        Ok::<_, ApiError>(Json(page_json(page, record_json)))
+                    },
+                ),
+            )
+            .route(
+                &format!("/api/v1/{segment}/{{id}}"),
+                get(move |State(st): State<AppState>, who: Principal, Path(id): Path<String>| async move {
+                    let r = st.catalog.get(&who, kind, &id).await?;
+                    Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
+                })
+                .patch(
+                    move |State(st): State<AppState>,
+                          who: Principal,
+                          Path(id): Path<String>,
+                          headers: HeaderMap,
+                          JsonBody(body): JsonBody| async move {
+                        let r = st.catalog.patch(&who, kind, &id, body, if_match(&headers)?).await?;
                         Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                    })
-                    .patch(
-                        move |State(st): State<AppState>,
-                              who: Principal,
-                              Path(id): Path<String>,
-                              headers: HeaderMap,
-                              JsonBody(body): JsonBody| async move {
-                            let r = st.catalog.patch(&who, kind, &id, body, if_match(&headers)?).await?;
-                            Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                        },
-                    ),
+                    },
                 )
-                .route(
-                    &format!("/api/v1/{segment}/{{id}}/archive"),
-                    post(
-                        move |State(st): State<AppState>,
-                              who: Principal,
-                              Path(id): Path<String>,
-                              headers: HeaderMap| async move {
-                            let r = st.catalog.archive(&who, kind, &id, if_match(&headers)?).await?;
-                            Ok::<_, ApiError>(object_response(StatusCode::OK, &r, None))
-                        },
-                    ),
-                );
+                // DELETE is the same soft delete as POST .../archive: nothing is ever erased.
+                .delete(
+                    move |State(st): State<AppState>, who: Principal, Path(id): Path<String>, headers: HeaderMap| {
+                        archive_one(st, who, kind, id, headers)
+                    },
+                ),
+            )
+            .route(
+                &format!("/api/v1/{segment}/{{id}}/archive"),
+                post(move |State(st): State<AppState>, who: Principal, Path(id): Path<String>, headers: HeaderMap| {
+                    archive_one(st, who, kind, id, headers)
+                }),
+            );
     }
     router
+}
+
+async fn archive_one(
+    st: AppState,
+    who: Principal,
+    kind: Kind,
+    id: String,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let r = st.catalog.archive(&who, kind, &id, if_match(&headers)?).await?;
+    Ok(object_response(StatusCode::OK, &r, None))
 }
 
 // ---------------------------------------------------------------------------------------------

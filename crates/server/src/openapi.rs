@@ -167,6 +167,9 @@ pub fn document() -> Value {
             "patch": {"tags": [tag], "operationId": format!("update_{}", res.kind.as_str()), "parameters": [id_param(), if_match_param()],
                       "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": patch_body.clone()}, "application/json": {"schema": patch_body}}},
                       "responses": ok("200", "the updated object", schema_ref(res.schema), &[("400", "invalid field"), ("404", "no such object"), ("409", "stale version"), ("413", "body too large"), ("422", "invalid change"), ("428", "no version sent")])},
+            "delete": {"tags": [tag], "operationId": format!("delete_{}", res.kind.as_str()), "summary": "archive (soft delete), same as POST .../archive",
+                       "parameters": [id_param(), if_match_param()],
+                       "responses": ok("200", "the archived object", schema_ref(res.schema), &[("404", "no such object"), ("409", "stale version")])},
         }));
         paths.insert(format!("{base}/{{id}}/archive"), json!({
             "post": {"tags": [tag], "operationId": format!("archive_{}", res.kind.as_str()), "summary": "archive (soft delete); idempotent",

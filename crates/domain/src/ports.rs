@@ -137,3 +137,71 @@ pub trait CatalogStore: Send + Sync + 'static {
 pub fn new_meta(id: String, owner_id: String, at: DateTime<Utc>) -> Meta {
     Meta { id, version: 1, owner_id, created_at: at, updated_at: at, catalog_version: 0 }
 }
+
+// ---------------------------------------------------------------------------------------------
+// events
+
+/// Why an event was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The bounded queue is full; the event was not taken (and is counted as rejected).
+    #[error("event queue full")]
+    Full,
+    /// The sink has shut down.
+    #[error("event sink closed")]
+    Closed,
+}
+
+/// Counters of an event sink, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    /// Events taken into the queue.
+    pub accepted: u64,
+    /// Events refused because the queue was full.
+    pub rejected_full: u64,
+    /// Events durably written.
+    pub written: u64,
+    /// Events lost after being accepted (I/O failure); must stay 0 unless the disk fails.
+    pub lost: u64,
+}
+
+/// Where events go. `submit` never blocks: it enqueues or refuses at once.
+pub trait EventSink: Send + Sync + 'static {
+    fn submit(&self, event: crate::events::Event) -> Result<(), SinkError>;
+    fn stats(&self) -> SinkStats;
+}
+
+/// One row of the delivery report: one line item in one UTC hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryRow {
+    /// Start of the hour, RFC 3339 UTC.
+    pub hour: DateTime<Utc>,
+    pub line_item_id: String,
+    pub decisions: u64,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub spend_micros: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// frequency caps
+
+/// One cap to enforce for one user: at most `count` impressions of `entity` per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CapRule {
+    /// A stable hash naming the capped thing, e.g. of `"li:<id>"` or `"cmp:<id>"`.
+    pub entity: u64,
+    pub count: u32,
+    pub window: crate::model::CapWindow,
+}
+
+/// Per-user impression counts behind frequency caps. Windows are fixed and aligned in UTC:
+/// `{"seconds": N}` buckets of N seconds since the Unix epoch, `day` UTC days, `week` weeks
+/// starting Monday 00:00 UTC, `lifetime` never resets.
+pub trait FrequencyStore: Send + Sync + 'static {
+    /// Whether every rule still has room for one more impression for `user_key` at `now_secs`.
+    fn has_room(&self, user_key: u64, rules: &[CapRule], now_secs: i64) -> bool;
+    /// Atomically: if every rule has room, counts one impression under each and returns true;
+    /// otherwise changes nothing and returns false.
+    fn try_count(&self, user_key: u64, rules: &[CapRule], now_secs: i64) -> bool;
+}

@@ -1,0 +1,4 @@
+//! engine: decides which ad fills each placement — compiled targeting index, the selection
+//! pipeline, auction and pacing. Pure CPU: it never awaits and never does I/O.
+
+pub mod pacing;

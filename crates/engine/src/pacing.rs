@@ -1,0 +1,1 @@
+//! pacing: see the module docs once written.

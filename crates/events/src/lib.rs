@@ -1,0 +1,2 @@
+//! events: event sinks. The embedded adapter is a durable local log (append-only segments with
+//! checksums) feeding in-process delivery rollups.

@@ -1,0 +1,711 @@
+//! local_log: the embedded durable event log — append-only, checksummed segment files in one
+//! directory, written by one background thread. `submit` only enqueues: it never blocks and never
+//! touches the disk.
+//!
+//! On disk a segment is `<dir>/<20-digit sequence>.seg` holding records
+//! `[u32 LE payload length][u32 LE crc32(payload)][payload]`, payload = version byte `1` followed
+//! by the event as JSON. A finished segment is always fsynced before the next one is started, so
+//! only the last segment can have a torn tail; `open` truncates such a tail and refuses damage
+//! anywhere else. One process owns a directory at a time.
+
+use adp_domain::events::Event;
+use adp_domain::{EventSink, SinkError, SinkStats};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The record format version written in each payload's first byte.
+pub const RECORD_VERSION: u8 = 1;
+/// Bytes before each payload: length and crc32, both u32 little endian.
+pub const RECORD_HEADER_BYTES: usize = 8;
+/// The largest payload written or accepted on read; a larger length field is damage.
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+/// Segment file name suffix.
+pub const SEGMENT_SUFFIX: &str = ".seg";
+/// At most this many events are taken off the queue per write.
+const MAX_BATCH: usize = 4096;
+
+/// When the writer fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every batch, before its events count as written.
+    Always,
+    /// At most this many milliseconds after a write; events count as written once synced.
+    EveryMillis(u64),
+    /// Never on the write path (only when a segment is finished and at close); events count as
+    /// written once handed to the OS.
+    Never,
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A segment is finished once the next record would take it past this size (a record larger
+    /// than this gets a segment of its own).
+    pub segment_bytes: u64,
+    pub fsync: FsyncPolicy,
+    /// Events that may wait for the writer; `submit` refuses more with `SinkError::Full`.
+    pub queue_capacity: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_bytes: 64 * 1024 * 1024, fsync: FsyncPolicy::EveryMillis(100), queue_capacity: 65_536 }
+    }
+}
+
+/// Sees every event the log holds, in log order, exactly once per process: first the replayed
+/// ones (on the thread calling `open`), then each new one once it is written and synced per the
+/// fsync policy (on the writer thread). It runs off the request path but holds up the writer, so
+/// it must be quick; a panic in it is caught and logged.
+pub trait EventObserver: Send + Sync + 'static {
+    fn observe(&self, event: &Event);
+}
+
+impl<F> EventObserver for F
+where
+    F: Fn(&Event) + Send + Sync + 'static,
+{
+    fn observe(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Why the log could not be opened, read or shut down.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("invalid event log config: {0}")]
+    InvalidConfig(&'static str),
+    #[error("event log i/o on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Damage that is not a torn tail of the last segment: accepted events would be lost.
+    #[error("event log segment {segment} is corrupt at byte {offset}: {reason}")]
+    Corrupt { segment: PathBuf, offset: u64, reason: String },
+    /// A record written by a newer version of the platform.
+    #[error("event log segment {segment} has a record of unsupported version {version} at byte {offset}")]
+    UnsupportedVersion { segment: PathBuf, offset: u64, version: u8 },
+    /// The writer thread is gone.
+    #[error("event log writer has stopped")]
+    Closed,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected_full: AtomicU64,
+    written: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> SinkStats {
+        SinkStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected_full: self.rejected_full.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Msg {
+    /// Boxed so that the preallocated queue stays small.
+    Event(Box<Event>),
+    /// Write and sync everything before this, then answer.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The embedded event sink. See the module docs for the format and guarantees.
+pub struct LocalLog {
+    dir: PathBuf,
+    sender: Option<SyncSender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    replayed: u64,
+}
+
+impl LocalLog {
+    /// Opens (creating if needed) the log in `dir`, replays every stored event through
+    /// `observer` in order, then starts the writer. A torn or corrupt tail of the last segment is
+    /// truncated with a warning; any other damage is an error (after the events before it have
+    /// been replayed).
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig, observer: Arc<dyn EventObserver>) -> Result<Self, LogError> {
+        if config.segment_bytes == 0 {
+            return Err(LogError::InvalidConfig("segment_bytes must be at least 1"));
+        }
+        if config.queue_capacity == 0 {
+            return Err(LogError::InvalidConfig("queue_capacity must be at least 1"));
+        }
+        let dir = dir.as_ref().to_path_buf();
+        let started = Instant::now();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let segments = list_segments(&dir)?;
+
+        let mut replayed = 0u64;
+        let mut last: Option<(u64, u64)> = None;
+        for (i, (seq, path)) in segments.iter().enumerate() {
+            let is_last = i + 1 == segments.len();
+            let scan = scan_segment(path, &mut |event| {
+                replayed += 1;
+                notify(observer.as_ref(), &event);
+            })?;
+            let len = match scan.damage {
+                None => scan.good_len,
+                Some(reason) if is_last => {
+                    truncate_tail(path, scan.good_len, scan.file_len, &reason)?;
+                    scan.good_len
+                }
+                Some(reason) => {
+                    return Err(LogError::Corrupt { segment: path.clone(), offset: scan.good_len, reason });
+                }
+            };
+            if is_last {
+                last = Some((*seq, len));
+            }
+        }
+
+        let current = match last {
+            Some((seq, len)) => {
+                let path = segment_path(&dir, seq);
+                let file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
+                Some(Segment { seq, path, file, len, committed_len: len, dirty: false })
+            }
+            None => None,
+        };
+        let next_seq = last.map_or(1, |(seq, _)| seq.saturating_add(1));
+        tracing::info!(
+            dir = %dir.display(),
+            segments = segments.len(),
+            replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "event log opened"
+        );
+
+        let counters = Arc::new(Counters::default());
+        let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
+        let writer = Writer {
+            dir: dir.clone(),
+            config,
+            observer,
+            counters: counters.clone(),
+            current,
+            next_seq,
+            pending: Vec::new(),
+            last_sync: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("adp-event-log".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(io_err(&dir))?;
+        Ok(LocalLog { dir, sender: Some(sender), writer: Some(handle), counters, replayed })
+    }
+
+    /// How many events `open` replayed from disk.
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Blocks until every event accepted before this call is written, synced and observed
+    /// (whatever the fsync policy).
+    pub fn flush(&self) -> Result<(), LogError> {
+        let sender = self.sender.as_ref().ok_or(LogError::Closed)?;
+        let (tx, rx) = mpsc::channel();
+        sender.send(Msg::Flush(tx)).map_err(|_| LogError::Closed)?;
+        rx.recv().map_err(|_| LogError::Closed)
+    }
+
+    /// Stops accepting, writes and syncs every accepted event, and stops the writer. Returns the
+    /// final counters: `accepted == written + lost`.
+    pub fn close(mut self) -> Result<SinkStats, LogError> {
+        self.shutdown()?;
+        Ok(self.counters.snapshot())
+    }
+
+    fn shutdown(&mut self) -> Result<(), LogError> {
+        // Dropping the sender lets the writer drain the queue and then stop.
+        self.sender = None;
+        match self.writer.take() {
+            Some(handle) => handle.join().map_err(|_| LogError::Closed),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LocalLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "event log writer failed during shutdown");
+        }
+    }
+}
+
+impl EventSink for LocalLog {
+    fn submit(&self, event: Event) -> Result<(), SinkError> {
+        let Some(sender) = &self.sender else { return Err(SinkError::Closed) };
+        // Counted before sending so that `written + lost <= accepted` holds for any reader.
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        match sender.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                self.counters.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::Full)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                Err(SinkError::Closed)
+            }
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        self.counters.snapshot()
+    }
+}
+
+fn notify(observer: &dyn EventObserver, event: &Event) {
+    if catch_unwind(AssertUnwindSafe(|| observer.observe(event))).is_err() {
+        tracing::error!(event_id = %event.id, "event observer panicked; it missed this event");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// records and segments
+
+/// Encodes one event as a record. Fails only if the event cannot be serialised or is too large.
+pub fn encode_record(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut payload = Vec::with_capacity(512);
+    payload.push(RECORD_VERSION);
+    serde_json::to_writer(&mut payload, event).map_err(|e| format!("cannot encode event: {e}"))?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(format!("event is {} bytes encoded, more than {MAX_PAYLOAD_BYTES}", payload.len()));
+    }
+    let len = u32::try_from(payload.len()).map_err(|_| "event too large".to_string())?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// The path of segment `seq` in `dir`.
+pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"))
+}
+
+/// The segments in `dir`, in sequence order. Other files are ignored.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) else { continue };
+        match stem.parse::<u64>() {
+            Ok(seq) if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) => {
+                segments.push((seq, entry.path()))
+            }
+            _ => tracing::warn!(file = %entry.path().display(), "ignoring a file that is not an event log segment"),
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+struct Scan {
+    /// Bytes of complete, valid records from the start.
+    good_len: u64,
+    file_len: u64,
+    /// What is wrong at `good_len`, if the file does not end there.
+    damage: Option<String>,
+}
+
+/// Reads the records of one segment, handing each event to `on_event`, up to the end or the
+/// first damage. Read failures and records of an unknown version are errors, not damage.
+fn scan_segment(path: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Scan, LogError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let file_len = file.metadata().map_err(io_err(path))?.len();
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut pos = 0u64;
+    let mut payload = Vec::new();
+    let damaged = |pos: u64, reason: String| Ok(Scan { good_len: pos, file_len, damage: Some(reason) });
+    loop {
+        let remaining = file_len - pos;
+        if remaining == 0 {
+            return Ok(Scan { good_len: pos, file_len, damage: None });
+        }
+        if remaining < RECORD_HEADER_BYTES as u64 {
+            return damaged(pos, format!("torn record header ({remaining} bytes)"));
+        }
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        reader.read_exact(&mut header).map_err(io_err(path))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == 0 || len > MAX_PAYLOAD_BYTES {
+            return damaged(pos, format!("impossible record length {len}"));
+        }
+        if remaining - (RECORD_HEADER_BYTES as u64) < len as u64 {
+            return damaged(pos, format!("torn record: {len} byte payload, {remaining} bytes left"));
+        }
+        payload.resize(len, 0);
+        reader.read_exact(&mut payload).map_err(io_err(path))?;
+        if crc32fast::hash(&payload) != crc {
+            return damaged(pos, "checksum mismatch".to_string());
+        }
+        if payload[0] != RECORD_VERSION {
+            return Err(LogError::UnsupportedVersion { segment: path.to_path_buf(), offset: pos, version: payload[0] });
+        }
+        match serde_json::from_slice::<Event>(&payload[1..]) {
+            Ok(event) => on_event(event),
+            // The checksum matched, so this is what was written: a bug, not a torn write.
+            Err(e) => {
+                return Err(LogError::Corrupt {
+                    segment: path.to_path_buf(),
+                    offset: pos,
+                    reason: format!("record does not decode as an event: {e}"),
+                })
+            }
+        }
+        pos += (RECORD_HEADER_BYTES + len) as u64;
+    }
+}
+
+fn truncate_tail(path: &Path, good_len: u64, file_len: u64, reason: &str) -> Result<(), LogError> {
+    let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    file.set_len(good_len).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    tracing::warn!(
+        segment = %path.display(),
+        kept_bytes = good_len,
+        dropped_bytes = file_len - good_len,
+        reason,
+        "truncated a torn tail of the event log"
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// the writer thread
+
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+    /// Bytes of complete records written.
+    len: u64,
+    /// Bytes whose events have been counted as written and observed: `len` under
+    /// `FsyncPolicy::Never`, the synced length otherwise.
+    committed_len: u64,
+    /// Written to since the last sync.
+    dirty: bool,
+}
+
+struct Writer {
+    dir: PathBuf,
+    config: LogConfig,
+    observer: Arc<dyn EventObserver>,
+    counters: Arc<Counters>,
+    current: Option<Segment>,
+    next_seq: u64,
+    /// Events in `current` past `committed_len`: written, not yet synced, counted or observed.
+    pending: Vec<Event>,
+    last_sync: Instant,
+}
+
+impl Writer {
+    fn run(mut self, receiver: Receiver<Msg>) {
+        loop {
+            let first = match self.sync_deadline() {
+                Some(deadline) => match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.sync();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match receiver.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = Vec::new();
+            let mut flush = None;
+            match first {
+                Msg::Event(event) => batch.push(*event),
+                Msg::Flush(reply) => flush = Some(reply),
+            }
+            while flush.is_none() && batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(Msg::Event(event)) => batch.push(*event),
+                    Ok(Msg::Flush(reply)) => flush = Some(reply),
+                    Err(_) => break,
+                }
+            }
+            self.write_batch(batch);
+            match self.config.fsync {
+                FsyncPolicy::Always => self.sync(),
+                FsyncPolicy::EveryMillis(ms) if self.last_sync.elapsed() >= Duration::from_millis(ms) => self.sync(),
+                _ => {}
+            }
+            if let Some(reply) = flush {
+                self.sync();
+                // The caller may have stopped waiting; nothing to do then.
+                let _ = reply.send(());
+            }
+        }
+        // Every sender is gone and the queue is drained.
+        self.sync();
+        let stats = self.counters.snapshot();
+        tracing::info!(
+            dir = %self.dir.display(),
+            accepted = stats.accepted,
+            written = stats.written,
+            lost = stats.lost,
+            "event log closed"
+        );
+    }
+
+    /// When the writer must wake up to sync, if anything waits for a sync.
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.config.fsync {
+            FsyncPolicy::EveryMillis(ms) if !self.pending.is_empty() => {
+                Some(self.last_sync + Duration::from_millis(ms))
+            }
+            _ => None,
+        }
+    }
+
+    fn write_batch(&mut self, batch: Vec<Event>) {
+        let mut chunk = Vec::with_capacity(batch.len() * 512);
+        let mut chunk_events = Vec::with_capacity(batch.len());
+        for event in batch {
+            let mut record = Vec::with_capacity(512);
+            if let Err(reason) = encode_record(&event, &mut record) {
+                tracing::error!(event_id = %event.id, reason, "event dropped: cannot encode it");
+                self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let current_len = self.current.as_ref().map_or(0, |s| s.len);
+            let used = current_len + chunk.len() as u64;
+            if used > 0 && used + record.len() as u64 > self.config.segment_bytes {
+                self.append(&chunk, std::mem::take(&mut chunk_events));
+                chunk.clear();
+                self.finish_segment();
+            }
+            chunk.extend_from_slice(&record);
+            chunk_events.push(event);
+        }
+        self.append(&chunk, chunk_events);
+    }
+
+    /// Appends complete records to the current segment (starting one if needed).
+    fn append(&mut self, bytes: &[u8], events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        if self.current.is_none() {
+            match self.start_segment() {
+                Ok(segment) => self.current = Some(segment),
+                Err(e) => {
+                    self.lose(events.len(), &e, "cannot start an event log segment");
+                    return;
+                }
+            }
+        }
+        let Some(segment) = self.current.as_mut() else { return };
+        if let Err(source) = segment.file.write_all(bytes) {
+            let (path, len) = (segment.path.clone(), segment.len);
+            self.lose(events.len(), &LogError::Io { path, source }, "cannot write to the event log");
+            // Earlier pending records are complete: keep them, cut only the failed write.
+            self.rewind_to(len);
+            return;
+        }
+        segment.len += bytes.len() as u64;
+        segment.dirty = true;
+        match self.config.fsync {
+            // Handed to the OS is as written as this policy gets.
+            FsyncPolicy::Never => {
+                segment.committed_len = segment.len;
+                self.commit(events);
+            }
+            FsyncPolicy::Always | FsyncPolicy::EveryMillis(_) => self.pending.extend(events),
+        }
+    }
+
+    fn start_segment(&mut self) -> Result<Segment, LogError> {
+        let seq = self.next_seq;
+        let path = segment_path(&self.dir, seq);
+        let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
+        self.next_seq = seq.saturating_add(1);
+        sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+        tracing::debug!(segment = %path.display(), "event log segment started");
+        Ok(Segment { seq, path, file, len: 0, committed_len: 0, dirty: false })
+    }
+
+    /// Syncs and closes the current segment; the next append starts a new one.
+    fn finish_segment(&mut self) {
+        self.sync();
+        if let Some(segment) = self.current.take() {
+            tracing::debug!(segment = %segment.path.display(), seq = segment.seq, bytes = segment.len, "event log segment finished");
+        }
+    }
+
+    /// Makes everything written durable, then counts and observes the pending events. On failure
+    /// they are counted as lost and cut from the file, so that a replay agrees with the observer.
+    fn sync(&mut self) {
+        self.last_sync = Instant::now();
+        let Some(segment) = self.current.as_mut() else { return };
+        if !segment.dirty {
+            return;
+        }
+        match segment.file.sync_data() {
+            Ok(()) => {
+                segment.dirty = false;
+                segment.committed_len = segment.len;
+                let pending = std::mem::take(&mut self.pending);
+                self.commit(pending);
+            }
+            Err(source) => {
+                let (path, committed_len) = (segment.path.clone(), segment.committed_len);
+                let pending = std::mem::take(&mut self.pending);
+                self.lose(pending.len(), &LogError::Io { path: path.clone(), source }, "cannot sync the event log");
+                if pending.is_empty() {
+                    // Nothing waited on this sync (FsyncPolicy::Never): there is nothing to undo.
+                    tracing::error!(segment = %path.display(), "event log sync failed; written events may not be durable");
+                }
+                self.rewind_to(committed_len);
+            }
+        }
+    }
+
+    /// Cuts the current segment back to `len` after a failed write or sync. If even that fails
+    /// the segment is abandoned, its pending events are lost and the next open reports it as
+    /// damaged.
+    fn rewind_to(&mut self, len: u64) {
+        let Some(segment) = self.current.as_mut() else { return };
+        match segment.file.set_len(len) {
+            Ok(()) => segment.len = len,
+            Err(source) => {
+                let path = segment.path.clone();
+                let pending = std::mem::take(&mut self.pending);
+                self.current = None;
+                self.lose(
+                    pending.len(),
+                    &LogError::Io { path: path.clone(), source },
+                    "cannot cut a failed write from the event log",
+                );
+                tracing::error!(segment = %path.display(), "event log segment abandoned after a failed write");
+            }
+        }
+    }
+
+    fn commit(&mut self, events: Vec<Event>) {
+        self.counters.written.fetch_add(events.len() as u64, Ordering::Relaxed);
+        for event in &events {
+            notify(self.observer.as_ref(), event);
+        }
+    }
+
+    fn lose(&self, n: usize, error: &LogError, message: &'static str) {
+        if n == 0 {
+            return;
+        }
+        self.counters.lost.fetch_add(n as u64, Ordering::Relaxed);
+        tracing::error!(dir = %self.dir.display(), events = n, error = %error, cause = message, "events lost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adp_domain::events::EventKind;
+
+    fn event() -> Event {
+        Event {
+            id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+            kind: EventKind::Impression,
+            event_time_ms: 1_772_323_200_000,
+            receive_time_ms: 1_772_323_200_010,
+            request_id: "req".into(),
+            advertiser_id: "adv".into(),
+            campaign_id: "cmp".into(),
+            line_item_id: "li".into(),
+            creative_id: "cr".into(),
+            publisher_id: "pub".into(),
+            site_id: "site".into(),
+            placement_id: "pl".into(),
+            deal_id: None,
+            user_key: 42,
+            country: Some("DE".into()),
+            device_type: None,
+            price_micros: 2_500_000,
+            cost_micros: 2_500,
+            currency: "EUR".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn record_layout_is_length_crc_version_json() {
+        let mut out = Vec::new();
+        encode_record(&event(), &mut out).unwrap();
+        let len = u32::from_le_bytes(out[0..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(out[4..8].try_into().unwrap());
+        let payload = &out[RECORD_HEADER_BYTES..];
+        assert_eq!(payload.len(), len);
+        assert_eq!(crc, crc32fast::hash(payload));
+        assert_eq!(payload[0], RECORD_VERSION);
+        assert_eq!(serde_json::from_slice::<Event>(&payload[1..]).unwrap(), event());
+    }
+
+    #[test]
+    fn segment_names_are_zero_padded_and_sort_by_sequence() {
+        let dir = Path::new("/data/events");
+        assert_eq!(segment_path(dir, 1), Path::new("/data/events/00000000000000000001.seg"));
+        assert!(segment_path(dir, 9) < segment_path(dir, 10));
+    }
+
+    #[test]
+    fn scan_stops_at_the_first_damage_with_the_good_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.seg");
+        let mut bytes = Vec::new();
+        encode_record(&event(), &mut bytes).unwrap();
+        let one = bytes.len() as u64;
+        encode_record(&event(), &mut bytes).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        fs::write(&path, &bytes).unwrap();
+        let mut n = 0;
+        let scan = scan_segment(&path, &mut |_| n += 1).unwrap();
+        assert_eq!((n, scan.good_len, scan.file_len), (1, one, bytes.len() as u64));
+        assert!(scan.damage.unwrap().contains("torn record"));
+    }
+}

@@ -13,7 +13,7 @@ const RESERVED_ENV: &[&str] = &["ADP_CONFIG"];
 /// Short aliases: variable → key.
 const ENV_ALIASES: &[(&str, &str)] = &[("ADP_ADMIN_KEY", "auth.admin_key")];
 /// Keys whose values are never printed.
-const SECRET_KEYS: &[&str] = &["auth.admin_key"];
+const SECRET_KEYS: &[&str] = &["auth.admin_key", "tracking.signing_keys"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +25,80 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub demo: DemoConfig,
+    pub serving: ServingConfig,
+    pub tracking: TrackingConfig,
+    pub events: EventsConfig,
+    pub frequency: FrequencyConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServingConfig {
+    /// Base URL of tracking links; empty means `http://<server.listen>`.
+    pub public_url: String,
+    /// Seconds a tracking URL stays valid (at most 900).
+    pub tracking_ttl_secs: u64,
+    /// Most placements one decide request may carry.
+    pub max_placements: u64,
+    /// Seconds between full catalog reloads (changes are applied at once anyway).
+    pub catalog_reload_secs: u64,
+    /// Seconds between pacing throttle updates.
+    pub pacing_interval_secs: u64,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            public_url: String::new(),
+            tracking_ttl_secs: 900,
+            max_placements: 16,
+            catalog_reload_secs: 30,
+            pacing_interval_secs: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// Comma-separated `id:secret` signing keys, the first active. Empty: a key is generated once
+    /// and kept in `<data_dir>/tracking.key`. Secret.
+    pub signing_keys: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// `always` (fsync every batch), `interval` (every `fsync_interval_ms`) or `never`.
+    pub fsync: String,
+    pub fsync_interval_ms: u64,
+    /// Events the queue holds before refusing (never blocking the hot path).
+    pub queue_capacity: u64,
+    pub segment_bytes: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            fsync: "interval".into(),
+            fsync_interval_ms: 100,
+            queue_capacity: 65_536,
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrequencyConfig {
+    /// Most (user, cap, window) counters kept in memory.
+    pub max_entries: u64,
+}
+
+impl Default for FrequencyConfig {
+    fn default() -> Self {
+        FrequencyConfig { max_entries: 2_000_000 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +109,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// How long in-flight requests get to finish after SIGTERM / Ctrl-C.
     pub shutdown_grace_secs: u64,
+    /// Serving threads, one runtime and listener each; 0 = one per core.
+    pub threads: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +152,10 @@ impl Default for Config {
             store: StoreConfig::default(),
             log: LogConfig::default(),
             demo: DemoConfig::default(),
+            serving: ServingConfig::default(),
+            tracking: TrackingConfig::default(),
+            events: EventsConfig::default(),
+            frequency: FrequencyConfig::default(),
         }
     }
 }
@@ -87,6 +167,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./adplatform-data"),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
+            threads: 0,
         }
     }
 }
@@ -277,6 +358,36 @@ impl Config {
                 format!("`{}` is not a store backend here; use `sqlite`", self.store.backend),
             ));
         }
+        if self.server.threads > 256 {
+            return Err(key_error("server.threads", "", "must be at most 256 (0 = one per core)"));
+        }
+        if !(1..=900).contains(&self.serving.tracking_ttl_secs) {
+            return Err(key_error("serving.tracking_ttl_secs", "", "must be 1..=900 (the pending-spend window)"));
+        }
+        if !(1..=64).contains(&self.serving.max_placements) {
+            return Err(key_error("serving.max_placements", "", "must be 1..=64"));
+        }
+        if self.serving.catalog_reload_secs == 0 || self.serving.pacing_interval_secs == 0 {
+            return Err(key_error("serving.pacing_interval_secs", "", "intervals must be at least 1 second"));
+        }
+        let url = &self.serving.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(key_error("serving.public_url", "", "must be an http(s) URL"));
+        }
+        self.signing_keys().map_err(|m| key_error("tracking.signing_keys", "", m))?;
+        if !matches!(self.events.fsync.as_str(), "always" | "interval" | "never") {
+            return Err(key_error("events.fsync", "", "must be always, interval or never"));
+        }
+        if self.events.queue_capacity == 0 || self.events.segment_bytes < 4096 {
+            return Err(key_error(
+                "events.queue_capacity",
+                "",
+                "queue must hold at least 1 event and segments be at least 4096 bytes",
+            ));
+        }
+        if self.frequency.max_entries < 1000 {
+            return Err(key_error("frequency.max_entries", "", "must be at least 1000"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(key_error("log.format", "", "must be `text` or `json`"));
         }
@@ -288,6 +399,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The configured tracking signing keys as `(id, secret)`; empty when none are set.
+    pub fn signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let mut out = Vec::new();
+        for part in self.tracking.signing_keys.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, secret) = part.split_once(':').ok_or("each key is written id:secret")?;
+            if id.is_empty() || id.len() > 16 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("key id `{id}` must be 1 to 16 letters or digits"));
+            }
+            if secret.len() < 16 {
+                return Err(format!("the secret of key `{id}` must be at least 16 characters"));
+            }
+            out.push((id.to_string(), secret.as_bytes().to_vec()));
+        }
+        Ok(out)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -3,8 +3,13 @@
 
 pub mod config;
 
-use adp_domain::{CatalogStore, KeyStatus, Kind, Role};
-use adp_server::{auth, demo, AppState, HttpSettings};
+use adp_domain::{CatalogStore, EventSink, KeyStatus, Kind, Role};
+use adp_engine::pacing::PacingConfig;
+use adp_events::{DeliveryRollup, FsyncPolicy, LocalLog, LogConfig};
+use adp_server::serving::{follow_catalog, run_pacing, Serving, ServingSettings};
+use adp_server::tracking::UrlSigner;
+use adp_server::{auth, demo, net, AppState, HttpSettings};
+use adp_store::frequency::InProcessFrequency;
 use adp_store::SqliteStore;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -279,6 +284,46 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
+/// The tracking signing keys: configured ones, else one generated once and kept in the data dir.
+fn signing_keys(config: &Config) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let configured = config.signing_keys().map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
+    if !configured.is_empty() {
+        return Ok(configured);
+    }
+    let path = config.server.data_dir.join("tracking.key");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => s.trim().to_string(),
+        Ok(_) => bail!("{} is too short to be a signing key; delete it to generate a new one", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = auth::generate_secret();
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            f.write_all(s.as_bytes())?;
+            f.sync_all()?;
+            s
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    Ok(vec![("local".to_string(), secret.into_bytes())])
+}
+
+fn log_config(config: &Config) -> LogConfig {
+    let fsync = match config.events.fsync.as_str() {
+        "always" => FsyncPolicy::Always,
+        "never" => FsyncPolicy::Never,
+        _ => FsyncPolicy::EveryMillis(config.events.fsync_interval_ms),
+    };
+    LogConfig {
+        segment_bytes: config.events.segment_bytes,
+        fsync,
+        queue_capacity: config.events.queue_capacity as usize,
+    }
+}
+
 /// Runs the embedded server until `shutdown` resolves.
 pub async fn serve(
     config: Config,
@@ -307,33 +352,84 @@ pub async fn serve(
     }
 
     let addr = config.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
-    let local = listener.local_addr()?;
-    print_banner(&config, local, seeded, demo_key.as_deref());
+    let threads = match config.server.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    };
+    let listeners = net::bind(addr, threads).with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
+    let local = listeners[0].local_addr()?;
 
-    let settings = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(adp_server::serve(listener, state, settings, async move {
-        let _ = stop_rx.await;
-    }));
+    // The serving role: events to the durable local log feeding the delivery rollups.
+    let rollup = Arc::new(DeliveryRollup::new());
+    let log = Arc::new(
+        LocalLog::open(config.server.data_dir.join("events"), log_config(&config), Arc::clone(&rollup) as _)
+            .context("cannot open the event log")?,
+    );
+    tracing::info!(replayed = log.replayed(), "event log opened");
+    let public_url = match config.serving.public_url.trim_end_matches('/') {
+        "" => format!("http://{local}"),
+        url => url.to_string(),
+    };
+    let settings = ServingSettings {
+        public_url,
+        tracking_ttl_secs: config.serving.tracking_ttl_secs as i64,
+        max_placements: config.serving.max_placements as usize,
+        catalog_reload_secs: config.serving.catalog_reload_secs,
+        pacing: PacingConfig {
+            update_interval_secs: config.serving.pacing_interval_secs as u32,
+            ..PacingConfig::default()
+        },
+    };
+    let signer = UrlSigner::new(signing_keys(&config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
+    let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));
+    let serving = Arc::new(Serving::new(settings, signer, freq, Arc::clone(&log) as _, rollup));
+    let changes = state.feed().subscribe();
+    serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
+    let state = state.with_serving(Arc::clone(&serving));
+    let follower = tokio::spawn(follow_catalog(Arc::clone(&serving), Arc::clone(&store), changes));
+    let pacer = tokio::spawn(run_pacing(Arc::clone(&serving)));
+
+    print_banner(&config, local, threads, seeded, demo_key.as_deref());
+
+    let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
+    let router = adp_server::router(state, &http);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cores = net::spawn_cores(listeners, router, stop_rx);
     shutdown.await;
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined.context("server task failed")??,
-        Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time"),
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let joined = tokio::task::spawn_blocking(move || {
+        for c in cores {
+            match c.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "serving thread failed"),
+                Err(_) => tracing::error!("serving thread panicked"),
+            }
+        }
+    });
+    if tokio::time::timeout(grace, joined).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
     }
-    tracing::info!("stopped");
+    follower.abort();
+    pacer.abort();
+    // Everything accepted reaches the disk before we exit.
+    if let Err(e) = log.flush() {
+        tracing::error!(error = %e, "event log flush failed at shutdown");
+    }
+    tracing::info!(events = ?log.stats(), "stopped");
     Ok(())
 }
 
-fn print_banner(config: &Config, local: std::net::SocketAddr, seeded: usize, demo_key: Option<&str>) {
+fn print_banner(config: &Config, local: std::net::SocketAddr, threads: usize, seeded: usize, demo_key: Option<&str>) {
     let mut out = std::io::stdout().lock();
     let base = format!("http://{local}");
     let _ = writeln!(out, "adplatform listening on {base}");
-    let _ = writeln!(out, "  mode {} · data dir {}", config.mode, config.server.data_dir.display());
+    let _ = writeln!(
+        out,
+        "  mode {} · {threads} serving threads · data dir {}",
+        config.mode,
+        config.server.data_dir.display()
+    );
     if config.demo.enabled {
         if seeded > 0 {
             let _ =
@@ -355,6 +451,8 @@ fn print_banner(config: &Config, local: std::net::SocketAddr, seeded: usize, dem
         let _ = writeln!(out, "\n  try:");
         let _ = writeln!(out, "    export ADP_KEY='{key}'");
         let _ = writeln!(out, "    curl -s {base}/readyz");
+        let _ = writeln!(out, "    curl -s {base}/v1/decide -d '{{\"placements\":[{{\"id\":\"demo-mrec\"}},{{\"id\":\"demo-leaderboard\"}},{{\"id\":\"demo-video\"}}],\"user\":{{\"id\":\"u1\"}}}}'");
+        let _ = writeln!(out, "    curl -s -H \"Authorization: Bearer $ADP_KEY\" {base}/api/v1/reports/delivery");
         let _ = writeln!(out, "    curl -s -H \"Authorization: Bearer $ADP_KEY\" {base}/api/v1/line-items");
         let _ = writeln!(out, "    curl -s -H \"Authorization: Bearer $ADP_KEY\" {base}/api/v1/placements/demo-mrec");
         let _ = writeln!(

@@ -71,6 +71,27 @@ pub const MAX_PAGE_SIZE: usize = 500;
 /// A JSON request body: `application/json`, within the body limit, well-formed.
 pub struct JsonBody(pub Value);
 
+/// A raw request body within the body limit; too large → 413 in the API's error shape.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body exceeds the size limit",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rej.body_text())
+            }
+        })
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
@@ -91,17 +112,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "send the body as `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body exceeds the size limit",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rej.body_text())
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
         })

@@ -8,7 +8,12 @@ pub mod auth;
 pub mod catalog;
 pub mod demo;
 pub mod error;
+pub mod markup;
+pub mod net;
 pub mod openapi;
+pub mod serving;
+pub mod serving_http;
+pub mod tracking;
 
 use adp_domain::CatalogStore;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -41,6 +46,8 @@ impl Default for HttpSettings {
 pub struct AppState {
     pub store: Arc<dyn CatalogStore>,
     pub catalog: CatalogService,
+    /// The serving role, when this process runs it.
+    pub serving: Option<Arc<serving::Serving>>,
     openapi: Arc<String>,
 }
 
@@ -50,7 +57,13 @@ impl AppState {
         let version = store.catalog_version().await?;
         let catalog = CatalogService::new(Arc::clone(&store), ChangeFeed::new(version));
         let openapi = Arc::new(openapi::document().to_string());
-        Ok(AppState { store, catalog, openapi })
+        Ok(AppState { store, catalog, serving: None, openapi })
+    }
+
+    /// Adds the serving role.
+    pub fn with_serving(mut self, serving: Arc<serving::Serving>) -> AppState {
+        self.serving = Some(serving);
+        self
     }
 
     pub fn feed(&self) -> &ChangeFeed {
@@ -113,6 +126,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(api::catalog_routes())
         .merge(api::api_key_routes())
+        .merge(serving_http::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

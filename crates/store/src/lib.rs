@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod frequency;
 pub mod sqlite;
 
+pub use frequency::InProcessFrequency;
 pub use sqlite::SqliteStore;

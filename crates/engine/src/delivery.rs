@@ -1,0 +1,188 @@
+//! delivery: the live counters of each line item and creative — spend today and over the
+//! lifetime, spend decided but not yet impressed (pending), impressions and clicks, and the
+//! pacing throttle. Lock-free atomics shared by every core; they outlive catalog snapshots
+//! (a registry keyed by id hands the same counters to each new snapshot).
+
+use crate::pacing::ThrottleCell;
+use adp_domain::Micros;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Minutes a decision's spend stays pending; impressions arriving later are refused by the
+/// tracking layer (its URLs expire), so pending and spend never count the same money twice.
+pub const PENDING_MINUTES: usize = 16;
+
+#[derive(Debug)]
+struct PendingBucket {
+    minute: AtomicI64,
+    micros: AtomicI64,
+}
+
+/// Counters of one line item.
+#[derive(Debug)]
+pub struct LineItemCounters {
+    day: AtomicI64,
+    spent_today: AtomicI64,
+    spent_lifetime: AtomicI64,
+    pending: [PendingBucket; PENDING_MINUTES],
+    pub impressions: AtomicU64,
+    pub clicks: AtomicU64,
+    /// Probability of taking part in an auction (even pacing); 1.0 when not throttled.
+    pub throttle: ThrottleCell,
+}
+
+impl Default for LineItemCounters {
+    fn default() -> Self {
+        LineItemCounters {
+            day: AtomicI64::new(i64::MIN),
+            spent_today: AtomicI64::new(0),
+            spent_lifetime: AtomicI64::new(0),
+            pending: std::array::from_fn(|_| PendingBucket {
+                minute: AtomicI64::new(i64::MIN),
+                micros: AtomicI64::new(0),
+            }),
+            impressions: AtomicU64::new(0),
+            clicks: AtomicU64::new(0),
+            throttle: ThrottleCell::new(1.0),
+        }
+    }
+}
+
+impl LineItemCounters {
+    /// Spend in the budget day `day` (days are counted in the line item's time zone).
+    pub fn spent_on(&self, day: i64) -> Micros {
+        if self.day.load(Ordering::Acquire) == day {
+            self.spent_today.load(Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    pub fn spent_lifetime(&self) -> Micros {
+        self.spent_lifetime.load(Ordering::Acquire)
+    }
+
+    /// Books spend on `day`. A new day resets the daily figure.
+    pub fn book(&self, day: i64, micros: Micros) {
+        let current = self.day.load(Ordering::Acquire);
+        if current != day
+            && current < day
+            && self.day.compare_exchange(current, day, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            self.spent_today.store(0, Ordering::Release);
+        }
+        if self.day.load(Ordering::Acquire) == day {
+            self.spent_today.fetch_add(micros, Ordering::AcqRel);
+        }
+        self.spent_lifetime.fetch_add(micros, Ordering::AcqRel);
+    }
+
+    /// Spend decided in the last `PENDING_MINUTES` minutes and not yet impressed.
+    pub fn pending(&self, now_minute: i64) -> Micros {
+        self.pending
+            .iter()
+            .filter(|b| now_minute.saturating_sub(b.minute.load(Ordering::Acquire)) < PENDING_MINUTES as i64)
+            .map(|b| b.micros.load(Ordering::Acquire))
+            .sum::<Micros>()
+            .max(0)
+    }
+
+    pub fn add_pending(&self, minute: i64, micros: Micros) {
+        let b = &self.pending[minute.rem_euclid(PENDING_MINUTES as i64) as usize];
+        let seen = b.minute.load(Ordering::Acquire);
+        if seen != minute
+            && seen < minute
+            && b.minute.compare_exchange(seen, minute, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            b.micros.store(0, Ordering::Release);
+        }
+        if b.minute.load(Ordering::Acquire) == minute {
+            b.micros.fetch_add(micros, Ordering::AcqRel);
+        }
+    }
+
+    /// Moves spend decided at `minute` from pending to booked (an impression arrived).
+    pub fn settle_pending(&self, minute: i64, micros: Micros) {
+        let b = &self.pending[minute.rem_euclid(PENDING_MINUTES as i64) as usize];
+        if b.minute.load(Ordering::Acquire) == minute {
+            b.micros.fetch_sub(micros, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Counters of one creative (for CTR-optimised rotation).
+#[derive(Debug, Default)]
+pub struct CreativeCounters {
+    pub impressions: AtomicU64,
+    pub clicks: AtomicU64,
+}
+
+/// Hands out the counters of each line item, campaign and creative by id, the same ones to
+/// every snapshot. Used only when snapshots are built (off the hot path).
+#[derive(Debug, Default)]
+pub struct CounterRegistry {
+    line_items: Mutex<HashMap<String, Arc<LineItemCounters>>>,
+    campaigns: Mutex<HashMap<String, Arc<LineItemCounters>>>,
+    creatives: Mutex<HashMap<String, Arc<CreativeCounters>>>,
+}
+
+fn get_or_insert<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, id: &str) -> Arc<T> {
+    let mut m = match map.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    Arc::clone(m.entry(id.to_string()).or_default())
+}
+
+impl CounterRegistry {
+    pub fn line_item(&self, id: &str) -> Arc<LineItemCounters> {
+        get_or_insert(&self.line_items, id)
+    }
+
+    /// Campaign-level spend uses the same counter shape (its pending and throttle are unused).
+    pub fn campaign(&self, id: &str) -> Arc<LineItemCounters> {
+        get_or_insert(&self.campaigns, id)
+    }
+
+    pub fn creative(&self, id: &str) -> Arc<CreativeCounters> {
+        get_or_insert(&self.creatives, id)
+    }
+
+    /// Every line item's counters, for the pacing loop.
+    pub fn all_line_items(&self) -> Vec<(String, Arc<LineItemCounters>)> {
+        match self.line_items.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
+            Err(p) => p.into_inner().iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_spend_resets_on_a_new_day_and_lifetime_accumulates() {
+        let c = LineItemCounters::default();
+        c.book(100, 5);
+        c.book(100, 7);
+        assert_eq!((c.spent_on(100), c.spent_lifetime()), (12, 12));
+        c.book(101, 3);
+        assert_eq!((c.spent_on(100), c.spent_on(101), c.spent_lifetime()), (0, 3, 15));
+    }
+
+    #[test]
+    fn pending_expires_and_settles() {
+        let c = LineItemCounters::default();
+        c.add_pending(10, 100);
+        c.add_pending(11, 50);
+        assert_eq!(c.pending(11), 150);
+        c.settle_pending(10, 100);
+        assert_eq!(c.pending(11), 50);
+        assert_eq!(c.pending(11 + PENDING_MINUTES as i64), 0, "old pending expires");
+        c.add_pending(10 + PENDING_MINUTES as i64, 7);
+        // Minute 10's bucket is reused for minute 26 and starts empty; minute 11 is still pending.
+        assert_eq!(c.pending(10 + PENDING_MINUTES as i64), 7 + 50, "a reused bucket starts empty");
+    }
+}

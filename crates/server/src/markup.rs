@@ -1,0 +1,99 @@
+//! markup: what the page or player renders for a chosen creative, with the tracking URLs
+//! woven in — banner HTML or image, VAST for video, a JSON asset bundle for native.
+
+use adp_domain::CreativeContent;
+
+/// Escapes text for an HTML attribute or element.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// CDATA cannot contain `]]>`; split it where it occurs.
+fn cdata(s: &str) -> String {
+    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+fn pixel(imp: &str) -> String {
+    format!("<img src=\"{}\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">", html_escape(imp))
+}
+
+/// Renders the markup of `content` for a slot of `w`×`h`.
+pub fn render(content: &CreativeContent, w: u32, h: u32, imp_url: &str, click_url: &str) -> String {
+    match content {
+        CreativeContent::BannerImage { image_url, alt } => format!(
+            "<a href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" width=\"{w}\" height=\"{h}\" alt=\"{}\" border=\"0\"></a>{}",
+            html_escape(click_url),
+            html_escape(image_url),
+            html_escape(alt.as_deref().unwrap_or("")),
+            pixel(imp_url)
+        ),
+        CreativeContent::BannerHtml { html } => {
+            let body = html.replace("%%CLICK_URL%%", &html_escape(click_url));
+            format!("{body}{}", pixel(imp_url))
+        }
+        CreativeContent::Vast { xml: Some(xml), .. } => {
+            let impression = format!("<Impression>{}</Impression>", cdata(imp_url));
+            // Add our impression tracker to the first InLine or Wrapper element.
+            for tag in ["<InLine>", "<Wrapper>"] {
+                if let Some(i) = xml.find(tag) {
+                    let at = i + tag.len();
+                    return format!("{}{impression}{}", &xml[..at], &xml[at..]);
+                }
+            }
+            xml.clone()
+        }
+        CreativeContent::Vast { url, .. } => format!(
+            "<VAST version=\"4.0\"><Ad><Wrapper><AdSystem>AdPlatform</AdSystem><VASTAdTagURI>{}</VASTAdTagURI>\
+             <Impression>{}</Impression><Creatives><Creative><Linear><VideoClicks><ClickTracking>{}</ClickTracking>\
+             </VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>",
+            cdata(url.as_deref().unwrap_or("")),
+            cdata(imp_url),
+            cdata(click_url)
+        ),
+        CreativeContent::Native { title, body, image_url, icon_url, cta, sponsored_by } => serde_json::json!({
+            "title": title, "body": body, "image_url": image_url, "icon_url": icon_url, "cta": cta,
+            "sponsored_by": sponsored_by, "click_url": click_url, "impression_url": imp_url,
+        })
+        .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_escapes_and_carries_trackers() {
+        let c = CreativeContent::BannerImage {
+            image_url: "https://x.example/a.png?a=1&b=2".into(),
+            alt: Some("\"hi\"".into()),
+        };
+        let m = render(&c, 300, 250, "https://t.example/imp?p=1&s=2", "https://t.example/click?p=3&s=4");
+        assert!(m.contains("href=\"https://t.example/click?p=3&amp;s=4\""), "{m}");
+        assert!(m.contains("alt=\"&quot;hi&quot;\""), "{m}");
+        assert!(m.contains("src=\"https://t.example/imp?p=1&amp;s=2\""), "{m}");
+    }
+
+    #[test]
+    fn vast_inline_gets_an_impression_tracker() {
+        let c = CreativeContent::Vast {
+            xml: Some("<VAST version=\"4.0\"><Ad><InLine><AdSystem>x</AdSystem></InLine></Ad></VAST>".into()),
+            url: None,
+            duration_secs: 15,
+            mimes: vec![],
+        };
+        let m = render(&c, 640, 360, "https://t.example/imp", "https://t.example/click");
+        assert!(m.contains("<InLine><Impression><![CDATA[https://t.example/imp]]></Impression><AdSystem>"), "{m}");
+    }
+}

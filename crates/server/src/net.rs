@@ -1,0 +1,67 @@
+//! net: thread-per-core serving. One OS thread per core, each with its own single-threaded
+//! tokio runtime and its own SO_REUSEPORT listener on the same address, so the kernel spreads
+//! connections across cores and no request crosses a thread. Nothing here is shared but the
+//! immutable router state.
+
+use axum::Router;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Binds `n` listeners on `addr` (a port of 0 is resolved once, then shared).
+pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = listener(addr)?;
+    let actual = first.local_addr()?;
+    let mut out = vec![first];
+    for _ in 1..n.max(1) {
+        out.push(listener(actual)?);
+    }
+    Ok(out)
+}
+
+/// Serves `router` on each listener from its own thread and runtime until `stop` turns true.
+pub fn spawn_cores(
+    listeners: Vec<std::net::TcpListener>,
+    router: Router,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<std::io::Result<()>>> {
+    listeners
+        .into_iter()
+        .enumerate()
+        .map(|(core, l)| {
+            let router = router.clone();
+            let mut stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("adp-core-{core}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    rt.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(l)?;
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(async move {
+                                let _ = stop.wait_for(|s| *s).await;
+                            })
+                            .await
+                    })
+                })
+                .map_err(|e| {
+                    tracing::error!(core, error = %e, "cannot start a serving thread");
+                    e
+                })
+                .unwrap_or_else(|e| std::thread::spawn(move || Err(e)))
+        })
+        .collect()
+}

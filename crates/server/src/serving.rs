@@ -1,0 +1,773 @@
+//! serving: the hot path — `POST /v1/decide` (and a GET variant for simple tags), the
+//! impression and click trackers — plus the background work that keeps it fed: rebuilding the
+//! catalog snapshot on every change and adjusting pacing throttles. Request handlers read an
+//! immutable snapshot through an atomic pointer, keep their scratch space per thread, and hand
+//! events to a bounded queue; they never take a global lock or wait on I/O.
+
+use crate::error::ApiError;
+use crate::markup;
+use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, UrlSigner};
+use adp_domain::events::{Event, EventKind};
+use adp_domain::targeting::DeviceType;
+use adp_domain::{CatalogChange, CatalogStore, EventSink, Format, FrequencyStore, Micros, Pacing, Pricing};
+use adp_engine::delivery::{CounterRegistry, LineItemCounters};
+use adp_engine::pacing::{EvenPacer, PacingConfig, SpendCurve};
+use adp_engine::pipeline::{budget_day, decide, DecideInput, EngineScratch, NoFill, SlotRequest, Win};
+use adp_engine::request::{Attributes, Slot};
+use adp_engine::snapshot::{user_key, LineItemRt, PlacementRt, Snapshot};
+use adp_events::rollup::DeliveryRollup;
+use arc_swap::ArcSwap;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Settings of the serving role.
+#[derive(Clone, Debug)]
+pub struct ServingSettings {
+    /// Base URL that tracking URLs start with, e.g. `https://ads.example.com`.
+    pub public_url: String,
+    /// Seconds a tracking URL stays valid; at most the pending window of the budget counters.
+    pub tracking_ttl_secs: i64,
+    pub max_placements: usize,
+    /// Seconds between full catalog reloads by version (changes arrive on the feed sooner).
+    pub catalog_reload_secs: u64,
+    pub pacing: PacingConfig,
+}
+
+impl Default for ServingSettings {
+    fn default() -> Self {
+        ServingSettings {
+            public_url: "http://127.0.0.1:8080".into(),
+            tracking_ttl_secs: 900,
+            max_placements: 16,
+            catalog_reload_secs: 30,
+            pacing: PacingConfig::default(),
+        }
+    }
+}
+
+/// Counters of the serving role, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ServingStats {
+    pub requests: AtomicU64,
+    pub filled: AtomicU64,
+    pub unfilled: AtomicU64,
+    pub impressions: AtomicU64,
+    pub clicks: AtomicU64,
+    pub tracking_rejected: AtomicU64,
+    pub events_rejected: AtomicU64,
+}
+
+pub struct Serving {
+    snapshot: ArcSwap<Snapshot>,
+    registry: Arc<CounterRegistry>,
+    freq: Arc<dyn FrequencyStore>,
+    events: Arc<dyn EventSink>,
+    rollup: Arc<DeliveryRollup>,
+    signer: UrlSigner,
+    replay: ReplayGuard,
+    settings: ServingSettings,
+    pub stats: ServingStats,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(EngineScratch, Vec<Result<Win, NoFill>>)> = RefCell::new((EngineScratch::default(), Vec::new()));
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl Serving {
+    pub fn new(
+        settings: ServingSettings,
+        signer: UrlSigner,
+        freq: Arc<dyn FrequencyStore>,
+        events: Arc<dyn EventSink>,
+        rollup: Arc<DeliveryRollup>,
+    ) -> Serving {
+        Serving {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            registry: Arc::new(CounterRegistry::default()),
+            freq,
+            events,
+            rollup,
+            signer,
+            replay: ReplayGuard::new(4_000_000, 64),
+            settings,
+            stats: ServingStats::default(),
+        }
+    }
+
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    pub fn rollup(&self) -> &DeliveryRollup {
+        &self.rollup
+    }
+
+    pub fn event_stats(&self) -> adp_domain::SinkStats {
+        self.events.stats()
+    }
+
+    /// Loads the catalog and swaps in a new snapshot if it is newer than the one served.
+    pub async fn refresh(&self, store: &dyn CatalogStore) -> Result<u64, adp_domain::StoreError> {
+        let (version, records) = store.snapshot().await?;
+        if version <= self.snapshot.load().version && version != 0 {
+            return Ok(self.snapshot.load().version);
+        }
+        let registry = Arc::clone(&self.registry);
+        let built = tokio::task::spawn_blocking(move || Snapshot::build(version, &records, &registry))
+            .await
+            .map_err(|e| adp_domain::StoreError::Unavailable(format!("snapshot build failed: {e}")))?;
+        let stats = built.index.stats();
+        self.snapshot.store(Arc::new(built));
+        tracing::info!(
+            version,
+            line_items = stats.items,
+            conjunctions = stats.conjunctions,
+            "catalog snapshot swapped in"
+        );
+        Ok(version)
+    }
+
+    fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> String {
+        let path = match kind {
+            TrackKind::Impression => "imp",
+            TrackKind::Click => "click",
+        };
+        format!("{}/v1/t/{path}?{}", self.settings.public_url, self.signer.sign(ad))
+    }
+}
+
+/// Rebuilds the snapshot on every catalog change (coalescing bursts) and on a timer.
+pub async fn follow_catalog(
+    serving: Arc<Serving>,
+    store: Arc<dyn CatalogStore>,
+    mut changes: broadcast::Receiver<CatalogChange>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(serving.settings.catalog_reload_secs.max(1)));
+    loop {
+        tokio::select! {
+            r = changes.recv() => match r {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Let a burst of writes settle into one rebuild.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    while changes.try_recv().is_ok() {}
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = serving.refresh(store.as_ref()).await {
+            tracing::warn!(error = %e, "catalog snapshot refresh failed; serving the previous one");
+        }
+    }
+}
+
+/// Adjusts each evenly paced line item's throttle every `update_interval_secs`.
+pub async fn run_pacing(serving: Arc<Serving>) {
+    let interval = Duration::from_secs(u64::from(serving.settings.pacing.update_interval_secs.max(1)));
+    let mut tick = tokio::time::interval(interval);
+    let mut pacers: HashMap<String, (Micros, EvenPacer)> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let snap = serving.snapshot.load_full();
+        let now = Utc::now();
+        for li in snap.line_items.iter().filter(|li| li.pacing == Pacing::Even) {
+            let Some(daily) = daily_target(li, now) else {
+                li.counters.throttle.set(1.0);
+                continue;
+            };
+            let entry = pacers.entry(li.id.clone()).or_insert_with(|| {
+                (daily, EvenPacer::new(daily, li.time_zone, SpendCurve::uniform(), serving.settings.pacing))
+            });
+            if entry.0 != daily {
+                *entry = (daily, EvenPacer::new(daily, li.time_zone, SpendCurve::uniform(), serving.settings.pacing));
+            }
+            entry.1.update(now, li.counters.spent_on(budget_day(li, now)));
+            li.counters.throttle.set(entry.1.throttle());
+        }
+    }
+}
+
+/// The budget to pace today: the daily budget, or what is left of the lifetime budget spread
+/// over the days left in the flight.
+fn daily_target(li: &LineItemRt, now: DateTime<Utc>) -> Option<Micros> {
+    let from_lifetime = match (li.lifetime_budget, li.end) {
+        (Some(total), Some(end)) if end > now => {
+            let spent_before_today = li.counters.spent_lifetime() - li.counters.spent_on(budget_day(li, now));
+            let days_left = ((end - now).num_seconds() as f64 / 86_400.0).ceil().max(1.0) as i64;
+            Some(((total - spent_before_today).max(0)) / days_left)
+        }
+        _ => None,
+    };
+    match (li.daily_budget, from_lifetime) {
+        (Some(d), Some(l)) => Some(d.min(l)),
+        (d, l) => d.or(l),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// decide
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub placements: Vec<PlacementReq>,
+    #[serde(default)]
+    pub user: Option<UserReq>,
+    #[serde(default)]
+    pub page: Option<PageReq>,
+    #[serde(default)]
+    pub app: Option<AppReq>,
+    #[serde(default)]
+    pub device: Option<DeviceReq>,
+    #[serde(default)]
+    pub geo: Option<GeoReq>,
+    #[serde(default)]
+    pub key_values: BTreeMap<String, KvValue>,
+    #[serde(default)]
+    pub deals: Vec<String>,
+    #[serde(default)]
+    pub test: bool,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementReq {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub sizes: Vec<String>,
+    #[serde(default)]
+    pub formats: Vec<Format>,
+    #[serde(default)]
+    pub floor_micros: Option<Micros>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserReq {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub segments: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PageReq {
+    pub url: String,
+    #[serde(default)]
+    pub referrer: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AppReq {
+    pub bundle: String,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReq {
+    #[serde(default, rename = "type")]
+    pub device_type: Option<DeviceType>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub browser: Option<String>,
+    #[serde(default)]
+    pub ua: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GeoReq {
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub metro: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub enum KvValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Serialize, Debug)]
+pub struct DecideResponse {
+    pub request_id: String,
+    pub decisions: Vec<PlacementDecision>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct PlacementDecision {
+    pub placement_id: Option<String>,
+    pub ad: Option<AdResponse>,
+    pub no_fill_reason: Option<&'static str>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct AdResponse {
+    pub line_item_id: String,
+    pub creative_id: String,
+    pub campaign_id: String,
+    pub advertiser_id: String,
+    pub adomain: Vec<String>,
+    pub format: Format,
+    pub price_micros: Micros,
+    pub markup: String,
+    pub width: u32,
+    pub height: u32,
+    pub impression_url: String,
+    pub click_url: String,
+}
+
+const MAX_ID: usize = 256;
+const MAX_LIST: usize = 256;
+
+fn bad(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message).with_field(field)
+}
+
+fn bounded(s: &str, field: &str) -> Result<(), ApiError> {
+    if s.len() > MAX_ID {
+        return Err(bad("too_long", field, format!("at most {MAX_ID} bytes")));
+    }
+    Ok(())
+}
+
+/// Parses a decide request body, naming the field at fault.
+pub fn parse_decide(body: &[u8]) -> Result<DecideRequest, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let req: DecideRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
+        } else {
+            let path = if path == "." { String::new() } else { path };
+            adp_domain::FieldError::from_serde(path, &inner).into()
+        }
+    })?;
+    Ok(req)
+}
+
+/// Host of a page URL, lower case, without `www.`.
+fn page_domain(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
+    let host = host.split(':').next()?.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.strip_prefix("www.").map(str::to_string).unwrap_or(host);
+    (!host.is_empty()).then_some(host)
+}
+
+/// Validates a request and turns it into engine attributes.
+fn attributes(req: &DecideRequest) -> Result<Attributes, ApiError> {
+    let mut a = Attributes::default();
+    if let Some(g) = &req.geo {
+        if let Some(c) = &g.country {
+            let c = c.trim().to_ascii_uppercase();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad("invalid_value", "geo.country", "an ISO 3166-1 alpha-2 code, e.g. US"));
+            }
+            a.country = Some(c);
+        }
+        for (v, f) in [(&g.region, "geo.region"), (&g.city, "geo.city"), (&g.metro, "geo.metro")] {
+            if let Some(v) = v {
+                bounded(v, f)?;
+            }
+        }
+        a.region = g.region.clone();
+        a.city = g.city.clone();
+        a.metro = g.metro.clone();
+    }
+    if let Some(d) = &req.device {
+        a.device_type = d.device_type;
+        for (v, f) in [(&d.os, "device.os"), (&d.browser, "device.browser"), (&d.language, "device.language")] {
+            if let Some(v) = v {
+                bounded(v, f)?;
+            }
+        }
+        a.os = d.os.as_deref().map(str::to_ascii_lowercase);
+        a.browser = d.browser.as_deref().map(str::to_ascii_lowercase);
+        a.language = d.language.as_deref().map(|l| l.split(['-', '_']).next().unwrap_or(l).to_ascii_lowercase());
+        if let Some(ip) = &d.ip {
+            a.ip = Some(ip.parse().map_err(|_| bad("invalid_value", "device.ip", "not an IPv4 or IPv6 address"))?);
+        }
+    }
+    match (&req.page, &req.app) {
+        (Some(_), Some(_)) => {
+            return Err(bad("invalid_value", "app", "a request comes from a page or an app, not both"))
+        }
+        (Some(p), None) => {
+            if p.url.len() > 4096 {
+                return Err(bad("too_long", "page.url", "at most 4096 bytes"));
+            }
+            a.domain = page_domain(&p.url);
+        }
+        (None, Some(app)) => {
+            bounded(&app.bundle, "app.bundle")?;
+            a.app_bundle = Some(app.bundle.clone());
+        }
+        (None, None) => {}
+    }
+    if let Some(u) = &req.user {
+        if u.segments.len() > MAX_LIST {
+            return Err(bad("too_many", "user.segments", format!("at most {MAX_LIST} segments")));
+        }
+        a.segments = u.segments.clone();
+    }
+    if req.key_values.len() > MAX_LIST {
+        return Err(bad("too_many", "key_values", format!("at most {MAX_LIST} keys")));
+    }
+    for (k, v) in &req.key_values {
+        match v {
+            KvValue::One(s) => a.key_values.push((k.clone(), s.clone())),
+            KvValue::Many(list) => a.key_values.extend(list.iter().map(|s| (k.clone(), s.clone()))),
+        }
+    }
+    if req.deals.len() > MAX_LIST {
+        return Err(bad("too_many", "deals", format!("at most {MAX_LIST} deals")));
+    }
+    a.deals = req.deals.clone();
+    Ok(a)
+}
+
+fn adhoc_placement(i: usize, p: &PlacementReq) -> Result<PlacementRt, ApiError> {
+    let field = format!("placements[{i}]");
+    if p.sizes.is_empty() && p.formats.is_empty() {
+        return Err(bad("missing_field", format!("{field}.id"), "give a placement id, or sizes and formats"));
+    }
+    let mut sizes = Vec::new();
+    for (j, s) in p.sizes.iter().enumerate() {
+        sizes.push(adp_domain::targeting::parse_size(s).ok_or_else(|| {
+            bad("invalid_value", format!("{field}.sizes[{j}]"), "a size is WIDTHxHEIGHT, e.g. 300x250")
+        })?);
+    }
+    let formats = if p.formats.is_empty() { vec![Format::Banner] } else { p.formats.clone() };
+    Ok(PlacementRt {
+        id: String::new(),
+        site_id: String::new(),
+        publisher_id: String::new(),
+        domain: None,
+        bundle: None,
+        size_keys: sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect(),
+        sizes,
+        formats,
+        floor_micros: p.floor_micros.unwrap_or(0),
+        blocked_categories: vec![],
+        blocked_adomains: vec![],
+        auction_type: adp_domain::AuctionType::SecondPrice,
+        allow_same_advertiser: false,
+        video: None,
+    })
+}
+
+impl Serving {
+    /// Runs one decision request end to end.
+    pub fn decide(&self, req: &DecideRequest) -> Result<DecideResponse, ApiError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if req.placements.is_empty() || req.placements.len() > self.settings.max_placements {
+            return Err(bad(
+                "invalid_value",
+                "placements",
+                format!("1 to {} placements", self.settings.max_placements),
+            ));
+        }
+        for (i, p) in req.placements.iter().enumerate() {
+            if let Some(f) = p.floor_micros.filter(|f| *f < 0 || *f > 1_000_000_000_000) {
+                return Err(bad(
+                    "invalid_value",
+                    format!("placements[{i}].floor_micros"),
+                    format!("{f} is not a sensible floor"),
+                ));
+            }
+            if let Some(id) = &p.id {
+                bounded(id, &format!("placements[{i}].id"))?;
+            }
+        }
+        let request_id = match &req.id {
+            Some(id) if adp_domain::validate_id(id, "id").is_ok() => id.clone(),
+            Some(_) => return Err(bad("invalid_id", "id", "a request id is 1 to 128 letters, digits or -_.:")),
+            None => uuid::Uuid::now_v7().simple().to_string(),
+        };
+        if let Some(uid) = req.user.as_ref().and_then(|u| u.id.as_deref()) {
+            bounded(uid, "user.id")?;
+        }
+        let attrs = attributes(req)?;
+        let snap = self.snapshot.load();
+        let mut adhoc = Vec::new();
+        for (i, p) in req.placements.iter().enumerate() {
+            if p.id.is_none() {
+                adhoc.push(adhoc_placement(i, p)?);
+            }
+        }
+        let mut adhoc_iter = adhoc.iter();
+        let slots: Vec<SlotRequest<'_>> = req
+            .placements
+            .iter()
+            .map(|p| {
+                let placement = match &p.id {
+                    Some(id) => snap.placements.get(id.as_str()),
+                    None => adhoc_iter.next(),
+                };
+                let slot = Slot {
+                    placement_id: p.id.clone().unwrap_or_default(),
+                    sizes: placement.map(|pl| pl.size_keys.clone()).unwrap_or_default(),
+                };
+                SlotRequest { placement, slot }
+            })
+            .collect();
+        let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
+        let now = Utc::now();
+        let input = DecideInput { attrs: &attrs, user_key: user, now, slots: &slots, dry_run: req.test };
+        let outcomes = SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scratch, out) = &mut *guard;
+            decide(&snap, &input, self.freq.as_ref(), scratch, out);
+            out.clone()
+        });
+        let mut decisions = Vec::with_capacity(outcomes.len());
+        for (i, (outcome, slot)) in outcomes.into_iter().zip(&slots).enumerate() {
+            let placement_id = req.placements[i].id.clone();
+            match outcome {
+                Err(nf) => {
+                    self.stats.unfilled.fetch_add(1, Ordering::Relaxed);
+                    decisions.push(PlacementDecision { placement_id, ad: None, no_fill_reason: Some(nf.code()) });
+                }
+                Ok(win) => {
+                    self.stats.filled.fetch_add(1, Ordering::Relaxed);
+                    let ad = self.render(&snap, &request_id, i as u32, &win, slot, &attrs, user, now, req.test);
+                    decisions.push(PlacementDecision { placement_id, ad: Some(ad), no_fill_reason: None });
+                }
+            }
+        }
+        Ok(DecideResponse { request_id, decisions })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &self,
+        snap: &Snapshot,
+        request_id: &str,
+        slot_no: u32,
+        win: &Win,
+        slot: &SlotRequest<'_>,
+        attrs: &Attributes,
+        user: Option<u64>,
+        now: DateTime<Utc>,
+        test: bool,
+    ) -> AdResponse {
+        let li = &snap.line_items[win.line_item as usize];
+        let cr = &snap.creatives[win.creative as usize];
+        let (publisher_id, site_id, placement_id) =
+            slot.placement.map(|p| (p.publisher_id.clone(), p.site_id.clone(), p.id.clone())).unwrap_or_default();
+        let (w, h) = slot
+            .placement
+            .and_then(|p| cr.sizes.iter().find(|s| p.sizes.contains(s)).copied())
+            .or_else(|| cr.sizes.first().copied())
+            .unwrap_or((0, 0));
+        let tracked = |kind: TrackKind, cost: Micros, landing: &str| TrackedAd {
+            kind,
+            key_id: String::new(),
+            expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
+            request_id: if test { format!("test:{request_id}") } else { request_id.to_string() },
+            slot: slot_no,
+            advertiser_id: li.advertiser_id.clone(),
+            campaign_id: li.campaign_id.clone(),
+            line_item_id: li.id.clone(),
+            creative_id: cr.id.clone(),
+            publisher_id: publisher_id.clone(),
+            site_id: site_id.clone(),
+            placement_id: placement_id.clone(),
+            user_key: user.unwrap_or(0),
+            price_micros: win.price_micros,
+            cost_micros: cost,
+            pending_minute: win.pending_minute,
+            landing_url: landing.to_string(),
+        };
+        let click_cost = if li.pricing == Pricing::Cpc { li.rate_micros } else { 0 };
+        let imp = self.track_url(TrackKind::Impression, &tracked(TrackKind::Impression, win.cost_per_impression, ""));
+        let click = self.track_url(TrackKind::Click, &tracked(TrackKind::Click, click_cost, &cr.click_url));
+        if !test {
+            let event = Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: EventKind::Decision,
+                event_time_ms: now.timestamp_millis(),
+                receive_time_ms: now.timestamp_millis(),
+                request_id: request_id.to_string(),
+                advertiser_id: li.advertiser_id.clone(),
+                campaign_id: li.campaign_id.clone(),
+                line_item_id: li.id.clone(),
+                creative_id: cr.id.clone(),
+                publisher_id,
+                site_id,
+                placement_id,
+                deal_id: None,
+                user_key: user.unwrap_or(0),
+                country: attrs.country.clone(),
+                device_type: attrs.device_type,
+                price_micros: win.price_micros,
+                cost_micros: 0,
+                currency: "USD".into(),
+                reason: None,
+            };
+            if self.events.submit(event).is_err() {
+                // Decisions are not billable: a full queue drops this one, counted, never silently.
+                self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        AdResponse {
+            line_item_id: li.id.clone(),
+            creative_id: cr.id.clone(),
+            campaign_id: li.campaign_id.clone(),
+            advertiser_id: li.advertiser_id.clone(),
+            adomain: li.adomains.clone(),
+            format: cr.format,
+            price_micros: win.price_micros,
+            markup: markup::render(&cr.content, w, h, &imp, &click),
+            width: w,
+            height: h,
+            impression_url: imp,
+            click_url: click,
+        }
+    }
+
+    /// The counters an event books into: from the snapshot, or (for a line item no longer
+    /// served) from the registry, which keeps every line item's counters.
+    fn counters_for(&self, ad: &TrackedAd) -> (Arc<LineItemCounters>, Arc<LineItemCounters>, chrono_tz::Tz) {
+        let snap = self.snapshot.load();
+        match snap.line_item_by_id.get(&ad.line_item_id).map(|i| &snap.line_items[*i as usize]) {
+            Some(li) => (Arc::clone(&li.counters), Arc::clone(&li.campaign_counters), li.time_zone),
+            None => {
+                (self.registry.line_item(&ad.line_item_id), self.registry.campaign(&ad.campaign_id), chrono_tz::UTC)
+            }
+        }
+    }
+
+    /// Counts one impression or click from a tracking URL, exactly once.
+    pub fn track(&self, kind: TrackKind, p: &str, s: &str) -> Result<TrackedAd, ApiError> {
+        let now = Utc::now();
+        let ad = self.signer.verify(kind, p, s, now.timestamp()).map_err(|e| {
+            self.stats.tracking_rejected.fetch_add(1, Ordering::Relaxed);
+            let status = if e == TrackError::Expired { StatusCode::GONE } else { StatusCode::BAD_REQUEST };
+            ApiError::new(status, e.code(), "this tracking URL is not valid").with_field("p")
+        })?;
+        if ad.request_id.starts_with("test:") {
+            return Ok(ad);
+        }
+        let key = ReplayGuard::key(&ad);
+        match self.replay.insert(key, ad.expires_at, now.timestamp()) {
+            Ok(()) => {}
+            Err(ReplayError::Seen) => {
+                self.stats.tracking_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(StatusCode::CONFLICT, "replayed", "this event was already counted"));
+            }
+            Err(ReplayError::Full) => {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replay_guard_full", "try again later"));
+            }
+        }
+        let event = Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: match kind {
+                TrackKind::Impression => EventKind::Impression,
+                TrackKind::Click => EventKind::Click,
+            },
+            event_time_ms: now.timestamp_millis(),
+            receive_time_ms: now_ms(),
+            request_id: ad.request_id.clone(),
+            advertiser_id: ad.advertiser_id.clone(),
+            campaign_id: ad.campaign_id.clone(),
+            line_item_id: ad.line_item_id.clone(),
+            creative_id: ad.creative_id.clone(),
+            publisher_id: ad.publisher_id.clone(),
+            site_id: ad.site_id.clone(),
+            placement_id: ad.placement_id.clone(),
+            deal_id: None,
+            user_key: ad.user_key,
+            country: None,
+            device_type: None,
+            price_micros: ad.price_micros,
+            cost_micros: ad.cost_micros,
+            currency: "USD".into(),
+            reason: None,
+        };
+        if self.events.submit(event).is_err() {
+            // Billable events are never dropped: refuse, forget the URL, let the client retry.
+            self.replay.remove(key);
+            self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_queue_full", "try again later"));
+        }
+        let (li, campaign, tz) = self.counters_for(&ad);
+        let day = i64::from(chrono::Datelike::num_days_from_ce(&now.with_timezone(&tz).date_naive()));
+        let creative = self.registry.creative(&ad.creative_id);
+        match kind {
+            TrackKind::Impression => {
+                li.settle_pending(ad.pending_minute, ad.cost_micros);
+                li.impressions.fetch_add(1, Ordering::Relaxed);
+                creative.impressions.fetch_add(1, Ordering::Relaxed);
+                self.stats.impressions.fetch_add(1, Ordering::Relaxed);
+            }
+            TrackKind::Click => {
+                li.clicks.fetch_add(1, Ordering::Relaxed);
+                creative.clicks.fetch_add(1, Ordering::Relaxed);
+                self.stats.clicks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if ad.cost_micros > 0 {
+            li.book(day, ad.cost_micros);
+            campaign.book(day, ad.cost_micros);
+        }
+        Ok(ad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_domains_are_normalised() {
+        assert_eq!(page_domain("https://www.News.example:8443/a/b?c").as_deref(), Some("news.example"));
+        assert_eq!(page_domain("news.example/x").as_deref(), Some("news.example"));
+        assert_eq!(page_domain("https://user@host.example/").as_deref(), Some("host.example"));
+        assert_eq!(page_domain("https:///nohost"), None);
+    }
+
+    #[test]
+    fn decide_bodies_are_parsed_strictly() {
+        let ok = parse_decide(
+            br#"{"placements":[{"id":"demo-mrec"}],"user":{"id":"u1"},"key_values":{"a":"b","c":["d","e"]}}"#,
+        );
+        assert!(ok.is_ok());
+        let e = parse_decide(br#"{"placements":[{"id":"x","colour":1}]}"#).expect_err("unknown field");
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("placements[0].colour")));
+        let e = parse_decide(br#"{"placements":[{"id":"x"}],"device":{"type":"fridge"}}"#).expect_err("bad enum");
+        assert_eq!(e.field.as_deref(), Some("device.type"));
+        let e = parse_decide(b"{\"placements\":").expect_err("truncated");
+        assert_eq!(e.code, "malformed_json");
+        assert_eq!(parse_decide(b"{}").expect_err("missing").code, "missing_field");
+    }
+}

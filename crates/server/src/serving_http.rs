@@ -1,0 +1,224 @@
+//! serving_http: the HTTP face of the serving role — decide (POST and GET), the trackers, the
+//! delivery report and the serving counters.
+
+use crate::api::RawBody;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::serving::{
+    parse_decide, DecideRequest, DeviceReq, GeoReq, KvValue, PageReq, PlacementReq, Serving, UserReq,
+};
+use crate::tracking::TrackKind;
+use crate::AppState;
+use adp_domain::{Kind, Spec};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A 1×1 transparent GIF.
+const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+fn serving(st: &AppState) -> Result<&Arc<Serving>, ApiError> {
+    st.serving.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "role_disabled", "the serving role is not running here")
+    })
+}
+
+fn cors(mut resp: Response) -> Response {
+    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    resp
+}
+
+async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>) -> Response {
+    let result = (|| {
+        let RawBody(bytes) = body?;
+        let req = parse_decide(&bytes)?;
+        serving(&st)?.decide(&req)
+    })();
+    cors(match result {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// `GET /v1/decide?placement=ID&uid=U&url=...` for simple tags.
+fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
+    let Query(pairs) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let mut req = DecideRequest::default();
+    let mut user = UserReq::default();
+    let mut device = DeviceReq::default();
+    let mut geo = GeoReq::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "placement" => req.placements.push(PlacementReq { id: Some(v), ..Default::default() }),
+            "uid" => user.id = Some(v),
+            "seg" => user.segments.push(v),
+            "url" => req.page = Some(PageReq { url: v, referrer: None }),
+            "bundle" => req.app = Some(crate::serving::AppReq { bundle: v }),
+            "country" => geo.country = Some(v),
+            "region" => geo.region = Some(v),
+            "ip" => device.ip = Some(v),
+            "lang" => device.language = Some(v),
+            "deal" => req.deals.push(v),
+            "kv" => {
+                let (key, value) = v
+                    .split_once(':')
+                    .ok_or_else(|| ApiError::bad_request("invalid_value", "kv", "key-values are written key:value"))?;
+                req.key_values.insert(key.to_string(), KvValue::One(value.to_string()));
+            }
+            "test" => req.test = v == "1" || v == "true",
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    other,
+                    "expected placement, uid, seg, url, bundle, country, region, ip, lang, deal, kv or test",
+                ))
+            }
+        }
+    }
+    req.user = Some(user);
+    req.device = Some(device);
+    req.geo = Some(geo);
+    Ok(req)
+}
+
+async fn decide_get(State(st): State<AppState>, q: QueryPairs) -> Response {
+    let result = decide_from_query(q).and_then(|req| serving(&st)?.decide(&req));
+    cors(match result {
+        Ok(resp) => Json(resp).into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+fn tracking_params(q: QueryPairs) -> Result<(String, String, bool), ApiError> {
+    let Query(pairs) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let (mut p, mut s, mut gif) = (None, None, false);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "p" => p = Some(v),
+            "s" => s = Some(v),
+            "f" => gif = v == "gif",
+            _ => {}
+        }
+    }
+    let p = p.ok_or_else(|| ApiError::bad_request("missing_field", "p", "the tracking URL lost its payload"))?;
+    let s = s.ok_or_else(|| ApiError::bad_request("missing_field", "s", "the tracking URL lost its signature"))?;
+    Ok((p, s, gif))
+}
+
+async fn track_impression(State(st): State<AppState>, q: QueryPairs) -> Response {
+    let result =
+        tracking_params(q).and_then(|(p, s, gif)| serving(&st)?.track(TrackKind::Impression, &p, &s).map(|_| gif));
+    cors(match result {
+        Ok(true) => {
+            ([(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")], PIXEL_GIF).into_response()
+        }
+        Ok(false) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+async fn track_click(State(st): State<AppState>, q: QueryPairs) -> Response {
+    let result = tracking_params(q).and_then(|(p, s, _)| serving(&st)?.track(TrackKind::Click, &p, &s));
+    match result {
+        Ok(ad) => match HeaderValue::from_str(&ad.landing_url) {
+            Ok(loc) => (
+                StatusCode::FOUND,
+                [(header::LOCATION, loc), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            )
+                .into_response(),
+            Err(_) => ApiError::internal("landing URL is not a valid header").into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+fn parse_time(v: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::bad_request("invalid_value", field, "an RFC 3339 time, e.g. 2026-11-27T00:00:00Z"))
+}
+
+/// `GET /api/v1/reports/delivery?from=&to=`: per line item per hour, [from, to).
+async fn delivery_report(
+    State(st): State<AppState>,
+    who: Principal,
+    q: QueryPairs,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(pairs) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let now = Utc::now();
+    let (mut from, mut to) = (now - Duration::hours(24), now + Duration::hours(1));
+    for (k, v) in pairs {
+        match k.as_str() {
+            "from" => from = parse_time(&v, "from")?,
+            "to" => to = parse_time(&v, "to")?,
+            other => return Err(ApiError::bad_request("unknown_parameter", other, "expected from and to")),
+        }
+    }
+    if to <= from {
+        return Err(ApiError::bad_request("invalid_value", "to", "`to` must be after `from`"));
+    }
+    let serving = serving(&st)?;
+    let mut rows = serving.rollup().query(from, to);
+    if let Some(adv) = who.advertiser_id() {
+        let mut mine = std::collections::HashMap::new();
+        let mut kept = Vec::with_capacity(rows.len());
+        for row in rows {
+            let owned = match mine.get(&row.line_item_id) {
+                Some(b) => *b,
+                None => {
+                    let b = match st.store.get(Kind::LineItem, &row.line_item_id).await? {
+                        Some(r) => matches!(r.spec, Spec::LineItem(_)) && r.meta.owner_id == adv,
+                        None => false,
+                    };
+                    mine.insert(row.line_item_id.clone(), b);
+                    b
+                }
+            };
+            if owned {
+                kept.push(row);
+            }
+        }
+        rows = kept;
+    }
+    Ok(Json(json!({"from": from, "to": to, "rows": rows})))
+}
+
+/// `GET /api/v1/serving/stats`: the serving role's own counters (admin).
+async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require_admin()?;
+    let s = serving(&st)?;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    Ok(Json(json!({
+        "catalog_version": s.snapshot().version,
+        "requests": load(&s.stats.requests),
+        "filled": load(&s.stats.filled),
+        "unfilled": load(&s.stats.unfilled),
+        "impressions": load(&s.stats.impressions),
+        "clicks": load(&s.stats.clicks),
+        "tracking_rejected": load(&s.stats.tracking_rejected),
+        "events_rejected": load(&s.stats.events_rejected),
+        "events": s.event_stats(),
+    })))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/decide", get(decide_get).post(decide_post))
+        .route("/v1/t/imp", get(track_impression))
+        .route("/v1/t/click", get(track_click))
+        .route("/api/v1/reports/delivery", get(delivery_report))
+        .route("/api/v1/serving/stats", get(serving_stats))
+}

@@ -1,0 +1,341 @@
+//! tracking: signed, expiring, replay-safe tracking URLs. A URL carries the decision context
+//! in `p` (base64url of a `|`-separated record) and an HMAC-SHA256 of it in `s`, made with the
+//! key named inside the record, so keys can rotate: new URLs use the active key, old URLs
+//! verify while their key is still listed. The replay guard remembers each counted URL until
+//! it expires, so the same impression or click is never counted twice.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const FORMAT: &str = "v1";
+/// Longest `p` accepted (a landing URL of up to ~3 KB fits).
+pub const MAX_PAYLOAD_LEN: usize = 6000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackKind {
+    Impression,
+    Click,
+}
+
+impl TrackKind {
+    fn tag(self) -> &'static str {
+        match self {
+            TrackKind::Impression => "i",
+            TrackKind::Click => "c",
+        }
+    }
+}
+
+/// The decision context a tracking URL carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedAd {
+    pub kind: TrackKind,
+    pub key_id: String,
+    /// Unix seconds after which the URL is refused.
+    pub expires_at: i64,
+    pub request_id: String,
+    /// The placement's position in the request (one request, several placements).
+    pub slot: u32,
+    pub advertiser_id: String,
+    pub campaign_id: String,
+    pub line_item_id: String,
+    pub creative_id: String,
+    pub publisher_id: String,
+    pub site_id: String,
+    pub placement_id: String,
+    pub user_key: u64,
+    pub price_micros: i64,
+    /// For impressions: budget spend per impression; for clicks: the cost per click.
+    pub cost_micros: i64,
+    pub pending_minute: i64,
+    /// For clicks: where to send the user.
+    pub landing_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackError {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    WrongKind,
+    Expired,
+}
+
+impl TrackError {
+    pub fn code(self) -> &'static str {
+        match self {
+            TrackError::Malformed => "malformed_tracking_url",
+            TrackError::UnknownKey => "unknown_signing_key",
+            TrackError::BadSignature => "invalid_signature",
+            TrackError::WrongKind => "wrong_tracking_kind",
+            TrackError::Expired => "expired",
+        }
+    }
+}
+
+/// Signing keys by id; one is active for new URLs.
+#[derive(Clone)]
+pub struct UrlSigner {
+    active: String,
+    keys: HashMap<String, Vec<u8>>,
+}
+
+impl std::fmt::Debug for UrlSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlSigner").field("active", &self.active).field("keys", &self.keys.len()).finish()
+    }
+}
+
+impl UrlSigner {
+    /// `keys` are `(id, secret)`; the first is active. Ids are 1–16 letters or digits.
+    pub fn new(keys: Vec<(String, Vec<u8>)>) -> Result<UrlSigner, String> {
+        let active = keys.first().map(|(id, _)| id.clone()).ok_or("at least one signing key is needed")?;
+        for (id, secret) in &keys {
+            if id.is_empty() || id.len() > 16 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("signing key id `{id}` must be 1 to 16 letters or digits"));
+            }
+            if secret.len() < 16 {
+                return Err(format!("signing key `{id}` must be at least 16 bytes"));
+            }
+        }
+        Ok(UrlSigner { active, keys: keys.into_iter().collect() })
+    }
+
+    fn mac(&self, key_id: &str, payload: &str) -> Option<HmacSha256> {
+        let secret = self.keys.get(key_id)?;
+        let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+        mac.update(payload.as_bytes());
+        Some(mac)
+    }
+
+    /// The query string (`p=...&s=...`) of a tracking URL for `ad`, signed with the active key.
+    pub fn sign(&self, ad: &TrackedAd) -> String {
+        let record = [
+            FORMAT,
+            ad.kind.tag(),
+            &self.active,
+            &ad.expires_at.to_string(),
+            &ad.request_id,
+            &ad.slot.to_string(),
+            &ad.advertiser_id,
+            &ad.campaign_id,
+            &ad.line_item_id,
+            &ad.creative_id,
+            &ad.publisher_id,
+            &ad.site_id,
+            &ad.placement_id,
+            &ad.user_key.to_string(),
+            &ad.price_micros.to_string(),
+            &ad.cost_micros.to_string(),
+            &ad.pending_minute.to_string(),
+            &ad.landing_url,
+        ]
+        .join("|");
+        let p = URL_SAFE_NO_PAD.encode(record);
+        let s =
+            self.mac(&self.active, &p).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default();
+        format!("p={p}&s={s}")
+    }
+
+    /// Checks a URL's `p` and `s` and returns what it carries.
+    pub fn verify(&self, kind: TrackKind, p: &str, s: &str, now_secs: i64) -> Result<TrackedAd, TrackError> {
+        if p.len() > MAX_PAYLOAD_LEN || s.len() > 64 {
+            return Err(TrackError::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD.decode(p).map_err(|_| TrackError::Malformed)?;
+        let record = String::from_utf8(raw).map_err(|_| TrackError::Malformed)?;
+        let f: Vec<&str> = record.splitn(18, '|').collect();
+        if f.len() != 18 || f[0] != FORMAT {
+            return Err(TrackError::Malformed);
+        }
+        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TrackError::BadSignature)?;
+        let mac = self.mac(f[2], p).ok_or(TrackError::UnknownKey)?;
+        mac.verify_slice(&sig).map_err(|_| TrackError::BadSignature)?;
+        let kind_seen = match f[1] {
+            "i" => TrackKind::Impression,
+            "c" => TrackKind::Click,
+            _ => return Err(TrackError::Malformed),
+        };
+        if kind_seen != kind {
+            return Err(TrackError::WrongKind);
+        }
+        let num = |s: &str| s.parse::<i64>().map_err(|_| TrackError::Malformed);
+        let ad = TrackedAd {
+            kind,
+            key_id: f[2].to_string(),
+            expires_at: num(f[3])?,
+            request_id: f[4].to_string(),
+            slot: f[5].parse().map_err(|_| TrackError::Malformed)?,
+            advertiser_id: f[6].to_string(),
+            campaign_id: f[7].to_string(),
+            line_item_id: f[8].to_string(),
+            creative_id: f[9].to_string(),
+            publisher_id: f[10].to_string(),
+            site_id: f[11].to_string(),
+            placement_id: f[12].to_string(),
+            user_key: f[13].parse().map_err(|_| TrackError::Malformed)?,
+            price_micros: num(f[14])?,
+            cost_micros: num(f[15])?,
+            pending_minute: num(f[16])?,
+            landing_url: f[17].to_string(),
+        };
+        if now_secs > ad.expires_at {
+            return Err(TrackError::Expired);
+        }
+        Ok(ad)
+    }
+}
+
+/// Why the replay guard refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayError {
+    /// This URL was already counted.
+    Seen,
+    /// The guard is full of unexpired entries; counting now could not be made exact.
+    Full,
+}
+
+/// Remembers counted URLs until they expire. Sharded; bounded in memory.
+pub struct ReplayGuard {
+    shards: Vec<Mutex<HashMap<u128, i64>>>,
+    per_shard: usize,
+}
+
+impl ReplayGuard {
+    pub fn new(capacity: usize, shards: usize) -> ReplayGuard {
+        let shards = shards.max(1);
+        ReplayGuard {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: (capacity / shards).max(1),
+        }
+    }
+
+    /// The key of one counted event.
+    pub fn key(ad: &TrackedAd) -> u128 {
+        let h = adp_engine::snapshot::stable_hash(&[ad.kind.tag(), &ad.request_id, &ad.slot.to_string()]);
+        let g = adp_engine::snapshot::stable_hash(&[&ad.request_id, ad.kind.tag(), &ad.line_item_id]);
+        (u128::from(h) << 64) | u128::from(g)
+    }
+
+    /// Records `key` until `expires_at`; refuses a key already recorded.
+    pub fn insert(&self, key: u128, expires_at: i64, now_secs: i64) -> Result<(), ReplayError> {
+        let shard = &self.shards[(key as usize) % self.shards.len()];
+        let mut map = match shard.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(exp) = map.get(&key) {
+            if *exp >= now_secs {
+                return Err(ReplayError::Seen);
+            }
+        }
+        if map.len() >= self.per_shard {
+            map.retain(|_, exp| *exp >= now_secs);
+            if map.len() >= self.per_shard {
+                return Err(ReplayError::Full);
+            }
+        }
+        map.insert(key, expires_at);
+        Ok(())
+    }
+
+    /// Forgets `key` (when counting failed after the guard took it).
+    pub fn remove(&self, key: u128) {
+        let shard = &self.shards[(key as usize) % self.shards.len()];
+        match shard.lock() {
+            Ok(mut m) => m.remove(&key),
+            Err(p) => p.into_inner().remove(&key),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ad(kind: TrackKind) -> TrackedAd {
+        TrackedAd {
+            kind,
+            key_id: String::new(),
+            expires_at: 2_000,
+            request_id: "r1".into(),
+            slot: 0,
+            advertiser_id: "a".into(),
+            campaign_id: "c".into(),
+            line_item_id: "li".into(),
+            creative_id: "cr".into(),
+            publisher_id: "p".into(),
+            site_id: "s".into(),
+            placement_id: "pl".into(),
+            user_key: 42,
+            price_micros: 2_500_000,
+            cost_micros: 2_500,
+            pending_minute: 20,
+            landing_url: "https://x.example/a?b=c|d".into(),
+        }
+    }
+
+    fn parts(q: &str) -> (String, String) {
+        let mut p = String::new();
+        let mut s = String::new();
+        for kv in q.split('&') {
+            if let Some(v) = kv.strip_prefix("p=") {
+                p = v.into();
+            } else if let Some(v) = kv.strip_prefix("s=") {
+                s = v.into();
+            }
+        }
+        (p, s)
+    }
+
+    fn signer() -> UrlSigner {
+        UrlSigner::new(vec![
+            ("k2".into(), b"second-secret-0123456789".to_vec()),
+            ("k1".into(), b"first-secret-0123456789".to_vec()),
+        ])
+        .expect("keys")
+    }
+
+    #[test]
+    fn round_trip_and_tamper_detection() {
+        let s = signer();
+        let (p, sig) = parts(&s.sign(&ad(TrackKind::Click)));
+        let got = s.verify(TrackKind::Click, &p, &sig, 1_000).expect("valid");
+        assert_eq!(got.landing_url, "https://x.example/a?b=c|d");
+        assert_eq!((got.key_id.as_str(), got.cost_micros), ("k2", 2_500));
+        assert_eq!(s.verify(TrackKind::Impression, &p, &sig, 1_000), Err(TrackError::WrongKind));
+        assert_eq!(s.verify(TrackKind::Click, &p, &sig, 2_001), Err(TrackError::Expired));
+        let mut tampered = ad(TrackKind::Click);
+        tampered.price_micros = 1;
+        let (p2, _) = parts(&s.sign(&tampered));
+        assert_eq!(s.verify(TrackKind::Click, &p2, &sig, 1_000), Err(TrackError::BadSignature));
+        assert_eq!(s.verify(TrackKind::Click, "!!", &sig, 1_000), Err(TrackError::Malformed));
+    }
+
+    #[test]
+    fn rotated_keys_still_verify_until_removed() {
+        let old = UrlSigner::new(vec![("k1".into(), b"first-secret-0123456789".to_vec())]).expect("keys");
+        let (p, sig) = parts(&old.sign(&ad(TrackKind::Impression)));
+        assert!(signer().verify(TrackKind::Impression, &p, &sig, 0).is_ok(), "k1 is still listed");
+        let only_new = UrlSigner::new(vec![("k2".into(), b"second-secret-0123456789".to_vec())]).expect("keys");
+        assert_eq!(only_new.verify(TrackKind::Impression, &p, &sig, 0), Err(TrackError::UnknownKey));
+    }
+
+    #[test]
+    fn replay_guard_refuses_seen_and_reclaims_expired() {
+        let g = ReplayGuard::new(2, 1);
+        assert_eq!(g.insert(1, 100, 0), Ok(()));
+        assert_eq!(g.insert(1, 100, 50), Err(ReplayError::Seen));
+        assert_eq!(g.insert(2, 10, 0), Ok(()));
+        assert_eq!(g.insert(3, 100, 5), Err(ReplayError::Full));
+        assert_eq!(g.insert(3, 100, 11), Ok(()), "expired entries make room");
+        g.remove(3);
+        assert_eq!(g.insert(3, 100, 12), Ok(()));
+    }
+}

@@ -13,12 +13,17 @@ use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
     let requests = synth::requests(4096, 7);
-    for size in [10_000usize, 100_000] {
-        let snap = Snapshot::build(1, &synth::catalog(size, 42), &CounterRegistry::default());
+    for (profile, size) in [
+        (synth::Profile::Inventory, 10_000usize),
+        (synth::Profile::Inventory, 100_000),
+        (synth::Profile::Broad, 10_000),
+    ] {
+        let label = format!("{size}-{profile:?}").to_lowercase();
+        let snap = Snapshot::build(1, &synth::catalog(size, 42, profile), &CounterRegistry::default());
         let now = Utc::now();
         let mut g = c.benchmark_group("engine");
         g.throughput(Throughput::Elements(1));
-        g.bench_with_input(BenchmarkId::new("index_match", size), &snap, |b, snap| {
+        g.bench_with_input(BenchmarkId::new("index_match", &label), &snap, |b, snap| {
             let mut scratch = Scratch::default();
             let mut out = Vec::new();
             let mut i = 0;
@@ -30,7 +35,7 @@ fn bench(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
-        g.bench_with_input(BenchmarkId::new("decide", size), &snap, |b, snap| {
+        g.bench_with_input(BenchmarkId::new("decide", &label), &snap, |b, snap| {
             let mut scratch = EngineScratch::seeded(1);
             let mut out = Vec::new();
             let mut i = 0;

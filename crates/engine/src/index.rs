@@ -1,24 +1,23 @@
 //! index: a compiled inverted index over the conjunctions of every line item's targeting
-//! expression (the counting variant of Whang et al., "Indexing Boolean Expressions", VLDB
-//! 2009). Each expression is rewritten into disjunctive normal form; each conjunction's
-//! positive set predicates become posting-list entries that set one bit of the conjunction's
-//! mask, its negative ones entries that veto it. A request touches only the posting lists of
-//! the values it carries, so matching costs what the request hits, not the catalog size.
-//! Predicates that have no discrete value (daypart, IP ranges) are checked on the survivors;
-//! expressions whose DNF is too large are evaluated directly (`scan`), so the index is exact.
-//! Built off the hot path; immutable once built.
+//! expression (after Whang et al., "Indexing Boolean Expressions", VLDB 2009). Each expression
+//! is rewritten into disjunctive normal form. Each conjunction is filed in the posting lists
+//! of one *pivot* predicate — its positive set predicate whose values are rarest across the
+//! catalog — and a request walks only the pivot lists of the values it carries; each
+//! conjunction found there is then verified against the request's interned attribute values
+//! (the other positive predicates must hit, the negative ones must miss). So a broad predicate
+//! (device type, say) never costs a walk over every line item that uses it. Conjunctions with
+//! no positive set predicate are verified on every request. Predicates without discrete values
+//! (daypart, IP ranges) are checked last; expressions whose DNF is too large are evaluated
+//! directly (`scan`), so the index is exact. Built off the hot path; immutable once built.
 
-use crate::eval::{daypart_matches, device_key, eval};
+use crate::eval::{device_key, eval};
 use crate::request::MatchInput;
-use adp_domain::targeting::Daypart;
 use adp_domain::Expr;
+use chrono::{Datelike, Timelike};
 use rustc_hash::FxHashMap;
 
 /// Largest DNF (number of conjunctions) indexed per expression; larger ones are scanned.
 pub const MAX_CONJUNCTIONS: usize = 64;
-/// Positive predicates per conjunction that fit the mask (bit 63 marks a veto).
-const MAX_POSITIVE: usize = 63;
-const VETO: u64 = 1 << 63;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Attr {
@@ -36,26 +35,32 @@ enum Attr {
     Language,
     Segment,
     Deal,
+    /// Key-values: the value id names a (key, value) pair.
+    KeyValue,
 }
-const N_ATTRS: usize = 14;
+const N_ATTRS: usize = 15;
 
-#[derive(Clone, Copy, Debug)]
-struct Posting {
-    conj: u32,
-    /// Bit to set for a positive predicate, or `VETO`.
-    bit: u64,
+/// One set predicate of a conjunction, over interned value ids (sorted).
+#[derive(Clone, Debug)]
+struct SetLit {
+    attr: Attr,
+    values: Box<[u32]>,
 }
 
 #[derive(Clone, Debug)]
 enum Residual {
-    Daypart(Daypart),
+    /// Time zone, and per weekday (Mon = 0) a 24-bit mask of the hours included.
+    Daypart(chrono_tz::Tz, [u32; 7]),
     Ip(Vec<ipnet::IpNet>),
 }
 
 #[derive(Clone, Debug)]
 struct Conj {
     item: u32,
-    full_mask: u64,
+    /// Position of the pivot in `positive` (skipped when verifying), if any.
+    pivot: Option<usize>,
+    positive: Vec<SetLit>,
+    negative: Vec<SetLit>,
     residual: Vec<(Residual, bool)>,
 }
 
@@ -104,41 +109,67 @@ fn dnf<'e>(expr: &'e Expr, neg: bool) -> Option<Vec<Vec<Lit<'e>>>> {
     }
 }
 
-/// The discrete values a leaf predicate is true for, by attribute.
-enum Discrete<'e> {
-    Attr(Attr, Vec<&'e str>),
-    KeyValue(&'e str, Vec<&'e str>),
-}
-
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn discrete(leaf: &Expr) -> Option<Discrete<'_>> {
+/// The attribute and the values a leaf set predicate is true for (key-values as `key\u{1f}value`).
+fn discrete(leaf: &Expr) -> Option<(Attr, Vec<String>)> {
+    let own = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
     let d = match leaf {
-        Expr::Country(v) => Discrete::Attr(Attr::Country, strs(v)),
-        Expr::Region(v) => Discrete::Attr(Attr::Region, strs(v)),
-        Expr::City(v) => Discrete::Attr(Attr::City, strs(v)),
-        Expr::Metro(v) => Discrete::Attr(Attr::Metro, strs(v)),
-        Expr::DeviceType(v) => Discrete::Attr(Attr::DeviceType, v.iter().map(|d| device_key(*d)).collect()),
-        Expr::Os(v) => Discrete::Attr(Attr::Os, strs(v)),
-        Expr::Browser(v) => Discrete::Attr(Attr::Browser, strs(v)),
-        Expr::Domain(v) => Discrete::Attr(Attr::Domain, strs(v)),
-        Expr::AppBundle(v) => Discrete::Attr(Attr::AppBundle, strs(v)),
-        Expr::Placement(v) => Discrete::Attr(Attr::Placement, strs(v)),
-        Expr::Size(v) => Discrete::Attr(Attr::Size, strs(v)),
-        Expr::Language(v) => Discrete::Attr(Attr::Language, strs(v)),
-        Expr::Segment(v) => Discrete::Attr(Attr::Segment, strs(v)),
-        Expr::Deal(v) => Discrete::Attr(Attr::Deal, strs(v)),
-        Expr::KeyValue(kv) => Discrete::KeyValue(&kv.key, strs(&kv.values)),
+        Expr::Country(v) => (Attr::Country, own(strs(v))),
+        Expr::Region(v) => (Attr::Region, own(strs(v))),
+        Expr::City(v) => (Attr::City, own(strs(v))),
+        Expr::Metro(v) => (Attr::Metro, own(strs(v))),
+        Expr::DeviceType(v) => (Attr::DeviceType, v.iter().map(|d| device_key(*d).to_string()).collect()),
+        Expr::Os(v) => (Attr::Os, own(strs(v))),
+        Expr::Browser(v) => (Attr::Browser, own(strs(v))),
+        Expr::Domain(v) => (Attr::Domain, own(strs(v))),
+        Expr::AppBundle(v) => (Attr::AppBundle, own(strs(v))),
+        Expr::Placement(v) => (Attr::Placement, own(strs(v))),
+        Expr::Size(v) => (Attr::Size, own(strs(v))),
+        Expr::Language(v) => (Attr::Language, own(strs(v))),
+        Expr::Segment(v) => (Attr::Segment, own(strs(v))),
+        Expr::Deal(v) => (Attr::Deal, own(strs(v))),
+        Expr::KeyValue(kv) => (Attr::KeyValue, kv.values.iter().map(|v| kv_key(&kv.key, v)).collect()),
         _ => return None,
     };
     Some(d)
 }
 
+fn kv_key(k: &str, v: &str) -> String {
+    format!("{k}\u{1f}{v}")
+}
+
+fn weekday_index(w: adp_domain::targeting::Weekday) -> usize {
+    use adp_domain::targeting::Weekday::*;
+    match w {
+        Mon => 0,
+        Tue => 1,
+        Wed => 2,
+        Thu => 3,
+        Fri => 4,
+        Sat => 5,
+        Sun => 6,
+    }
+}
+
 fn residual(leaf: &Expr) -> Option<Residual> {
     match leaf {
-        Expr::Daypart(dp) => Some(Residual::Daypart(dp.clone())),
+        Expr::Daypart(dp) => {
+            // An unknown zone (validation forbids it) matches nothing, as in `eval`.
+            let Ok(tz) = dp.time_zone.parse::<chrono_tz::Tz>() else {
+                return Some(Residual::Daypart(chrono_tz::UTC, [0; 7]));
+            };
+            let mut hours = [0u32; 7];
+            for w in &dp.windows {
+                let mask = (w.start_hour..w.end_hour.min(24)).fold(0u32, |m, h| m | (1 << h));
+                for d in &w.days {
+                    hours[weekday_index(*d)] |= mask;
+                }
+            }
+            Some(Residual::Daypart(tz, hours))
+        }
         Expr::IpCidr(nets) => Some(Residual::Ip(nets.iter().filter_map(|n| n.parse().ok()).collect())),
         _ => None,
     }
@@ -149,37 +180,44 @@ fn residual(leaf: &Expr) -> Option<Residual> {
 pub struct Scratch {
     generation: u32,
     conj_stamp: Vec<u32>,
-    conj_mask: Vec<u64>,
-    touched: Vec<u32>,
     item_stamp: Vec<u32>,
+    /// The request's interned values per attribute.
+    values: Vec<Vec<u32>>,
+    /// Local (weekday, hour) per time zone seen in this request.
+    local_time: Vec<(chrono_tz::Tz, usize, u32)>,
 }
 
 impl Scratch {
     fn begin(&mut self, conjs: usize, items: usize) {
         if self.conj_stamp.len() < conjs {
             self.conj_stamp.resize(conjs, 0);
-            self.conj_mask.resize(conjs, 0);
         }
         if self.item_stamp.len() < items {
             self.item_stamp.resize(items, 0);
         }
+        if self.values.len() < N_ATTRS {
+            self.values.resize_with(N_ATTRS, Vec::new);
+        }
+        self.values.iter_mut().for_each(Vec::clear);
+        self.local_time.clear();
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             self.conj_stamp.iter_mut().for_each(|s| *s = 0);
             self.item_stamp.iter_mut().for_each(|s| *s = 0);
             self.generation = 1;
         }
-        self.touched.clear();
     }
 }
 
 #[derive(Default, Debug)]
 pub struct TargetingIndex {
-    postings: Vec<FxHashMap<Box<str>, Vec<Posting>>>,
-    kv_postings: FxHashMap<Box<str>, FxHashMap<Box<str>, Vec<Posting>>>,
+    /// Interned values per attribute.
+    dictionary: Vec<FxHashMap<Box<str>, u32>>,
+    /// Pivot postings: attribute → value id → conjunctions filed under it.
+    pivots: Vec<FxHashMap<u32, Vec<u32>>>,
     conjs: Vec<Conj>,
-    /// Conjunctions without positive discrete predicates: candidates on every request.
-    zero: Vec<u32>,
+    /// Conjunctions without a positive set predicate: verified on every request.
+    unpivoted: Vec<u32>,
     /// Items whose expressions are evaluated directly.
     scan: Vec<(u32, Expr)>,
     items: usize,
@@ -200,7 +238,8 @@ impl TargetingIndex {
     /// Item numbers must be below `item_count`.
     pub fn build<'a>(item_count: usize, items: impl IntoIterator<Item = (u32, Option<&'a Expr>)>) -> TargetingIndex {
         let mut ix = TargetingIndex {
-            postings: (0..N_ATTRS).map(|_| FxHashMap::default()).collect(),
+            dictionary: (0..N_ATTRS).map(|_| FxHashMap::default()).collect(),
+            pivots: (0..N_ATTRS).map(|_| FxHashMap::default()).collect(),
             items: item_count,
             ..Default::default()
         };
@@ -209,88 +248,82 @@ impl TargetingIndex {
                 ix.add_conj(item, &[]);
                 continue;
             };
-            let fits = dnf(expr, false).filter(|conjs| {
-                conjs.iter().all(|c| c.iter().filter(|l| !l.neg && discrete(l.leaf).is_some()).count() <= MAX_POSITIVE)
-            });
-            match fits {
+            match dnf(expr, false) {
                 Some(conjs) => conjs.iter().for_each(|c| ix.add_conj(item, c)),
                 None => ix.scan.push((item, expr.clone())),
             }
         }
+        ix.choose_pivots();
         ix
     }
 
+    fn intern(&mut self, attr: Attr, value: &str) -> u32 {
+        let dict = &mut self.dictionary[attr as usize];
+        let next = dict.len() as u32;
+        *dict.entry(value.into()).or_insert(next)
+    }
+
     fn add_conj(&mut self, item: u32, lits: &[Lit<'_>]) {
-        let id = self.conjs.len() as u32;
-        let mut conj = Conj { item, full_mask: 0, residual: Vec::new() };
-        let mut bit = 0u32;
+        let mut conj = Conj { item, pivot: None, positive: Vec::new(), negative: Vec::new(), residual: Vec::new() };
         for lit in lits {
-            match discrete(lit.leaf) {
-                Some(d) => {
-                    let posting = if lit.neg {
-                        Posting { conj: id, bit: VETO }
-                    } else {
-                        let b = 1u64 << bit;
-                        bit += 1;
-                        conj.full_mask |= b;
-                        Posting { conj: id, bit: b }
-                    };
-                    match d {
-                        Discrete::Attr(attr, values) => {
-                            for v in values {
-                                self.postings[attr as usize].entry(v.into()).or_default().push(posting);
-                            }
-                        }
-                        Discrete::KeyValue(key, values) => {
-                            let by_value = self.kv_postings.entry(key.into()).or_default();
-                            for v in values {
-                                by_value.entry(v.into()).or_default().push(posting);
-                            }
-                        }
-                    }
+            if let Some((attr, values)) = discrete(lit.leaf) {
+                let mut ids: Vec<u32> = values.iter().map(|v| self.intern(attr, v)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let set = SetLit { attr, values: ids.into_boxed_slice() };
+                if lit.neg {
+                    conj.negative.push(set);
+                } else {
+                    conj.positive.push(set);
                 }
-                None => {
-                    if let Some(r) = residual(lit.leaf) {
-                        conj.residual.push((r, lit.neg));
-                    }
-                }
+            } else if let Some(r) = residual(lit.leaf) {
+                conj.residual.push((r, lit.neg));
             }
-        }
-        if conj.full_mask == 0 {
-            self.zero.push(id);
         }
         self.conjs.push(conj);
     }
 
+    /// Files each conjunction under its rarest positive predicate.
+    fn choose_pivots(&mut self) {
+        let mut freq: Vec<FxHashMap<u32, u32>> = (0..N_ATTRS).map(|_| FxHashMap::default()).collect();
+        for c in &self.conjs {
+            for lit in &c.positive {
+                for v in lit.values.iter() {
+                    *freq[lit.attr as usize].entry(*v).or_default() += 1;
+                }
+            }
+        }
+        for (id, c) in self.conjs.iter_mut().enumerate() {
+            let cost = |lit: &SetLit| {
+                lit.values.iter().map(|v| freq[lit.attr as usize].get(v).copied().unwrap_or(0) as u64).sum::<u64>()
+            };
+            c.pivot = (0..c.positive.len()).min_by_key(|&i| cost(&c.positive[i]));
+            match c.pivot {
+                Some(p) => {
+                    let lit = &c.positive[p];
+                    for v in lit.values.iter() {
+                        self.pivots[lit.attr as usize].entry(*v).or_default().push(id as u32);
+                    }
+                }
+                None => self.unpivoted.push(id as u32),
+            }
+        }
+    }
+
     pub fn stats(&self) -> IndexStats {
-        let postings = self.postings.iter().flat_map(|m| m.values()).map(Vec::len).sum::<usize>()
-            + self.kv_postings.values().flat_map(|m| m.values()).map(Vec::len).sum::<usize>();
         IndexStats {
             items: self.items,
             conjunctions: self.conjs.len(),
-            postings,
-            always_candidates: self.zero.len(),
+            postings: self.pivots.iter().flat_map(|m| m.values()).map(Vec::len).sum(),
+            always_candidates: self.unpivoted.len(),
             scanned: self.scan.len(),
         }
     }
 
-    #[inline]
-    fn apply(&self, list: Option<&Vec<Posting>>, s: &mut Scratch) {
-        let Some(list) = list else { return };
-        let generation = s.generation;
-        for p in list {
-            let c = p.conj as usize;
-            if s.conj_stamp[c] != generation {
-                s.conj_stamp[c] = generation;
-                s.conj_mask[c] = 0;
-                s.touched.push(p.conj);
-            }
-            s.conj_mask[c] |= p.bit;
+    fn push_value(&self, attr: Attr, value: &str, s: &mut Scratch) {
+        if let Some(id) = self.dictionary[attr as usize].get(value) {
+            s.values[attr as usize].push(*id);
         }
-    }
-
-    fn lookup(&self, attr: Attr, value: &str, s: &mut Scratch) {
-        self.apply(self.postings[attr as usize].get(value), s);
     }
 
     /// Appends to `out` every item whose expression is true for `input`, each once.
@@ -312,63 +345,86 @@ impl TargetingIndex {
         ];
         for (attr, value) in singles {
             if let Some(v) = value {
-                self.lookup(attr, v, s);
+                self.push_value(attr, v, s);
             }
         }
         for v in &input.slot.sizes {
-            self.lookup(Attr::Size, v, s);
+            self.push_value(Attr::Size, v, s);
         }
         for v in &a.segments {
-            self.lookup(Attr::Segment, v, s);
+            self.push_value(Attr::Segment, v, s);
         }
         for v in &a.deals {
-            self.lookup(Attr::Deal, v, s);
+            self.push_value(Attr::Deal, v, s);
         }
-        if !self.kv_postings.is_empty() {
+        if !self.dictionary[Attr::KeyValue as usize].is_empty() {
             for (k, v) in &a.key_values {
-                if let Some(by_value) = self.kv_postings.get(k.as_str()) {
-                    self.apply(by_value.get(v.as_str()), s);
+                self.push_value(Attr::KeyValue, &kv_key(k, v), s);
+            }
+        }
+        for attr in 0..N_ATTRS {
+            for vi in 0..s.values[attr].len() {
+                let v = s.values[attr][vi];
+                let Some(list) = self.pivots[attr].get(&v) else { continue };
+                for &c in list {
+                    if s.conj_stamp[c as usize] != s.generation {
+                        s.conj_stamp[c as usize] = s.generation;
+                        self.verify(c, input, s, out);
+                    }
                 }
             }
         }
-        let generation = s.generation;
-        for i in 0..s.touched.len() {
-            let c = s.touched[i] as usize;
-            let conj = &self.conjs[c];
-            if conj.full_mask != 0 && s.conj_mask[c] == conj.full_mask {
-                self.emit(conj, input, s, out);
-            }
-        }
-        for &c in &self.zero {
-            let c = c as usize;
-            if s.conj_stamp[c] != generation || s.conj_mask[c] & VETO == 0 {
-                self.emit(&self.conjs[c], input, s, out);
-            }
+        for &c in &self.unpivoted {
+            self.verify(c, input, s, out);
         }
         for (item, expr) in &self.scan {
-            if s.item_stamp[*item as usize] != generation && eval(expr, input) {
-                s.item_stamp[*item as usize] = generation;
+            if s.item_stamp[*item as usize] != s.generation && eval(expr, input) {
+                s.item_stamp[*item as usize] = s.generation;
                 out.push(*item);
             }
         }
     }
 
     #[inline]
-    fn emit(&self, conj: &Conj, input: &MatchInput<'_>, s: &mut Scratch, out: &mut Vec<u32>) {
+    fn verify(&self, c: u32, input: &MatchInput<'_>, s: &mut Scratch, out: &mut Vec<u32>) {
+        let conj = &self.conjs[c as usize];
         let item = conj.item as usize;
         if s.item_stamp[item] == s.generation {
             return;
         }
-        let residual_ok = conj.residual.iter().all(|(r, neg)| {
+        let hits = |lit: &SetLit| s.values[lit.attr as usize].iter().any(|v| lit.values.binary_search(v).is_ok());
+        for (i, lit) in conj.positive.iter().enumerate() {
+            if Some(i) != conj.pivot && !hits(lit) {
+                return;
+            }
+        }
+        if conj.negative.iter().any(hits) {
+            return;
+        }
+        for (r, neg) in &conj.residual {
             let hit = match r {
-                Residual::Daypart(dp) => daypart_matches(dp, input),
+                Residual::Daypart(tz, hours) => {
+                    let (day, hour) = local_time(s, *tz, input);
+                    hours[day] & (1 << hour) != 0
+                }
                 Residual::Ip(nets) => input.attrs.ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             };
-            hit != *neg
-        });
-        if residual_ok {
-            s.item_stamp[item] = s.generation;
-            out.push(conj.item);
+            if hit == *neg {
+                return;
+            }
         }
+        s.item_stamp[item] = s.generation;
+        out.push(conj.item);
     }
+}
+
+/// The request's local weekday (Mon = 0) and hour in `tz`, computed once per zone per request.
+fn local_time(s: &mut Scratch, tz: chrono_tz::Tz, input: &MatchInput<'_>) -> (usize, u32) {
+    if let Some((_, d, h)) = s.local_time.iter().find(|(z, _, _)| *z == tz) {
+        return (*d, *h);
+    }
+    let local = input.now.with_timezone(&tz);
+    let (d, h) = (local.weekday().num_days_from_monday() as usize, local.hour());
+    s.local_time.push((tz, d, h));
+    (d, h)
 }

@@ -17,7 +17,19 @@ pub const DEVICES: &[&str] = &["phone", "tablet", "desktop", "connected_tv"];
 pub const SECTIONS: &[&str] =
     &["news", "sports", "finance", "tech", "travel", "food", "auto", "health", "music", "games"];
 pub const SEGMENTS: usize = 1000;
-pub const PLACEMENTS: usize = 50;
+pub const PLACEMENTS: usize = 200;
+
+/// How line items target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// As direct-sold catalogs are: 75% target 1–4 placements, 20% a size (run of site),
+    /// 4% run of network, 1% untargeted; geo on 80%, device 40%, segments 30%, section 20%,
+    /// daypart 10%, IP exclusions 5%.
+    Inventory,
+    /// A stress case: no inventory targeting (10% excepted), 5% untargeted — every request
+    /// matches hundreds of line items per 10k.
+    Broad,
+}
 
 fn record(kind: Kind, id: &str, owner: &str, v: Value) -> Record {
     let spec = match Spec::from_json(kind, &v) {
@@ -45,13 +57,28 @@ fn pick<'a>(rng: &mut SmallRng, from: &[&'a str], n: usize) -> Vec<&'a str> {
     out
 }
 
-fn targeting(rng: &mut SmallRng) -> Option<Value> {
-    if rng.random_bool(0.05) {
+fn targeting(rng: &mut SmallRng, profile: Profile) -> Option<Value> {
+    let untargeted = if profile == Profile::Broad { 0.05 } else { 0.01 };
+    if rng.random_bool(untargeted) {
         return None;
     }
-    let n = rng.random_range(1..=3);
-    let mut all = vec![json!({"country": pick(rng, COUNTRIES, n)})];
-    if rng.random_bool(0.6) {
+    let mut all = Vec::new();
+    if profile == Profile::Inventory {
+        let roll: f64 = rng.random();
+        if roll < 0.75 {
+            let n = rng.random_range(1..=4);
+            let ps: Vec<String> = (0..n).map(|_| format!("plc-{}", rng.random_range(0..PLACEMENTS))).collect();
+            all.push(json!({"placement": ps}));
+        } else if roll < 0.95 {
+            all.push(json!({"size": [if rng.random_bool(0.5) { "300x250" } else { "728x90" }]}));
+        }
+    }
+    if profile == Profile::Broad || rng.random_bool(0.8) {
+        let n = rng.random_range(1..=3);
+        all.push(json!({"country": pick(rng, COUNTRIES, n)}));
+    }
+    let device_share = if profile == Profile::Broad { 0.6 } else { 0.4 };
+    if rng.random_bool(device_share) {
         let n = rng.random_range(1..=2);
         all.push(json!({"device_type": pick(rng, DEVICES, n)}));
     }
@@ -64,10 +91,9 @@ fn targeting(rng: &mut SmallRng) -> Option<Value> {
         let n = rng.random_range(1..=3);
         all.push(json!({"key_value": {"key": "section", "values": pick(rng, SECTIONS, n)}}));
     }
-    if rng.random_bool(0.1) {
-        all.push(
-            json!({"any": [{"placement": [format!("plc-{}", rng.random_range(0..PLACEMENTS))]}, {"size": ["728x90"]}]}),
-        );
+    if profile == Profile::Broad && rng.random_bool(0.1) {
+        let p = format!("plc-{}", rng.random_range(0..PLACEMENTS));
+        all.push(json!({"any": [{"placement": [p]}, {"size": ["728x90"]}]}));
     }
     if rng.random_bool(0.05) {
         all.push(json!({"not": {"ip_cidr": ["192.0.2.0/24", "198.51.100.0/24"]}}));
@@ -75,12 +101,12 @@ fn targeting(rng: &mut SmallRng) -> Option<Value> {
     if rng.random_bool(0.1) {
         all.push(json!({"daypart": {"time_zone": "Europe/Berlin", "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start_hour": 6, "end_hour": 23}]}}));
     }
-    Some(json!({"all": all}))
+    (!all.is_empty()).then(|| json!({"all": all}))
 }
 
 /// A catalog of `line_items` line items over 200 advertisers, with one publisher, one site
 /// and `PLACEMENTS` placements (ids `plc-0`…).
-pub fn catalog(line_items: usize, seed: u64) -> Vec<Record> {
+pub fn catalog(line_items: usize, seed: u64, profile: Profile) -> Vec<Record> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut out = vec![
         record(Kind::Publisher, "pub", "pub", json!({"name": "p"})),
@@ -128,7 +154,7 @@ pub fn catalog(line_items: usize, seed: u64) -> Vec<Record> {
         if rng.random_bool(0.3) {
             li["frequency_caps"] = json!([{"count": 5, "window": "day"}]);
         }
-        if let Some(t) = targeting(&mut rng) {
+        if let Some(t) = targeting(&mut rng, profile) {
             li["targeting"] = t;
         }
         out.push(record(Kind::LineItem, &format!("li-{i}"), &format!("adv-{a}"), li));

@@ -109,6 +109,11 @@ impl Serving {
         self.snapshot.load()
     }
 
+    /// Serves `snap` from now on (tests, benchmarks and fuzzing build snapshots directly).
+    pub fn swap_snapshot(&self, snap: Snapshot) {
+        self.snapshot.store(Arc::new(snap));
+    }
+
     pub fn rollup(&self) -> &DeliveryRollup {
         &self.rollup
     }

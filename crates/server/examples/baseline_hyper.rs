@@ -1,0 +1,73 @@
+//! baseline_hyper: the floor for HTTP benchmarks — a bare hyper 1.x HTTP/1.1 server on one
+//! current-thread tokio runtime that reads each request body and answers with a fixed JSON body
+//! the size of a real one-placement decide response. No routing, no parsing, no decision.
+//!
+//! `cargo run --release -p adp-server --example baseline_hyper -- [ADDR]` (default 127.0.0.1:18081);
+//! `scripts/bench-http.sh` runs the same wrk load against it and against `adplatform serve`.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+/// Bytes in the body of `POST /v1/decide` for one `demo-mrec` placement on the demo catalog
+/// (measured with curl: 2088–2092 depending on the user id).
+const DECIDE_BODY_BYTES: usize = 2092;
+const DEFAULT_ADDR: &str = "127.0.0.1:18081";
+
+/// A valid JSON object of exactly `len` bytes, shaped loosely like a decide response.
+fn fixed_body(len: usize) -> Bytes {
+    let head =
+        r#"{"request_id":"01a21db754f77598acc69ff946791aba","decisions":[{"placement_id":"demo-mrec","ad":{"markup":""#;
+    let tail = r#""},"no_fill_reason":null}]}"#;
+    let pad = len.saturating_sub(head.len() + tail.len());
+    let mut s = String::with_capacity(len);
+    s.push_str(head);
+    s.push_str(&"x".repeat(pad));
+    s.push_str(tail);
+    Bytes::from(s)
+}
+
+async fn answer(req: Request<Incoming>, body: Bytes) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Read the request body, as the decide handler does; a broken body still gets the answer.
+    let _ = req.into_body().collect().await;
+    let mut resp = Response::new(Full::new(body));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    Ok(resp)
+}
+
+async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let body = fixed_body(DECIDE_BODY_BYTES);
+    eprintln!("baseline_hyper listening on http://{} ({} byte body)", listener.local_addr()?, body.len());
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| answer(req, body.clone()));
+            // Keep-alive is on by default; a client hanging up mid-request is not our error.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    let addr: SocketAddr = arg.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{arg}` is not an address: {e}"))
+    })?;
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr))
+}

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# bench-http.sh: HTTP throughput of `POST /v1/decide` on `adplatform serve --demo` against a bare
+# hyper server (crates/server/examples/baseline_hyper.rs) that answers a fixed body of the same size.
+#
+# Usage: scripts/bench-http.sh            # prints a Markdown report for BENCHMARKS.md on stdout
+#
+# Each server runs alone, pinned to SERVER_CPU with one serving thread; wrk runs pinned to LOAD_CPU
+# with the same command against both (bench/wrk/decide.lua: one demo-mrec placement, a new user id
+# per request). Two passes per server:
+#   max  closed loop, CONNECTIONS connections flat out: throughput and latency at saturation;
+#   NN%  open-ish loop at about LOAD_PCT% of that server's max: wrk has no fixed rate (-R is wrk2),
+#        so each connection waits a random think time (mean THINK_MS, via decide.lua's delay()) and
+#        the connection count is chosen so that connections / (think + service time) ≈ the target.
+#        The achieved rate is reported; latency is measured from send, without the think time.
+# Server CPU is read from /proc (all the server's threads, all pinned to SERVER_CPU); wrk CPU from
+# /usr/bin/time when installed. A load generator near 100% CPU means the server was not saturated.
+#
+# Needs: cargo, wrk, taskset, curl. Settings (environment): DURATION=10s WARMUP=3s CONNECTIONS=32
+# LOAD_PCT=70 THINK_MS=10 SERVER_CPU=1 LOAD_CPU=0 DECIDE_PORT=18080 BASELINE_PORT=18081
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+CONNECTIONS=${CONNECTIONS:-32}
+LOAD_PCT=${LOAD_PCT:-70}
+THINK_MS=${THINK_MS:-10}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+DECIDE_PORT=${DECIDE_PORT:-18080}
+BASELINE_PORT=${BASELINE_PORT:-18081}
+SCRIPT=bench/wrk/decide.lua
+ADMIN_KEY=bench-http-admin-key-0123456789
+
+for tool in cargo wrk taskset curl; do
+    command -v "$tool" >/dev/null || { echo "bench-http: $tool is not installed (wrk: apt-get install -y wrk)" >&2; exit 1; }
+done
+TIME=()
+[[ -x /usr/bin/time ]] && TIME=(/usr/bin/time -f '%P' -o)
+
+WORK=$(mktemp -d)
+SERVER_PID=
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "bench-http: $*" >&2; }
+
+log "building release binaries"
+cargo build --release -p adplatform >&2
+cargo build --release -p adp-server --example baseline_hyper >&2
+
+# Waits until URL answers (any HTTP status) or the server process is gone.
+wait_up() {
+    local url=$1
+    for _ in $(seq 1 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || { log "server exited; its log:"; cat "$WORK/server.log" >&2; exit 1; }
+        curl -s -o /dev/null "$url" && return 0
+        sleep 0.1
+    done
+    log "server did not come up at $url"
+    exit 1
+}
+
+port_free() {
+    if curl -s -o /dev/null "http://127.0.0.1:$1/"; then
+        log "something already listens on 127.0.0.1:$1"
+        exit 1
+    fi
+}
+
+start_decide() {
+    port_free "$DECIDE_PORT"
+    env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never ADP_ADMIN_KEY="$ADMIN_KEY" \
+        taskset -c "$SERVER_CPU" target/release/adplatform serve --demo \
+        --listen "127.0.0.1:$DECIDE_PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_up "http://127.0.0.1:$DECIDE_PORT/readyz"
+}
+
+start_baseline() {
+    port_free "$BASELINE_PORT"
+    taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" \
+        >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_up "http://127.0.0.1:$BASELINE_PORT/"
+}
+
+# One decide request as wrk sends it: must be a 200 with a filled ad. Prints the body size.
+smoke() {
+    local url=$1 out=$WORK/smoke.json code
+    code=$(curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d '{"placements":[{"id":"demo-mrec"}],"user":{"id":"u-smoke"}}' "$url/v1/decide")
+    if [[ "$code" != 200 ]]; then
+        log "POST $url/v1/decide answered $code: $(head -c 300 "$out")"
+        exit 1
+    fi
+    wc -c <"$out" | tr -d ' '
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+
+# run NAME PASS URL CONNECTIONS [THINK_MS]: one wrk run; appends a row to $WORK/rows.
+run() {
+    local name=$1 pass=$2 url=$3 conns=$4 think=${5:-}
+    local out=$WORK/wrk-$name-$pass.txt args=() t0 t1 c0 c1
+    [[ -n "$think" ]] && args=(-- "$think")
+    local cmd=(taskset -c "$LOAD_CPU" wrk -t1 "-c$conns" "-d$DURATION" --latency -s "$SCRIPT" "$url" ${args[@]+"${args[@]}"})
+    echo "${cmd[*]}" >>"$WORK/commands"
+    log "$name/$pass: ${cmd[*]}"
+    c0=$(cpu_ticks)
+    t0=$(date +%s.%N)
+    if ((${#TIME[@]})); then
+        "${TIME[@]}" "$WORK/wrk-cpu" "${cmd[@]}" >"$out"
+    else
+        "${cmd[@]}" >"$out"
+    fi
+    t1=$(date +%s.%N)
+    c1=$(cpu_ticks)
+    cat "$out" >&2
+    local wrk_cpu=n/a
+    [[ -s "$WORK/wrk-cpu" ]] && wrk_cpu=$(tail -n1 "$WORK/wrk-cpu")
+    awk -v name="$name" -v pass="$pass" -v conns="$conns" -v think="${think:--}" \
+        -v ticks="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v secs="$(echo "$t1 $t0" | awk '{ print $1 - $2 }')" \
+        -v wrk_cpu="$wrk_cpu" '
+        /^ +Latency +[0-9]/ { avg = $2; max = $4 }
+        /^ +50%/ { p50 = $2 } /^ +90%/ { p90 = $2 } /^ +99%/ { p99 = $2 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { sub(/^ *Socket errors: */, ""); gsub(/,/, ""); errs = $0 }
+        END {
+            cpu = ticks / hz / secs * 100
+            printf "%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.0f%%\t%s\t%.0f\n", name, pass, conns, think, rps,
+                avg, p50, p90, p99, max, non2xx, (errs == "" ? "none" : errs), cpu, wrk_cpu, rps / (cpu / 100)
+        }' "$out" >>"$WORK/rows"
+    rm -f "$WORK/wrk-cpu"
+}
+
+max_rps() { awk -F'\t' -v n="$1" '$1 == n && $2 == "max" { print $5 }' "$WORK/rows"; }
+
+# bench NAME URL: warm-up, the max pass, then the LOAD_PCT% pass.
+bench() {
+    local name=$1 url=$2 rps conns
+    log "$name: warm-up $WARMUP"
+    taskset -c "$LOAD_CPU" wrk -t1 "-c$CONNECTIONS" "-d$WARMUP" -s "$SCRIPT" "$url" >/dev/null
+    run "$name" max "$url" "$CONNECTIONS"
+    rps=$(max_rps "$name")
+    # connections = target rate × (think time + service time at max)
+    conns=$(awk -v r="$rps" -v p="$LOAD_PCT" -v d="$THINK_MS" 'BEGIN {
+        c = r * p / 100 * (d / 1000 + 1 / r); c = int(c + 0.5); print (c < 1 ? 1 : c) }')
+    run "$name" "~${LOAD_PCT}%" "$url" "$conns" "$THINK_MS"
+}
+
+: >"$WORK/rows"
+: >"$WORK/commands"
+
+start_decide
+decide_url=http://127.0.0.1:$DECIDE_PORT
+decide_bytes=$(smoke "$decide_url")
+bench decide "$decide_url"
+stats=$(curl -s -H "Authorization: Bearer $ADMIN_KEY" "$decide_url/api/v1/serving/stats")
+stop_server
+
+start_baseline
+baseline_url=http://127.0.0.1:$BASELINE_PORT
+baseline_bytes=$(smoke "$baseline_url")
+bench baseline "$baseline_url"
+stop_server
+
+d=$(max_rps decide)
+b=$(max_rps baseline)
+ratio=$(awk -v d="$d" -v b="$b" 'BEGIN { printf "%.3f", d / b }')
+dn=$(awk -F'\t' '$1 == "decide" && $2 == "max" { print $15 }' "$WORK/rows")
+bn=$(awk -F'\t' '$1 == "baseline" && $2 == "max" { print $15 }' "$WORK/rows")
+ratio_cpu=$(awk -v d="$dn" -v b="$bn" 'BEGIN { printf "%.3f", d / b }')
+
+cat <<EOF
+### HTTP decide throughput vs a bare hyper server
+
+- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)
+- machine: $(nproc) CPUs, $(lscpu | grep "Model name" | sed 's/^Model name: *//'), Linux $(uname -r)
+- server pinned to CPU $SERVER_CPU (one serving thread; every server thread on that CPU), wrk pinned to CPU $LOAD_CPU
+- decide: \`adplatform serve --demo\`, ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never, fresh data dir; response $decide_bytes bytes
+- baseline: \`baseline_hyper\` (hyper 1, HTTP/1.1, current_thread runtime), fixed JSON body of $baseline_bytes bytes
+- load: \`$SCRIPT\` (one placement demo-mrec, new user id per request); $WARMUP warm-up (not shown) before each server's passes
+- ${LOAD_PCT}% pass: ~${LOAD_PCT}% of that server's own max via a ${THINK_MS} ms mean think time per connection (wrk has no fixed-rate mode)
+
+| server | pass | conns | think ms | req/s | of max | lat avg | p50 | p90 | p99 | max | non-2xx | socket errors | server CPU | wrk CPU | req/s per server core |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
+$(awk -F'\t' -v OFS=' | ' 'NR == FNR { if ($2 == "max") top[$1] = $5; next }
+    { $5 = $5 " | " sprintf("%.0f%%", $5 / top[$1] * 100); $1 = $1; print "| " $0 " |" }' "$WORK/rows" "$WORK/rows")
+
+**decide / baseline at max: $ratio** (req/s); per server-CPU-second: $ratio_cpu.
+
+decide serving stats after its passes: \`$stats\`
+
+Commands:
+
+\`\`\`
+$(cat "$WORK/commands")
+\`\`\`
+EOF

@@ -1,6 +1,10 @@
 //! The `adplatform` binary: parse the command line, hand the environment over, run.
 
 use clap::Parser;
+
+/// mimalloc: the serving path allocates many small, short-lived strings per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

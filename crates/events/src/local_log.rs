@@ -427,6 +427,9 @@ struct Segment {
     dirty: bool,
 }
 
+/// How long the writer waits for more events after a partial batch.
+const LINGER: Duration = Duration::from_millis(2);
+
 struct Writer {
     dir: PathBuf,
     config: LogConfig,
@@ -469,6 +472,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let batch_len = batch.len();
             self.write_batch(batch);
             match self.config.fsync {
                 FsyncPolicy::Always => self.sync(),
@@ -479,6 +483,11 @@ impl Writer {
                 self.sync();
                 // The caller may have stopped waiting; nothing to do then.
                 let _ = reply.send(());
+            } else if batch_len < MAX_BATCH {
+                // Linger so the next events pile up: a writer asleep here is not blocked on the
+                // queue, so submitting never has to wake it (one wake-up per event would cost
+                // the hot path a syscall and a context switch each).
+                std::thread::sleep(LINGER);
             }
         }
         // Every sender is gone and the queue is drained.

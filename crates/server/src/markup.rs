@@ -5,17 +5,23 @@ use adp_domain::CreativeContent;
 
 /// Escapes text for an HTML attribute or element.
 pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        // The special characters are ASCII, so `i` is always a char boundary.
+        out.push_str(&s[from..i]);
+        out.push_str(rep);
+        from = i + 1;
     }
+    out.push_str(&s[from..]);
     out
 }
 

@@ -202,7 +202,17 @@ async fn openapi_document_lists_every_route_and_schema() {
             assert!(doc.body["paths"][&path].is_object(), "missing {path}");
         }
     }
-    for path in ["/api/v1/api-keys", "/api/v1/catalog/version", "/healthz", "/readyz"] {
+    for path in [
+        "/api/v1/api-keys",
+        "/api/v1/catalog/version",
+        "/healthz",
+        "/readyz",
+        "/v1/decide",
+        "/v1/t/imp",
+        "/v1/t/click",
+        "/api/v1/reports/delivery",
+        "/api/v1/serving/stats",
+    ] {
         assert!(doc.body["paths"][path].is_object(), "missing {path}");
     }
     for schema in [

@@ -106,7 +106,8 @@ impl EngineScratch {
 struct Candidate {
     li: u32,
     ecpm: Micros,
-    /// Flat-priced items that won their share-of-voice draw outrank priced ones in their tier.
+    /// Flat-priced items (only those that won their share-of-voice draw take part) outrank
+    /// priced ones in their tier.
     sov_winner: bool,
     tiebreak: u32,
     tier: u8,
@@ -241,7 +242,11 @@ fn decide_slot(
     s.cands.clear();
     for &i in &s.matched {
         let li = &lis[i as usize];
-        let sov_winner = li.pricing == Pricing::Flat && s.rng.random_range(0..100u32) < u32::from(li.sov_percent);
+        // A flat-priced line item takes part in its share of auctions (share of voice).
+        let sov_winner = li.pricing == Pricing::Flat;
+        if sov_winner && s.rng.random_range(0..100u32) >= u32::from(li.sov_percent) {
+            continue;
+        }
         s.cands.push(Candidate {
             li: i,
             ecpm: ecpm(li),
@@ -269,7 +274,7 @@ fn decide_slot(
     };
     let (winner, winner_at) = loop {
         let Some(best) = best_candidate(&s.cands, None) else {
-            return Err(first_reason.unwrap_or(NoFill::NoMatchingLineItem));
+            return Err(first_reason.unwrap_or(NoFill::Paced));
         };
         let c = s.cands[best];
         match eligible(&c, &mut s.rng) {

@@ -104,6 +104,9 @@ pub fn document() -> Value {
     collect::<ErrorBody>(&mut collected);
     collect::<StoreHealth>(&mut collected);
     collect::<CatalogChange>(&mut collected);
+    collect::<crate::serving::DecideRequest>(&mut collected);
+    collect::<crate::serving::DecideResponse>(&mut collected);
+    collect::<adp_domain::DeliveryRow>(&mut collected);
     let mut schemas = Map::new();
     for (name, schema) in collected {
         schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
@@ -223,6 +226,68 @@ pub fn document() -> Value {
         json!({"get": {"tags": ["operations"], "operationId": "openapi", "security": open,
         "summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}}),
     );
+    let serving = "serving";
+    paths.insert("/v1/decide".into(), json!({
+        "post": {"tags": [serving], "operationId": "decide", "security": open.clone(),
+                 "summary": "choose one ad per placement (any content type is accepted, so browsers need no preflight)",
+                 "requestBody": {"required": true, "content": json_content(schema_ref("DecideRequest"))},
+                 "responses": {"200": {"description": "one decision per placement", "content": json_content(schema_ref("DecideResponse"))},
+                               "400": {"description": "malformed request", "content": json_content(schema_ref("ErrorBody"))},
+                               "413": {"description": "body too large", "content": json_content(schema_ref("ErrorBody"))}}},
+        "get": {"tags": [serving], "operationId": "decide_get", "security": open.clone(), "summary": "decide for simple tags",
+                "parameters": [
+                    query_param("placement", "placement id (repeatable)", json!({"type": "string"})),
+                    query_param("uid", "user id", json!({"type": "string"})),
+                    query_param("seg", "audience segment (repeatable)", json!({"type": "string"})),
+                    query_param("url", "page URL", json!({"type": "string"})),
+                    query_param("bundle", "app bundle", json!({"type": "string"})),
+                    query_param("country", "ISO 3166-1 alpha-2", json!({"type": "string"})),
+                    query_param("region", "region code", json!({"type": "string"})),
+                    query_param("ip", "device IP", json!({"type": "string"})),
+                    query_param("lang", "language", json!({"type": "string"})),
+                    query_param("deal", "deal id (repeatable)", json!({"type": "string"})),
+                    query_param("kv", "key:value (repeatable)", json!({"type": "string"})),
+                    query_param("test", "1 to decide without counting", json!({"type": "string"}))],
+                "responses": {"200": {"description": "one decision per placement", "content": json_content(schema_ref("DecideResponse"))},
+                              "400": {"description": "malformed request", "content": json_content(schema_ref("ErrorBody"))}}},
+    }));
+    let tracking_params = json!([
+        {"name": "p", "in": "query", "required": true, "schema": {"type": "string"}, "description": "signed payload"},
+        {"name": "s", "in": "query", "required": true, "schema": {"type": "string"}, "description": "HMAC-SHA256 signature"}]);
+    let tracking_errors = |ok: Value| {
+        let mut r = error_responses(&[
+            ("400", "tampered or malformed"),
+            ("409", "already counted"),
+            ("410", "expired"),
+            ("503", "event queue full; retry"),
+        ]);
+        if let Value::Object(o) = ok {
+            r.extend(o);
+        }
+        Value::Object(r)
+    };
+    let mut imp_params = tracking_params.clone();
+    if let Some(a) = imp_params.as_array_mut() {
+        a.push(json!({"name": "f", "in": "query", "required": false, "schema": {"type": "string", "enum": ["gif"]}, "description": "answer with a 1x1 GIF"}));
+    }
+    paths.insert("/v1/t/imp".into(), json!({"get": {"tags": [serving], "operationId": "track_impression", "security": open.clone(),
+        "summary": "count an impression (spends CPM budgets)", "parameters": imp_params,
+        "responses": tracking_errors(json!({"204": {"description": "counted"}, "200": {"description": "counted (GIF)"}}))}}));
+    paths.insert(
+        "/v1/t/click".into(),
+        json!({"get": {"tags": [serving], "operationId": "track_click", "security": open.clone(),
+        "summary": "count a click (spends CPC budgets) and redirect", "parameters": tracking_params,
+        "responses": tracking_errors(json!({"302": {"description": "counted; Location is the landing page"}}))}}),
+    );
+    schemas.insert("DeliveryReport".into(), json!({"type": "object", "properties": {"from": {"type": "string", "format": "date-time"},
+        "to": {"type": "string", "format": "date-time"}, "rows": {"type": "array", "items": schema_ref("DeliveryRow")}}}));
+    paths.insert("/api/v1/reports/delivery".into(), json!({"get": {"tags": ["reports"], "operationId": "delivery_report",
+        "summary": "per line item per UTC hour: decisions, impressions, clicks, spend; [from, to), default the last 24 h",
+        "parameters": [query_param("from", "RFC 3339", json!({"type": "string", "format": "date-time"})),
+                       query_param("to", "RFC 3339", json!({"type": "string", "format": "date-time"}))],
+        "responses": ok("200", "the report", schema_ref("DeliveryReport"), &[("400", "bad time range")])}}));
+    paths.insert("/api/v1/serving/stats".into(), json!({"get": {"tags": ["operations"], "operationId": "serving_stats",
+        "summary": "the serving role's counters (admin)", "responses": ok("200", "counters", json!({"type": "object"}), &[("403", "admin only")])}}));
     json!({
         "openapi": "3.1.0",
         "info": {"title": "AdPlatform API", "version": env!("CARGO_PKG_VERSION"),

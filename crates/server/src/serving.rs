@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
+use utoipa::ToSchema;
 
 /// Settings of the serving role.
 #[derive(Clone, Debug)]
@@ -223,7 +224,7 @@ fn daily_target(li: &LineItemRt, now: DateTime<Utc>) -> Option<Micros> {
 // ---------------------------------------------------------------------------------------------
 // decide
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideRequest {
     #[serde(default)]
@@ -247,7 +248,7 @@ pub struct DecideRequest {
     pub test: bool,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementReq {
     #[serde(default)]
@@ -260,7 +261,7 @@ pub struct PlacementReq {
     pub floor_micros: Option<Micros>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserReq {
     #[serde(default)]
@@ -269,7 +270,7 @@ pub struct UserReq {
     pub segments: Vec<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageReq {
     pub url: String,
@@ -277,13 +278,13 @@ pub struct PageReq {
     pub referrer: Option<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppReq {
     pub bundle: String,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceReq {
     #[serde(default, rename = "type")]
@@ -300,7 +301,7 @@ pub struct DeviceReq {
     pub language: Option<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GeoReq {
     #[serde(default)]
@@ -313,27 +314,29 @@ pub struct GeoReq {
     pub metro: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, ToSchema)]
 #[serde(untagged)]
 pub enum KvValue {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, ToSchema)]
 pub struct DecideResponse {
     pub request_id: String,
     pub decisions: Vec<PlacementDecision>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, ToSchema)]
 pub struct PlacementDecision {
     pub placement_id: Option<String>,
     pub ad: Option<AdResponse>,
+    /// Why the placement was not filled, e.g. `frequency_capped`; null when it was.
+    #[schema(value_type = Option<String>)]
     pub no_fill_reason: Option<&'static str>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, ToSchema)]
 pub struct AdResponse {
     pub line_item_id: String,
     pub creative_id: String,

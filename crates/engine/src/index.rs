@@ -221,7 +221,11 @@ pub struct TargetingIndex {
     /// Items whose expressions are evaluated directly.
     scan: Vec<(u32, Expr)>,
     items: usize,
+    /// Per item: its conjunctions `start..end` in `conjs`, or `SCANNED` with its index in `scan`.
+    item_conjs: Vec<(u32, u32)>,
 }
+
+const SCANNED: u32 = u32::MAX;
 
 /// Sizes of a built index, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,16 +245,24 @@ impl TargetingIndex {
             dictionary: (0..N_ATTRS).map(|_| FxHashMap::default()).collect(),
             pivots: (0..N_ATTRS).map(|_| FxHashMap::default()).collect(),
             items: item_count,
+            item_conjs: vec![(0, 0); item_count],
             ..Default::default()
         };
         for (item, expr) in items {
-            let Some(expr) = expr else {
-                ix.add_conj(item, &[]);
-                continue;
-            };
-            match dnf(expr, false) {
-                Some(conjs) => conjs.iter().for_each(|c| ix.add_conj(item, c)),
-                None => ix.scan.push((item, expr.clone())),
+            let start = ix.conjs.len() as u32;
+            match expr.map(|e| (e, dnf(e, false))) {
+                None => ix.add_conj(item, &[]),
+                Some((_, Some(conjs))) => conjs.iter().for_each(|c| ix.add_conj(item, c)),
+                Some((e, None)) => {
+                    if let Some(slot) = ix.item_conjs.get_mut(item as usize) {
+                        *slot = (SCANNED, ix.scan.len() as u32);
+                    }
+                    ix.scan.push((item, e.clone()));
+                    continue;
+                }
+            }
+            if let Some(slot) = ix.item_conjs.get_mut(item as usize) {
+                *slot = (start, ix.conjs.len() as u32);
             }
         }
         ix.choose_pivots();
@@ -328,6 +340,32 @@ impl TargetingIndex {
 
     /// Appends to `out` every item whose expression is true for `input`, each once.
     pub fn matches(&self, input: &MatchInput<'_>, s: &mut Scratch, out: &mut Vec<u32>) {
+        self.prepare(input, s);
+        for attr in 0..N_ATTRS {
+            for vi in 0..s.values[attr].len() {
+                let v = s.values[attr][vi];
+                let Some(list) = self.pivots[attr].get(&v) else { continue };
+                for &c in list {
+                    if s.conj_stamp[c as usize] != s.generation {
+                        s.conj_stamp[c as usize] = s.generation;
+                        self.verify(c, input, s, out);
+                    }
+                }
+            }
+        }
+        for &c in &self.unpivoted {
+            self.verify(c, input, s, out);
+        }
+        for (item, expr) in &self.scan {
+            if s.item_stamp[*item as usize] != s.generation && eval(expr, input) {
+                s.item_stamp[*item as usize] = s.generation;
+                out.push(*item);
+            }
+        }
+    }
+
+    /// Interns the request's values into `s`; `item_matches` needs it first.
+    pub fn prepare(&self, input: &MatchInput<'_>, s: &mut Scratch) {
         s.begin(self.conjs.len(), self.items);
         let a = input.attrs;
         let singles = [
@@ -362,44 +400,66 @@ impl TargetingIndex {
                 self.push_value(Attr::KeyValue, &kv_key(k, v), s);
             }
         }
-        for attr in 0..N_ATTRS {
-            for vi in 0..s.values[attr].len() {
-                let v = s.values[attr][vi];
-                let Some(list) = self.pivots[attr].get(&v) else { continue };
-                for &c in list {
-                    if s.conj_stamp[c as usize] != s.generation {
-                        s.conj_stamp[c as usize] = s.generation;
-                        self.verify(c, input, s, out);
-                    }
-                }
-            }
-        }
-        for &c in &self.unpivoted {
-            self.verify(c, input, s, out);
-        }
-        for (item, expr) in &self.scan {
-            if s.item_stamp[*item as usize] != s.generation && eval(expr, input) {
-                s.item_stamp[*item as usize] = s.generation;
-                out.push(*item);
-            }
-        }
     }
 
-    #[inline]
+    /// Whether `item`'s expression is true for the request last given to `prepare`.
+    pub fn item_matches(&self, item: u32, input: &MatchInput<'_>, s: &mut Scratch) -> bool {
+        let Some(&(start, end)) = self.item_conjs.get(item as usize) else { return false };
+        if start == SCANNED {
+            return self.scan.get(end as usize).is_some_and(|(_, e)| eval(e, input));
+        }
+        (start..end).any(|c| self.conj_holds(&self.conjs[c as usize], None, input, s))
+    }
+
+    /// Whether `item` can match at all in a slot with this placement id and these sizes
+    /// (a static filter: placement and size predicates only).
+    pub fn could_match_slot(&self, item: u32, placement_id: &str, sizes: &[String]) -> bool {
+        let Some(&(start, end)) = self.item_conjs.get(item as usize) else { return false };
+        if start == SCANNED {
+            return true;
+        }
+        let ids = |attr: Attr, values: &mut dyn Iterator<Item = &str>| -> Vec<u32> {
+            values.filter_map(|v| self.dictionary[attr as usize].get(v).copied()).collect()
+        };
+        let placement = ids(Attr::Placement, &mut std::iter::once(placement_id));
+        let size = ids(Attr::Size, &mut sizes.iter().map(String::as_str));
+        let holds = |lit: &SetLit, have: &[u32]| have.iter().any(|v| lit.values.binary_search(v).is_ok());
+        (start..end).any(|c| {
+            let conj = &self.conjs[c as usize];
+            let check = |lit: &SetLit| match lit.attr {
+                Attr::Placement => Some(holds(lit, &placement)),
+                Attr::Size => Some(holds(lit, &size)),
+                _ => None,
+            };
+            conj.positive.iter().all(|l| check(l).unwrap_or(true))
+                && conj.negative.iter().all(|l| !check(l).unwrap_or(false))
+        })
+    }
+
     fn verify(&self, c: u32, input: &MatchInput<'_>, s: &mut Scratch, out: &mut Vec<u32>) {
         let conj = &self.conjs[c as usize];
         let item = conj.item as usize;
         if s.item_stamp[item] == s.generation {
             return;
         }
+        if self.conj_holds(conj, conj.pivot, input, s) {
+            s.item_stamp[item] = s.generation;
+            out.push(conj.item);
+        }
+    }
+
+    /// Whether a conjunction holds for the prepared request; `skip` is a positive predicate
+    /// already known to hold (the pivot it was found by).
+    #[inline]
+    fn conj_holds(&self, conj: &Conj, skip: Option<usize>, input: &MatchInput<'_>, s: &mut Scratch) -> bool {
         let hits = |lit: &SetLit| s.values[lit.attr as usize].iter().any(|v| lit.values.binary_search(v).is_ok());
         for (i, lit) in conj.positive.iter().enumerate() {
-            if Some(i) != conj.pivot && !hits(lit) {
-                return;
+            if Some(i) != skip && !hits(lit) {
+                return false;
             }
         }
         if conj.negative.iter().any(hits) {
-            return;
+            return false;
         }
         for (r, neg) in &conj.residual {
             let hit = match r {
@@ -410,11 +470,10 @@ impl TargetingIndex {
                 Residual::Ip(nets) => input.attrs.ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             };
             if hit == *neg {
-                return;
+                return false;
             }
         }
-        s.item_stamp[item] = s.generation;
-        out.push(conj.item);
+        true
     }
 }
 

@@ -82,6 +82,8 @@ pub struct EngineScratch {
     cands: Vec<Candidate>,
     shown: Vec<u32>,
     pub rng: SmallRng,
+    /// Always take the exhaustive path (match everything, then rank), e.g. to compare.
+    pub exhaustive: bool,
 }
 
 impl Default for EngineScratch {
@@ -92,6 +94,7 @@ impl Default for EngineScratch {
             cands: Vec::new(),
             shown: Vec::new(),
             rng: SmallRng::from_os_rng(),
+            exhaustive: false,
         }
     }
 }
@@ -132,7 +135,7 @@ pub fn ecpm(li: &LineItemRt) -> Micros {
     }
 }
 
-fn creative_fits(c: &CreativeRt, p: &PlacementRt) -> bool {
+pub(crate) fn creative_fits(c: &CreativeRt, p: &PlacementRt) -> bool {
     if !p.formats.contains(&c.format) || c.categories.iter().any(|cat| p.blocked_categories.contains(cat)) {
         return false;
     }
@@ -178,7 +181,10 @@ pub fn decide(
     for slot in input.slots {
         let outcome = match slot.placement {
             None => Err(NoFill::UnknownPlacement),
-            Some(p) => decide_slot(snap, input, p, &slot.slot, caps, s),
+            Some(p) => match snap.ranked.get(p.id.as_str()).filter(|_| !s.exhaustive && !p.id.is_empty()) {
+                Some(list) => decide_ranked(snap, input, p, &slot.slot, list, caps, s),
+                None => decide_slot(snap, input, p, &slot.slot, caps, s),
+            },
         };
         if let Ok(w) = &outcome {
             s.shown.push(w.line_item);
@@ -301,25 +307,7 @@ fn decide_slot(
             }
         }
     };
-    let price = match (li.pricing, li.priority, p.auction_type) {
-        (Pricing::Flat, _, _) | (_, Priority::House, _) => 0,
-        (_, _, AuctionType::FirstPrice) => winner.ecpm,
-        (_, _, AuctionType::SecondPrice) => (runner_up + 1).max(p.floor_micros).min(winner.ecpm),
-    };
-    let creative = rotate(snap, li, p, &mut s.rng).ok_or(NoFill::NoFittingCreative)?;
-    let cost_per_impression = if li.pricing == Pricing::Cpm { price / 1000 } else { 0 };
-    let pending_minute = now_secs.div_euclid(60);
-    if cost_per_impression > 0 && !input.dry_run {
-        li.counters.add_pending(pending_minute, cost_per_impression);
-    }
-    Ok(Win {
-        line_item: winner.li,
-        creative,
-        price_micros: price,
-        bid_micros: winner.ecpm,
-        cost_per_impression,
-        pending_minute,
-    })
+    settle(snap, input, p, li, winner, runner_up, s)
 }
 
 /// The best remaining candidate (optionally only of one tier): lowest tier number, then
@@ -332,6 +320,156 @@ fn best_candidate(cands: &[Candidate], only_tier: Option<u8>) -> Option<usize> {
         .filter(|(_, c)| only_tier.is_none_or(|t| c.tier == t))
         .max_by_key(|(_, c)| key(c))
         .map(|(i, _)| i)
+}
+
+/// The static rank of a line item: tier, flat before priced, eCPM (as of now) high to low.
+pub(crate) fn rank_key(li: &LineItemRt) -> (u8, bool, std::cmp::Reverse<Micros>, u32) {
+    (tier(li.priority), li.pricing != Pricing::Flat, std::cmp::Reverse(ecpm(li)), li.ordinal)
+}
+
+/// How far down the pipeline a candidate got, for the no-fill reason of the ranked path.
+fn stage_order(r: NoFill) -> u8 {
+    match r {
+        NoFill::UnknownPlacement | NoFill::NoMatchingLineItem => 0,
+        NoFill::OutOfFlight => 1,
+        NoFill::NoFittingCreative | NoFill::Blocked => 2,
+        NoFill::BelowFloor => 3,
+        NoFill::AdvertiserAlreadyShown => 4,
+        NoFill::BudgetExhausted => 5,
+        NoFill::Paced => 6,
+        NoFill::FrequencyCapped => 7,
+    }
+}
+
+/// The ranked fast path for a known placement: walk its line items best rank first, check
+/// each fully, and stop as soon as the winner's tie group and a runner-up (for the
+/// second-price auction) are found. Same stages and outcome as `decide_slot`; ties at the
+/// top are broken at random among up to eight equals.
+#[allow(clippy::too_many_arguments)]
+fn decide_ranked(
+    snap: &Snapshot,
+    input: &DecideInput<'_>,
+    p: &PlacementRt,
+    slot: &Slot,
+    list: &[u32],
+    caps: &dyn FrequencyStore,
+    s: &mut EngineScratch,
+) -> Result<Win, NoFill> {
+    let now = input.now;
+    let now_secs = now.timestamp();
+    let m = MatchInput { attrs: input.attrs, slot, now };
+    snap.index.prepare(&m, &mut s.index);
+    let lis = &snap.line_items;
+    let mut furthest: Option<NoFill> = None;
+    let mut note = |r: NoFill| {
+        if furthest.is_none_or(|f| stage_order(r) > stage_order(f)) {
+            furthest = Some(r);
+        }
+    };
+    s.cands.clear();
+    let mut top: Option<(u8, bool, Micros)> = None;
+    let mut runner_up = None;
+    for &i in list {
+        let li = &lis[i as usize];
+        let t = tier(li.priority);
+        let flat = li.pricing == Pricing::Flat;
+        // The runner-up must come from the winner's tier.
+        if top.is_some_and(|(wt, _, _)| t != wt) {
+            break;
+        }
+        if !(li.start_secs <= now_secs && now_secs < li.end_secs) {
+            note(NoFill::OutOfFlight);
+            continue;
+        }
+        if !snap.index.item_matches(i, &m, &mut s.index) {
+            note(NoFill::NoMatchingLineItem);
+            continue;
+        }
+        let e = ecpm(li);
+        if p.floor_micros > 0 && li.priority == Priority::Standard && e < p.floor_micros {
+            note(NoFill::BelowFloor);
+            continue;
+        }
+        if !p.allow_same_advertiser && s.shown.iter().any(|&w| lis[w as usize].advertiser_id == li.advertiser_id) {
+            note(NoFill::AdvertiserAlreadyShown);
+            continue;
+        }
+        if flat && s.rng.random_range(0..100u32) >= u32::from(li.sov_percent) {
+            note(NoFill::Paced);
+            continue;
+        }
+        let cost = if li.pricing == Pricing::Cpm { li.rate_micros / 1000 } else { 0 };
+        if !has_budget(li, now, cost) {
+            note(NoFill::BudgetExhausted);
+            continue;
+        }
+        if li.pacing == Pacing::Even && !li.counters.throttle.admit(s.rng.random()) {
+            note(NoFill::Paced);
+            continue;
+        }
+        if !li.caps.is_empty() && !input.user_key.is_some_and(|u| caps.has_room(u, &li.caps, now_secs)) {
+            note(NoFill::FrequencyCapped);
+            continue;
+        }
+        let key = (t, flat, e);
+        match top {
+            None => {
+                top = Some(key);
+                s.cands.push(Candidate { li: i, ecpm: e, sov_winner: flat, tiebreak: 0, tier: t });
+            }
+            Some(k) if k == key => {
+                if s.cands.len() < 8 {
+                    s.cands.push(Candidate { li: i, ecpm: e, sov_winner: flat, tiebreak: 0, tier: t });
+                }
+            }
+            Some(_) => {
+                runner_up = Some(e);
+                break;
+            }
+        }
+    }
+    if s.cands.is_empty() {
+        return Err(furthest.unwrap_or(NoFill::NoMatchingLineItem));
+    }
+    let pick = if s.cands.len() > 1 { s.rng.random_range(0..s.cands.len()) } else { 0 };
+    let winner = s.cands[pick];
+    let runner_up = if s.cands.len() > 1 { winner.ecpm } else { runner_up.unwrap_or(0) };
+    let li = &lis[winner.li as usize];
+    if !li.caps.is_empty() && !input.dry_run && !input.user_key.is_some_and(|u| caps.try_count(u, &li.caps, now_secs)) {
+        return Err(NoFill::FrequencyCapped);
+    }
+    settle(snap, input, p, li, winner, runner_up, s)
+}
+
+/// Prices the auction, picks the creative and books pending spend.
+fn settle(
+    snap: &Snapshot,
+    input: &DecideInput<'_>,
+    p: &PlacementRt,
+    li: &LineItemRt,
+    winner: Candidate,
+    runner_up: Micros,
+    s: &mut EngineScratch,
+) -> Result<Win, NoFill> {
+    let price = match (li.pricing, li.priority, p.auction_type) {
+        (Pricing::Flat, _, _) | (_, Priority::House, _) => 0,
+        (_, _, AuctionType::FirstPrice) => winner.ecpm,
+        (_, _, AuctionType::SecondPrice) => (runner_up + 1).max(p.floor_micros).min(winner.ecpm),
+    };
+    let creative = rotate(snap, li, p, &mut s.rng).ok_or(NoFill::NoFittingCreative)?;
+    let cost_per_impression = if li.pricing == Pricing::Cpm { price / 1000 } else { 0 };
+    let pending_minute = input.now.timestamp().div_euclid(60);
+    if cost_per_impression > 0 && !input.dry_run {
+        li.counters.add_pending(pending_minute, cost_per_impression);
+    }
+    Ok(Win {
+        line_item: winner.li,
+        creative,
+        price_micros: price,
+        bid_micros: winner.ecpm,
+        cost_per_impression,
+        pending_minute,
+    })
 }
 
 fn tier(p: Priority) -> u8 {

@@ -107,6 +107,12 @@ pub struct Snapshot {
     pub index: TargetingIndex,
     /// Line item id → position in `line_items`.
     pub line_item_by_id: FxHashMap<String, u32>,
+    /// Per placement: the direct line items that can serve there (a creative fits, nothing
+    /// blocks them, their placement and size targeting allows it), best rank first — tier,
+    /// flat before priced, then eCPM as of the build. The ranked fast path walks this.
+    pub ranked: FxHashMap<String, Vec<u32>>,
+    /// Unix milliseconds when this snapshot was built (CTR-based ranks age).
+    pub built_at_ms: i64,
 }
 
 fn cap_rules(entity: u64, caps: &[adp_domain::FrequencyCap]) -> impl Iterator<Item = CapRule> + '_ {
@@ -250,7 +256,32 @@ impl Snapshot {
         let index =
             TargetingIndex::build(line_items.len(), line_items.iter().map(|li| (li.ordinal, li.targeting.as_ref())));
         let line_item_by_id = line_items.iter().map(|li| (li.id.clone(), li.ordinal)).collect();
-        Snapshot { version, line_items, creatives, placements, index, line_item_by_id }
+        let mut ranked = FxHashMap::default();
+        for (pid, p) in &placements {
+            let mut list: Vec<u32> = line_items
+                .iter()
+                .filter(|li| {
+                    li.direct
+                        && !li.adomains.iter().any(|d| p.blocked_adomains.contains(d))
+                        && !li.categories.iter().any(|c| p.blocked_categories.contains(c))
+                        && li.creatives.iter().any(|(c, _)| crate::pipeline::creative_fits(&creatives[*c as usize], p))
+                        && index.could_match_slot(li.ordinal, pid, &p.size_keys)
+                })
+                .map(|li| li.ordinal)
+                .collect();
+            list.sort_by_key(|&i| crate::pipeline::rank_key(&line_items[i as usize]));
+            ranked.insert(pid.clone(), list);
+        }
+        Snapshot {
+            version,
+            line_items,
+            creatives,
+            placements,
+            index,
+            line_item_by_id,
+            ranked,
+            built_at_ms: Utc::now().timestamp_millis(),
+        }
     }
 }
 

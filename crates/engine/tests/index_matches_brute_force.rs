@@ -147,6 +147,14 @@ proptest! {
                 .filter(|(_, e)| e.as_ref().is_none_or(|e| eval(e, &input)))
                 .map(|(i, _)| i as u32)
                 .collect();
+            // The per-item check (used by the ranked fast path) agrees item by item.
+            index.prepare(&input, &mut scratch);
+            for item in 0..catalog.len() as u32 {
+                prop_assert_eq!(index.item_matches(item, &input, &mut scratch), want.contains(&item), "item {}", item);
+                if want.contains(&item) {
+                    prop_assert!(index.could_match_slot(item, &slot.placement_id, &slot.sizes), "static slot filter dropped {}", item);
+                }
+            }
             prop_assert_eq!(got, want);
         }
     }

@@ -189,3 +189,39 @@ fn frequency_caps_and_budgets_stop_delivery() {
     // Nothing is left: the no-fill reason is that of the best-ranked candidate.
     assert_eq!(seen.last().map(String::as_str), Some("frequency_capped"), "{seen:?}");
 }
+
+#[test]
+fn the_ranked_fast_path_decides_like_the_exhaustive_path() {
+    for (profile, seed) in [(adp_engine::synth::Profile::Inventory, 1u64), (adp_engine::synth::Profile::Broad, 2)] {
+        let snap = Snapshot::build(1, &adp_engine::synth::catalog(3_000, seed, profile), &CounterRegistry::default());
+        let requests = adp_engine::synth::requests(1500, seed + 10);
+        let mut fast = EngineScratch::seeded(9);
+        let mut full = EngineScratch::seeded(9);
+        full.exhaustive = true;
+        let now = Utc::now();
+        let (mut compared, mut filled) = (0, 0);
+        for (i, (attrs, slot)) in requests.iter().enumerate() {
+            let slots = [SlotRequest { placement: snap.placements.get(&slot.placement_id), slot: slot.clone() }];
+            let input = DecideInput { attrs, user_key: Some(i as u64), now, slots: &slots, dry_run: true };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            decide(&snap, &input, &UnlimitedCaps, &mut fast, &mut a);
+            decide(&snap, &input, &UnlimitedCaps, &mut full, &mut b);
+            match (&a[0], &b[0]) {
+                (Ok(x), Ok(y)) => {
+                    let (lx, ly) = (&snap.line_items[x.line_item as usize], &snap.line_items[y.line_item as usize]);
+                    assert_eq!(
+                        (lx.priority, x.bid_micros, x.price_micros),
+                        (ly.priority, y.bid_micros, y.price_micros),
+                        "request {i}"
+                    );
+                    filled += 1;
+                }
+                (Err(_), Err(_)) => {}
+                (x, y) => panic!("request {i}: fast {x:?} vs exhaustive {y:?}"),
+            }
+            compared += 1;
+        }
+        assert_eq!(compared, 1500);
+        assert!(filled > 1000, "{profile:?}: most requests fill ({filled})");
+    }
+}

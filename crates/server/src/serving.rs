@@ -77,6 +77,9 @@ pub struct Serving {
     pub stats: ServingStats,
 }
 
+/// Longest a snapshot's CTR-based ranking is served before it is rebuilt.
+const RERANK_MS: i64 = 60_000;
+
 thread_local! {
     static SCRATCH: RefCell<(EngineScratch, Vec<Result<Win, NoFill>>)> = RefCell::new((EngineScratch::default(), Vec::new()));
 }
@@ -126,9 +129,14 @@ impl Serving {
     /// Loads the catalog and swaps in a new snapshot if it is newer than the one served.
     pub async fn refresh(&self, store: &dyn CatalogStore) -> Result<u64, adp_domain::StoreError> {
         let (version, records) = store.snapshot().await?;
-        if version <= self.snapshot.load().version && version != 0 {
-            return Ok(self.snapshot.load().version);
+        let current = self.snapshot.load();
+        // Rebuild on a new catalog version, and at least every RERANK_MS so that ranks built
+        // from live click-through rates (CPC line items) stay fresh.
+        let stale = Utc::now().timestamp_millis() - current.built_at_ms > RERANK_MS;
+        if version <= current.version && version != 0 && !stale {
+            return Ok(current.version);
         }
+        drop(current);
         let registry = Arc::clone(&self.registry);
         let built = tokio::task::spawn_blocking(move || Snapshot::build(version, &records, &registry))
             .await

@@ -126,11 +126,13 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(api::catalog_routes())
         .merge(api::api_key_routes())
-        .merge(serving_http::routes())
+        .merge(serving_http::reporting_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(middleware::from_fn(access_log))
+        // The hot path is counted by the serving stats, not logged per request.
+        .merge(serving_http::hot_routes())
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state)
 }
 

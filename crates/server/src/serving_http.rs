@@ -214,11 +214,17 @@ async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Jso
     })))
 }
 
-pub fn routes() -> Router<AppState> {
+/// Decide and the trackers: the hot path.
+pub fn hot_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/decide", get(decide_get).post(decide_post))
         .route("/v1/t/imp", get(track_impression))
         .route("/v1/t/click", get(track_click))
+}
+
+/// The delivery report and the serving counters.
+pub fn reporting_routes() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/reports/delivery", get(delivery_report))
         .route("/api/v1/serving/stats", get(serving_stats))
 }

@@ -79,11 +79,12 @@ impl TrackError {
     }
 }
 
-/// Signing keys by id; one is active for new URLs.
+/// Signing keys by id; one is active for new URLs. Each key's HMAC state is keyed once and
+/// cloned per URL (keying costs two SHA-256 blocks).
 #[derive(Clone)]
 pub struct UrlSigner {
     active: String,
-    keys: HashMap<String, Vec<u8>>,
+    keys: HashMap<String, HmacSha256>,
 }
 
 impl std::fmt::Debug for UrlSigner {
@@ -104,12 +105,16 @@ impl UrlSigner {
                 return Err(format!("signing key `{id}` must be at least 16 bytes"));
             }
         }
-        Ok(UrlSigner { active, keys: keys.into_iter().collect() })
+        let mut keyed = HashMap::new();
+        for (id, secret) in keys {
+            let mac = HmacSha256::new_from_slice(&secret).map_err(|e| format!("signing key `{id}`: {e}"))?;
+            keyed.insert(id, mac);
+        }
+        Ok(UrlSigner { active, keys: keyed })
     }
 
     fn mac(&self, key_id: &str, payload: &str) -> Option<HmacSha256> {
-        let secret = self.keys.get(key_id)?;
-        let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+        let mut mac = self.keys.get(key_id)?.clone();
         mac.update(payload.as_bytes());
         Some(mac)
     }

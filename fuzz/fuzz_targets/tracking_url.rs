@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         key_id: "fuzz".into(),
         expires_at: 1_900_000_000,
         request_id: field(0),
+        decision_id: field(5),
         slot: 3,
         advertiser_id: field(1),
         campaign_id: field(2),
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let query = signer.sign(&ad);
     let (p, s) = query.strip_prefix("p=").and_then(|q| q.split_once("&s=")).expect("signed query");
-    if ad.request_id.contains('|') || ad.advertiser_id.contains('|') || ad.campaign_id.contains('|')
+    if ad.request_id.contains('|') || ad.decision_id.contains('|') || ad.advertiser_id.contains('|') || ad.campaign_id.contains('|')
         || ad.line_item_id.contains('|') || ad.creative_id.contains('|') || p.len() > adp_server::tracking::MAX_PAYLOAD_LEN
     {
         return; // ids never contain '|' (validated on write); oversized payloads are refused by design

@@ -246,3 +246,26 @@ async fn bad_decide_requests_get_clear_4xx() {
     assert_eq!(get_raw(&server.base, "/v1/t/imp?p=abc").await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(get_raw(&server.base, "/v1/t/imp?p=abc&s=def").await.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn impressions_of_requests_with_the_same_client_id_are_each_counted() {
+    let server = Server::start(&["--demo"]);
+    let anon = server.client(None);
+    let body = json!({"id": "req-1", "placements": [{"id": "demo-mrec"}], "user": {"id": "u1"}});
+    let a = decide(&anon, body.clone()).await;
+    let b = decide(&anon, body).await;
+    for r in [&a, &b] {
+        let url = r["decisions"][0]["ad"]["impression_url"].as_str().expect("imp").to_string();
+        assert_eq!(
+            get_raw(&server.base, &path_of(&url)).await.status(),
+            StatusCode::NO_CONTENT,
+            "each decision counts once"
+        );
+    }
+    // A test request decides but its trackers count nothing, whatever its client id says.
+    let t = decide(&anon, json!({"id": "req-2", "placements": [{"id": "demo-mrec"}], "test": true})).await;
+    let url = t["decisions"][0]["ad"]["impression_url"].as_str().expect("imp").to_string();
+    assert_eq!(get_raw(&server.base, &path_of(&url)).await.status(), StatusCode::NO_CONTENT);
+    let stats = server.admin().get("/api/v1/serving/stats").await.body;
+    assert_eq!(stats["impressions"], json!(2), "{stats}");
+}

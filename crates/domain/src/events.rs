@@ -26,8 +26,12 @@ pub struct Event {
     pub event_time_ms: i64,
     /// When this process received it, Unix milliseconds.
     pub receive_time_ms: i64,
-    /// The decision request this event belongs to.
+    /// The decision request this event belongs to (client-chosen or generated).
     pub request_id: String,
+    /// The server-made id of one ad decision (one placement of a request); the impression and
+    /// click of that ad carry it too, so each is counted once.
+    #[serde(default)]
+    pub decision_id: String,
     pub advertiser_id: String,
     pub campaign_id: String,
     pub line_item_id: String,

@@ -781,7 +781,8 @@ fn url(u: &str, field: &str) -> Result<(), FieldError> {
     let ok = (u.starts_with("https://") || u.starts_with("http://"))
         && u.len() > 8
         && u.len() <= 4096
-        && !u.contains(char::is_whitespace);
+        && u.is_ascii()
+        && !u.contains(|c: char| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
     } else {

@@ -156,6 +156,16 @@ pub fn budget_day(li: &LineItemRt, now: DateTime<Utc>) -> i64 {
     i64::from(now.with_timezone(&li.time_zone).date_naive().num_days_from_ce())
 }
 
+/// What one more delivery may cost, for the budget check: one impression at the line item's
+/// own rate (CPM), one click (CPC), nothing per impression (flat).
+fn check_cost(li: &LineItemRt) -> Micros {
+    match li.pricing {
+        Pricing::Cpm => li.rate_micros / 1000,
+        Pricing::Cpc => li.rate_micros,
+        Pricing::Flat => 0,
+    }
+}
+
 fn has_budget(li: &LineItemRt, now: DateTime<Utc>, cost: Micros) -> bool {
     if li.daily_budget.is_none() && li.lifetime_budget.is_none() && li.campaign_budget.is_none() {
         return true;
@@ -165,7 +175,14 @@ fn has_budget(li: &LineItemRt, now: DateTime<Utc>, cost: Micros) -> bool {
     (li.daily_budget.is_none()
         || within_budget(li.counters.spent_on(budget_day(li, now)), pending, cost, li.daily_budget))
         && within_budget(li.counters.spent_lifetime(), pending, cost, li.lifetime_budget)
-        && within_budget(li.campaign_counters.spent_lifetime(), pending, cost, li.campaign_budget)
+        // The campaign's pending spend covers all its line items.
+        && (li.campaign_budget.is_none()
+            || within_budget(
+                li.campaign_counters.spent_lifetime(),
+                li.campaign_counters.pending(minute),
+                cost,
+                li.campaign_budget,
+            ))
 }
 
 /// Decides every slot of a request. Outcomes are in slot order.
@@ -266,7 +283,7 @@ fn decide_slot(
     let mut first_reason = None;
     let eligible = |c: &Candidate, rng: &mut SmallRng| -> Result<(), NoFill> {
         let li = &lis[c.li as usize];
-        let cost = if li.pricing == Pricing::Cpm { li.rate_micros / 1000 } else { 0 };
+        let cost = check_cost(li);
         if !has_budget(li, now, cost) {
             return Err(NoFill::BudgetExhausted);
         }
@@ -398,7 +415,7 @@ fn decide_ranked(
             note(NoFill::Paced);
             continue;
         }
-        let cost = if li.pricing == Pricing::Cpm { li.rate_micros / 1000 } else { 0 };
+        let cost = check_cost(li);
         if !has_budget(li, now, cost) {
             note(NoFill::BudgetExhausted);
             continue;
@@ -461,6 +478,7 @@ fn settle(
     let pending_minute = input.now.timestamp().div_euclid(60);
     if cost_per_impression > 0 && !input.dry_run {
         li.counters.add_pending(pending_minute, cost_per_impression);
+        li.campaign_counters.add_pending(pending_minute, cost_per_impression);
     }
     Ok(Win {
         line_item: winner.li,

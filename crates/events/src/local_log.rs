@@ -664,6 +664,7 @@ mod tests {
             event_time_ms: 1_772_323_200_000,
             receive_time_ms: 1_772_323_200_010,
             request_id: "req".into(),
+            decision_id: String::new(),
             advertiser_id: "adv".into(),
             campaign_id: "cmp".into(),
             line_item_id: "li".into(),

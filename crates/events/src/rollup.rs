@@ -133,6 +133,7 @@ mod tests {
             event_time_ms: time.timestamp_millis(),
             receive_time_ms: time.timestamp_millis() + 5,
             request_id: "req".into(),
+            decision_id: String::new(),
             advertiser_id: "adv".into(),
             campaign_id: "cmp".into(),
             line_item_id: line_item.into(),

@@ -32,6 +32,7 @@ fn event(i: u64) -> Event {
         event_time_ms: t,
         receive_time_ms: t + 3,
         request_id: format!("req-{}", i / 5),
+        decision_id: String::new(),
         advertiser_id: "shoes".into(),
         campaign_id: "spring".into(),
         line_item_id: format!("li-{}", i % 3),

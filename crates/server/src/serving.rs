@@ -605,11 +605,15 @@ impl Serving {
             .and_then(|p| cr.sizes.iter().find(|s| p.sizes.contains(s)).copied())
             .or_else(|| cr.sizes.first().copied())
             .unwrap_or((0, 0));
+        // Server-made and signed: the client cannot choose it, so it keys the replay guard and
+        // marks test decisions (`t…`), whose trackers count nothing.
+        let decision_id = format!("{}{}", if test { 't' } else { 'd' }, uuid::Uuid::now_v7().simple());
         let tracked = |kind: TrackKind, cost: Micros, landing: &str| TrackedAd {
             kind,
             key_id: String::new(),
             expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
-            request_id: if test { format!("test:{request_id}") } else { request_id.to_string() },
+            request_id: request_id.to_string(),
+            decision_id: decision_id.clone(),
             slot: slot_no,
             advertiser_id: li.advertiser_id.clone(),
             campaign_id: li.campaign_id.clone(),
@@ -624,7 +628,14 @@ impl Serving {
             pending_minute: win.pending_minute,
             landing_url: landing.to_string(),
         };
-        let click_cost = if li.pricing == Pricing::Cpc { li.rate_micros } else { 0 };
+        // A CPC winner pays per click its rate scaled by the auction's discount (clearing / bid).
+        let click_cost = match li.pricing {
+            Pricing::Cpc if win.bid_micros > 0 => {
+                (i128::from(li.rate_micros) * i128::from(win.price_micros) / i128::from(win.bid_micros)) as Micros
+            }
+            Pricing::Cpc => li.rate_micros,
+            _ => 0,
+        };
         let imp = self.track_url(TrackKind::Impression, &tracked(TrackKind::Impression, win.cost_per_impression, ""));
         let click = self.track_url(TrackKind::Click, &tracked(TrackKind::Click, click_cost, &cr.click_url));
         if !test {
@@ -634,6 +645,7 @@ impl Serving {
                 event_time_ms: now.timestamp_millis(),
                 receive_time_ms: now.timestamp_millis(),
                 request_id: request_id.to_string(),
+                decision_id: decision_id.clone(),
                 advertiser_id: li.advertiser_id.clone(),
                 campaign_id: li.campaign_id.clone(),
                 line_item_id: li.id.clone(),
@@ -691,7 +703,7 @@ impl Serving {
             let status = if e == TrackError::Expired { StatusCode::GONE } else { StatusCode::BAD_REQUEST };
             ApiError::new(status, e.code(), "this tracking URL is not valid").with_field("p")
         })?;
-        if ad.request_id.starts_with("test:") {
+        if ad.decision_id.starts_with('t') {
             return Ok(ad);
         }
         let key = ReplayGuard::key(&ad);
@@ -714,6 +726,7 @@ impl Serving {
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now_ms(),
             request_id: ad.request_id.clone(),
+            decision_id: ad.decision_id.clone(),
             advertiser_id: ad.advertiser_id.clone(),
             campaign_id: ad.campaign_id.clone(),
             line_item_id: ad.line_item_id.clone(),
@@ -742,6 +755,7 @@ impl Serving {
         match kind {
             TrackKind::Impression => {
                 li.settle_pending(ad.pending_minute, ad.cost_micros);
+                campaign.settle_pending(ad.pending_minute, ad.cost_micros);
                 li.impressions.fetch_add(1, Ordering::Relaxed);
                 creative.impressions.fetch_add(1, Ordering::Relaxed);
                 self.stats.impressions.fetch_add(1, Ordering::Relaxed);

@@ -13,9 +13,10 @@ use std::sync::Mutex;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const FORMAT: &str = "v1";
-/// Longest `p` accepted (a landing URL of up to ~3 KB fits).
-pub const MAX_PAYLOAD_LEN: usize = 6000;
+const FORMAT: &str = "v2";
+const FIELDS: usize = 19;
+/// Longest `p` accepted: seven 128-byte ids, a 4 KiB landing URL and the numbers, in base64.
+pub const MAX_PAYLOAD_LEN: usize = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackKind {
@@ -40,6 +41,8 @@ pub struct TrackedAd {
     /// Unix seconds after which the URL is refused.
     pub expires_at: i64,
     pub request_id: String,
+    /// Server-made id of this ad decision (`d…`, or `t…` for test requests).
+    pub decision_id: String,
     /// The placement's position in the request (one request, several placements).
     pub slot: u32,
     pub advertiser_id: String,
@@ -127,6 +130,7 @@ impl UrlSigner {
             &self.active,
             &ad.expires_at.to_string(),
             &ad.request_id,
+            &ad.decision_id,
             &ad.slot.to_string(),
             &ad.advertiser_id,
             &ad.campaign_id,
@@ -155,8 +159,8 @@ impl UrlSigner {
         }
         let raw = URL_SAFE_NO_PAD.decode(p).map_err(|_| TrackError::Malformed)?;
         let record = String::from_utf8(raw).map_err(|_| TrackError::Malformed)?;
-        let f: Vec<&str> = record.splitn(18, '|').collect();
-        if f.len() != 18 || f[0] != FORMAT {
+        let f: Vec<&str> = record.splitn(FIELDS, '|').collect();
+        if f.len() != FIELDS || f[0] != FORMAT {
             return Err(TrackError::Malformed);
         }
         let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TrackError::BadSignature)?;
@@ -176,19 +180,20 @@ impl UrlSigner {
             key_id: f[2].to_string(),
             expires_at: num(f[3])?,
             request_id: f[4].to_string(),
-            slot: f[5].parse().map_err(|_| TrackError::Malformed)?,
-            advertiser_id: f[6].to_string(),
-            campaign_id: f[7].to_string(),
-            line_item_id: f[8].to_string(),
-            creative_id: f[9].to_string(),
-            publisher_id: f[10].to_string(),
-            site_id: f[11].to_string(),
-            placement_id: f[12].to_string(),
-            user_key: f[13].parse().map_err(|_| TrackError::Malformed)?,
-            price_micros: num(f[14])?,
-            cost_micros: num(f[15])?,
-            pending_minute: num(f[16])?,
-            landing_url: f[17].to_string(),
+            decision_id: f[5].to_string(),
+            slot: f[6].parse().map_err(|_| TrackError::Malformed)?,
+            advertiser_id: f[7].to_string(),
+            campaign_id: f[8].to_string(),
+            line_item_id: f[9].to_string(),
+            creative_id: f[10].to_string(),
+            publisher_id: f[11].to_string(),
+            site_id: f[12].to_string(),
+            placement_id: f[13].to_string(),
+            user_key: f[14].parse().map_err(|_| TrackError::Malformed)?,
+            price_micros: num(f[15])?,
+            cost_micros: num(f[16])?,
+            pending_minute: num(f[17])?,
+            landing_url: f[18].to_string(),
         };
         if now_secs > ad.expires_at {
             return Err(TrackError::Expired);
@@ -221,10 +226,14 @@ impl ReplayGuard {
         }
     }
 
-    /// The key of one counted event.
+    /// The key of one counted event: its kind and the server-made decision id.
     pub fn key(ad: &TrackedAd) -> u128 {
-        let h = adp_engine::snapshot::stable_hash(&[ad.kind.tag(), &ad.request_id, &ad.slot.to_string()]);
-        let g = adp_engine::snapshot::stable_hash(&[&ad.request_id, ad.kind.tag(), &ad.line_item_id]);
+        Self::key_of(ad.kind, &ad.decision_id)
+    }
+
+    pub fn key_of(kind: TrackKind, decision_id: &str) -> u128 {
+        let h = adp_engine::snapshot::stable_hash(&[kind.tag(), decision_id]);
+        let g = adp_engine::snapshot::stable_hash(&[decision_id, kind.tag(), "replay"]);
         (u128::from(h) << 64) | u128::from(g)
     }
 
@@ -270,6 +279,7 @@ mod tests {
             key_id: String::new(),
             expires_at: 2_000,
             request_id: "r1".into(),
+            decision_id: "d0192".into(),
             slot: 0,
             advertiser_id: "a".into(),
             campaign_id: "c".into(),

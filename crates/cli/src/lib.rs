@@ -6,7 +6,7 @@ pub mod config;
 use adp_domain::{CatalogStore, EventSink, KeyStatus, Kind, Role};
 use adp_engine::pacing::PacingConfig;
 use adp_events::{DeliveryRollup, FsyncPolicy, LocalLog, LogConfig};
-use adp_server::serving::{follow_catalog, run_pacing, Serving, ServingSettings};
+use adp_server::serving::{follow_catalog, run_pacing, RestartRecovery, Serving, ServingSettings};
 use adp_server::tracking::UrlSigner;
 use adp_server::{auth, demo, net, AppState, HttpSettings};
 use adp_store::frequency::InProcessFrequency;
@@ -361,10 +361,12 @@ pub async fn serve(
 
     // The serving role: events to the durable local log feeding the delivery rollups.
     let rollup = Arc::new(DeliveryRollup::new());
+    let recovery = Arc::new(RestartRecovery::new(Arc::clone(&rollup), config.serving.tracking_ttl_secs as i64));
     let log = Arc::new(
-        LocalLog::open(config.server.data_dir.join("events"), log_config(&config), Arc::clone(&rollup) as _)
+        LocalLog::open(config.server.data_dir.join("events"), log_config(&config), Arc::clone(&recovery) as _)
             .context("cannot open the event log")?,
     );
+    recovery.replay_done();
     tracing::info!(replayed = log.replayed(), "event log opened");
     let public_url = match config.serving.public_url.trim_end_matches('/') {
         "" => format!("http://{local}"),
@@ -385,6 +387,7 @@ pub async fn serve(
     let serving = Arc::new(Serving::new(settings, signer, freq, Arc::clone(&log) as _, rollup));
     let changes = state.feed().subscribe();
     serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
+    serving.restore(&recovery);
     let state = state.with_serving(Arc::clone(&serving));
     let follower = tokio::spawn(follow_catalog(Arc::clone(&serving), Arc::clone(&store), changes));
     let pacer = tokio::spawn(run_pacing(Arc::clone(&serving)));

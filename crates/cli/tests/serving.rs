@@ -228,6 +228,14 @@ async fn bad_decide_requests_get_clear_4xx() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert_eq!(r.error(), (code.to_string(), field.to_string()), "{body}");
     }
+    // A request may raise a known placement's floor, never lower it.
+    let high = decide(&anon, json!({"placements": [{"id": "demo-mrec", "floor_micros": 900_000_000}]})).await;
+    assert_ne!(
+        high["decisions"][0]["ad"]["line_item_id"], "demo-acme-ron",
+        "a raised floor keeps cheap line items out: {high}"
+    );
+    let r = anon.post("/v1/decide", &json!({"placements": [{"id": "demo-mrec", "sizes": ["1x1"]}]})).await;
+    assert_eq!(r.error(), ("invalid_value".to_string(), "placements[0].sizes".to_string()));
     let many: Vec<Value> = (0..17).map(|_| json!({"id": "demo-mrec"})).collect();
     assert_eq!(anon.post("/v1/decide", &json!({"placements": many})).await.status, StatusCode::BAD_REQUEST);
     let r = decide(&anon, json!({"placements": [{"id": "nope"}, {"sizes": ["300x250"], "formats": ["banner"]}]})).await;
@@ -268,4 +276,59 @@ async fn impressions_of_requests_with_the_same_client_id_are_each_counted() {
     assert_eq!(get_raw(&server.base, &path_of(&url)).await.status(), StatusCode::NO_CONTENT);
     let stats = server.admin().get("/api/v1/serving/stats").await.body;
     assert_eq!(stats["impressions"], json!(2), "{stats}");
+}
+
+#[tokio::test]
+async fn a_restart_forgets_neither_spend_nor_counted_urls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let mut server = Server::start_in(&dir, &["--demo"]);
+    let admin = server.admin();
+    let start = admin.get("/api/v1/campaigns/demo-acme-spring").await.body["start"].clone();
+    // Clears at the 0.50 floor (500 micros per impression); the check reserves one impression
+    // at its own rate (10,000): 3 decisions fit 11,000, the 4th does not.
+    let li = admin
+        .post(
+            "/api/v1/line-items",
+            &json!({"id": "tiny", "campaign_id": "demo-acme-spring", "name": "tiny", "start": start,
+            "priority": "sponsorship", "pricing": "cpm", "rate_micros": 10_000_000, "pacing": "asap",
+            "budget": {"daily_micros": 11_000}, "targeting": {"key_value": {"key": "section", "values": ["tiny"]}},
+            "creatives": [{"creative_id": "demo-acme-mrec"}]}),
+        )
+        .await;
+    assert_eq!(li.status, StatusCode::CREATED, "{}", li.body);
+    let anon = server.client(None);
+    let req = json!({"placements": [{"id": "demo-mrec"}], "key_values": {"section": "tiny"}});
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut urls = Vec::new();
+    while urls.len() < 3 {
+        let r = decide(&anon, req.clone()).await;
+        if r["decisions"][0]["ad"]["line_item_id"] == "tiny" {
+            urls.push(r["decisions"][0]["ad"]["impression_url"].as_str().expect("imp").to_string());
+        } else {
+            assert!(urls.is_empty() && Instant::now() < deadline, "tiny stopped early: {r}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for u in &urls {
+        assert_eq!(get_raw(&server.base, &path_of(u)).await.status(), StatusCode::NO_CONTENT);
+    }
+    let r = decide(&anon, req.clone()).await;
+    assert_ne!(r["decisions"][0]["ad"]["line_item_id"], "tiny", "the budget is spent: {r}");
+    assert!(server.terminate());
+
+    let server = Server::start_in(&dir, &[]);
+    let anon = server.client(None);
+    let r = decide(&anon, req).await;
+    assert_ne!(r["decisions"][0]["ad"]["line_item_id"], "tiny", "spend survives a restart: {r}");
+    assert_eq!(
+        get_raw(&server.base, &path_of(&urls[0])).await.status(),
+        StatusCode::CONFLICT,
+        "a counted URL stays counted"
+    );
+    let report = server.admin().get("/api/v1/reports/delivery").await.body;
+    let tiny: Vec<&Value> =
+        report["rows"].as_array().expect("rows").iter().filter(|r| r["line_item_id"] == "tiny").collect();
+    assert_eq!(tiny.iter().map(|r| r["impressions"].as_u64().unwrap_or(0)).sum::<u64>(), 3, "{report}");
+    assert_eq!(tiny.iter().map(|r| r["spend_micros"].as_i64().unwrap_or(0)).sum::<i64>(), 1_500, "{report}");
 }

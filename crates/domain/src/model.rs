@@ -673,9 +673,15 @@ fn flight(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Result<(), FieldE
     }
 }
 
+/// The largest rate, floor or budget accepted (a million currency units, in micros): keeps
+/// every sum of money far from overflow.
+pub const MAX_MONEY_MICROS: Micros = 1_000_000_000_000_000;
+
 fn positive_opt(v: Option<Micros>, field: &str) -> Result<(), FieldError> {
     match v {
-        Some(m) if m <= 0 => Err(invalid(field, "a budget must be a positive number of micros")),
+        Some(m) if m <= 0 || m > MAX_MONEY_MICROS => {
+            Err(invalid(field, "a budget is a positive number of micros, at most 10^15"))
+        }
         _ => Ok(()),
     }
 }
@@ -720,8 +726,8 @@ fn time_zone(tz: &str, field: &str) -> Result<(), FieldError> {
 
 fn validate_line_item(s: &LineItemSpec) -> Result<(), FieldError> {
     flight(s.start, s.end)?;
-    if s.rate_micros < 0 {
-        return Err(invalid("rate_micros", "a rate cannot be negative"));
+    if s.rate_micros < 0 || s.rate_micros > MAX_MONEY_MICROS {
+        return Err(invalid("rate_micros", "a rate is 0 to 10^15 micros"));
     }
     if s.rate_micros == 0 && s.priority != Priority::House {
         return Err(invalid("rate_micros", "only house line items may have a zero rate"));
@@ -857,8 +863,8 @@ fn validate_placement(s: &PlacementSpec) -> Result<(), FieldError> {
     if s.formats.contains(&Format::Banner) && s.sizes.is_empty() {
         return Err(invalid("sizes", "a banner placement needs at least one size"));
     }
-    if s.floor_micros < 0 {
-        return Err(invalid("floor_micros", "a floor cannot be negative"));
+    if s.floor_micros < 0 || s.floor_micros > MAX_MONEY_MICROS {
+        return Err(invalid("floor_micros", "a floor is 0 to 10^15 micros"));
     }
     categories(&s.blocked_categories, "blocked_categories")?;
     hostnames(&s.blocked_adomains, "blocked_adomains")?;

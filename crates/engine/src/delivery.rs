@@ -78,6 +78,12 @@ impl LineItemCounters {
         self.spent_lifetime.fetch_add(micros, Ordering::AcqRel);
     }
 
+    /// Books spend from an earlier budget day (lifetime only), e.g. when restoring after a
+    /// restart.
+    pub fn book_earlier_day(&self, micros: Micros) {
+        self.spent_lifetime.fetch_add(micros, Ordering::AcqRel);
+    }
+
     /// Spend decided in the last `PENDING_MINUTES` minutes and not yet impressed.
     pub fn pending(&self, now_minute: i64) -> Micros {
         self.pending
@@ -125,6 +131,9 @@ pub struct CounterRegistry {
     line_items: Mutex<HashMap<String, Arc<LineItemCounters>>>,
     campaigns: Mutex<HashMap<String, Arc<LineItemCounters>>>,
     creatives: Mutex<HashMap<String, Arc<CreativeCounters>>>,
+    /// Each line item's budget time zone, as last built, for booking spend of line items that
+    /// are no longer in the served snapshot.
+    time_zones: Mutex<HashMap<String, chrono_tz::Tz>>,
 }
 
 fn get_or_insert<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, id: &str) -> Arc<T> {
@@ -147,6 +156,24 @@ impl CounterRegistry {
 
     pub fn creative(&self, id: &str) -> Arc<CreativeCounters> {
         get_or_insert(&self.creatives, id)
+    }
+
+    pub fn set_time_zone(&self, line_item_id: &str, tz: chrono_tz::Tz) {
+        let mut m = match self.time_zones.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if m.get(line_item_id) != Some(&tz) {
+            m.insert(line_item_id.to_string(), tz);
+        }
+    }
+
+    /// The line item's budget time zone as last built (UTC if never seen).
+    pub fn time_zone(&self, line_item_id: &str) -> chrono_tz::Tz {
+        match self.time_zones.lock() {
+            Ok(m) => m.get(line_item_id).copied().unwrap_or(chrono_tz::UTC),
+            Err(p) => p.into_inner().get(line_item_id).copied().unwrap_or(chrono_tz::UTC),
+        }
     }
 
     /// Every line item's counters, for the pacing loop.

@@ -186,6 +186,8 @@ impl Snapshot {
             if assigned.is_empty() {
                 continue;
             }
+            let time_zone = li.budget.time_zone.parse().unwrap_or(chrono_tz::UTC);
+            counters.set_time_zone(&r.meta.id, time_zone);
             let li_entity = stable_hash(&["li", &r.meta.id]);
             let cmp_entity = stable_hash(&["cmp", &cr.meta.id]);
             let caps = cap_rules(li_entity, &li.frequency_caps)
@@ -206,7 +208,7 @@ impl Snapshot {
                 daily_budget: li.budget.daily_micros,
                 lifetime_budget: li.budget.lifetime_micros,
                 campaign_budget: campaign.budget_micros,
-                time_zone: li.budget.time_zone.parse().unwrap_or(chrono_tz::UTC),
+                time_zone,
                 pacing: li.pacing,
                 sov_percent: li.sov_percent.unwrap_or(100),
                 caps,

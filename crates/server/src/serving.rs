@@ -230,6 +230,108 @@ fn daily_target(li: &LineItemRt, now: DateTime<Utc>) -> Option<Micros> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// restart recovery
+
+/// Watches the event log's replay at start so that a restart forgets nothing that decides
+/// money: the replay guard gets back the impressions and clicks still within their URLs'
+/// lifetime, and (through the rollups) budgets get back their spend. Forwards every event to
+/// the delivery rollup.
+pub struct RestartRecovery {
+    rollup: Arc<DeliveryRollup>,
+    replaying: std::sync::atomic::AtomicBool,
+    counted: std::sync::Mutex<Vec<(u128, i64)>>,
+    ttl_ms: i64,
+    started_ms: i64,
+}
+
+impl RestartRecovery {
+    pub fn new(rollup: Arc<DeliveryRollup>, tracking_ttl_secs: i64) -> RestartRecovery {
+        RestartRecovery {
+            rollup,
+            replaying: std::sync::atomic::AtomicBool::new(true),
+            counted: std::sync::Mutex::new(Vec::new()),
+            ttl_ms: tracking_ttl_secs * 1000,
+            started_ms: now_ms(),
+        }
+    }
+
+    /// The replay is over: later events are live and booked as they are counted.
+    pub fn replay_done(&self) {
+        self.replaying.store(false, Ordering::Release);
+    }
+}
+
+impl adp_events::EventObserver for RestartRecovery {
+    fn observe(&self, event: &Event) {
+        self.rollup.apply(event);
+        if !self.replaying.load(Ordering::Acquire) || event.decision_id.is_empty() {
+            return;
+        }
+        let kind = match event.kind {
+            EventKind::Impression => TrackKind::Impression,
+            EventKind::Click => TrackKind::Click,
+            EventKind::Decision => return,
+        };
+        // A URL lives at most ttl after its decision, which came before this event.
+        let expires_ms = event.event_time_ms + self.ttl_ms;
+        if expires_ms > self.started_ms {
+            if let Ok(mut v) = self.counted.lock() {
+                v.push((ReplayGuard::key_of(kind, &event.decision_id), expires_ms / 1000));
+            }
+        }
+    }
+}
+
+impl Serving {
+    /// Restores spend, delivery counts and the replay guard from the replayed event log.
+    /// Call after the first snapshot is in place (budget days need the line items' zones).
+    pub fn restore(&self, recovery: &RestartRecovery) {
+        let snap = self.snapshot.load();
+        let now = Utc::now();
+        let rows = recovery.rollup.query(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+        let (mut spend, mut lines) = (0i64, std::collections::HashSet::new());
+        for row in &rows {
+            let li_rt = snap.line_item_by_id.get(&row.line_item_id).map(|i| &snap.line_items[*i as usize]);
+            let counters = self.registry.line_item(&row.line_item_id);
+            counters.impressions.fetch_add(row.impressions, Ordering::Relaxed);
+            counters.clicks.fetch_add(row.clicks, Ordering::Relaxed);
+            if row.spend_micros == 0 {
+                continue;
+            }
+            let tz = li_rt.map_or_else(|| self.registry.time_zone(&row.line_item_id), |li| li.time_zone);
+            let local_day =
+                |t: DateTime<Utc>| i64::from(chrono::Datelike::num_days_from_ce(&t.with_timezone(&tz).date_naive()));
+            let today = local_day(now);
+            let campaign = li_rt.map(|li| self.registry.campaign(&li.campaign_id));
+            if local_day(row.hour) == today {
+                counters.book(today, row.spend_micros);
+                if let Some(c) = &campaign {
+                    c.book(today, row.spend_micros);
+                }
+            } else {
+                counters.book_earlier_day(row.spend_micros);
+                if let Some(c) = &campaign {
+                    c.book_earlier_day(row.spend_micros);
+                }
+            }
+            spend += row.spend_micros;
+            lines.insert(row.line_item_id.clone());
+        }
+        let keys = recovery.counted.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        let now_secs = now.timestamp();
+        for (key, expires) in &keys {
+            let _ = self.replay.insert(*key, *expires, now_secs);
+        }
+        tracing::info!(
+            line_items = lines.len(),
+            spend_micros = spend,
+            replay_keys = keys.len(),
+            "delivery state restored from the event log"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // decide
 
 #[derive(Deserialize, Debug, Default, ToSchema)]
@@ -534,21 +636,33 @@ impl Serving {
         }
         let attrs = attributes(req)?;
         let snap = self.snapshot.load();
-        let mut adhoc = Vec::new();
+        // Placements given by size and format, and known placements whose floor the request
+        // raises, are served from per-request copies.
+        let mut owned: Vec<Option<PlacementRt>> = Vec::with_capacity(req.placements.len());
         for (i, p) in req.placements.iter().enumerate() {
-            if p.id.is_none() {
-                adhoc.push(adhoc_placement(i, p)?);
-            }
+            owned.push(match &p.id {
+                None => Some(adhoc_placement(i, p)?),
+                Some(_) if !p.sizes.is_empty() || !p.formats.is_empty() => {
+                    return Err(bad(
+                        "invalid_value",
+                        format!("placements[{i}].sizes"),
+                        "sizes and formats describe placements without an id; a known placement has its own",
+                    ))
+                }
+                Some(id) => match (p.floor_micros, snap.placements.get(id.as_str())) {
+                    (Some(floor), Some(known)) if floor > known.floor_micros => {
+                        Some(PlacementRt { floor_micros: floor, ..known.clone() })
+                    }
+                    _ => None,
+                },
+            });
         }
-        let mut adhoc_iter = adhoc.iter();
         let slots: Vec<SlotRequest<'_>> = req
             .placements
             .iter()
-            .map(|p| {
-                let placement = match &p.id {
-                    Some(id) => snap.placements.get(id.as_str()),
-                    None => adhoc_iter.next(),
-                };
+            .zip(&owned)
+            .map(|(p, own)| {
+                let placement = own.as_ref().or_else(|| p.id.as_deref().and_then(|id| snap.placements.get(id)));
                 let slot = Slot {
                     placement_id: p.id.clone().unwrap_or_default(),
                     sizes: placement.map(|pl| pl.size_keys.clone()).unwrap_or_default(),
@@ -689,9 +803,11 @@ impl Serving {
         let snap = self.snapshot.load();
         match snap.line_item_by_id.get(&ad.line_item_id).map(|i| &snap.line_items[*i as usize]) {
             Some(li) => (Arc::clone(&li.counters), Arc::clone(&li.campaign_counters), li.time_zone),
-            None => {
-                (self.registry.line_item(&ad.line_item_id), self.registry.campaign(&ad.campaign_id), chrono_tz::UTC)
-            }
+            None => (
+                self.registry.line_item(&ad.line_item_id),
+                self.registry.campaign(&ad.campaign_id),
+                self.registry.time_zone(&ad.line_item_id),
+            ),
         }
     }
 

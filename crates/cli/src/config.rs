@@ -44,6 +44,9 @@ pub struct ServingConfig {
     pub catalog_reload_secs: u64,
     /// Seconds between pacing throttle updates.
     pub pacing_interval_secs: u64,
+    /// Counted tracking URLs remembered until they expire; sustains this / tracking_ttl_secs
+    /// impressions and clicks per second (about 40 bytes each).
+    pub replay_guard_entries: u64,
 }
 
 impl Default for ServingConfig {
@@ -54,6 +57,7 @@ impl Default for ServingConfig {
             max_placements: 16,
             catalog_reload_secs: 30,
             pacing_interval_secs: 5,
+            replay_guard_entries: 4_000_000,
         }
     }
 }
@@ -366,6 +370,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.serving.max_placements) {
             return Err(key_error("serving.max_placements", "", "must be 1..=64"));
+        }
+        if self.serving.replay_guard_entries < 1000 {
+            return Err(key_error("serving.replay_guard_entries", "", "must be at least 1000"));
         }
         if self.serving.catalog_reload_secs == 0 || self.serving.pacing_interval_secs == 0 {
             return Err(key_error("serving.pacing_interval_secs", "", "intervals must be at least 1 second"));

@@ -381,6 +381,7 @@ pub async fn serve(
             update_interval_secs: config.serving.pacing_interval_secs as u32,
             ..PacingConfig::default()
         },
+        replay_guard_entries: config.serving.replay_guard_entries as usize,
     };
     let signer = UrlSigner::new(signing_keys(&config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
     let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));

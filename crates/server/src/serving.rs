@@ -39,6 +39,8 @@ pub struct ServingSettings {
     /// Seconds between full catalog reloads by version (changes arrive on the feed sooner).
     pub catalog_reload_secs: u64,
     pub pacing: PacingConfig,
+    /// Counted tracking URLs remembered until they expire (sustains this / ttl events per second).
+    pub replay_guard_entries: usize,
 }
 
 impl Default for ServingSettings {
@@ -49,6 +51,7 @@ impl Default for ServingSettings {
             max_placements: 16,
             catalog_reload_secs: 30,
             pacing: PacingConfig::default(),
+            replay_guard_entries: 4_000_000,
         }
     }
 }
@@ -103,7 +106,7 @@ impl Serving {
             events,
             rollup,
             signer,
-            replay: ReplayGuard::new(4_000_000, 64),
+            replay: ReplayGuard::new(settings.replay_guard_entries, 64),
             settings,
             stats: ServingStats::default(),
         }

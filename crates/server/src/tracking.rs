@@ -211,17 +211,25 @@ pub enum ReplayError {
     Full,
 }
 
-/// Remembers counted URLs until they expire. Sharded; bounded in memory.
+/// Remembers counted URLs until they expire. Sharded; bounded in memory: it holds
+/// `capacity` entries, so it sustains `capacity / tracking_ttl_secs` counted events per second.
 pub struct ReplayGuard {
-    shards: Vec<Mutex<HashMap<u128, i64>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    seen: HashMap<u128, i64>,
+    /// When expired entries were last swept out (a full sweep is O(entries); at most once a second).
+    last_sweep: i64,
 }
 
 impl ReplayGuard {
     pub fn new(capacity: usize, shards: usize) -> ReplayGuard {
         let shards = shards.max(1);
         ReplayGuard {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: (capacity / shards).max(1),
         }
     }
@@ -240,22 +248,26 @@ impl ReplayGuard {
     /// Records `key` until `expires_at`; refuses a key already recorded.
     pub fn insert(&self, key: u128, expires_at: i64, now_secs: i64) -> Result<(), ReplayError> {
         let shard = &self.shards[(key as usize) % self.shards.len()];
-        let mut map = match shard.lock() {
+        let mut shard = match shard.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        if let Some(exp) = map.get(&key) {
+        if let Some(exp) = shard.seen.get(&key) {
             if *exp >= now_secs {
                 return Err(ReplayError::Seen);
             }
         }
-        if map.len() >= self.per_shard {
-            map.retain(|_, exp| *exp >= now_secs);
-            if map.len() >= self.per_shard {
+        if shard.seen.len() >= self.per_shard {
+            if shard.last_sweep >= now_secs {
+                return Err(ReplayError::Full);
+            }
+            shard.last_sweep = now_secs;
+            shard.seen.retain(|_, exp| *exp >= now_secs);
+            if shard.seen.len() >= self.per_shard {
                 return Err(ReplayError::Full);
             }
         }
-        map.insert(key, expires_at);
+        shard.seen.insert(key, expires_at);
         Ok(())
     }
 
@@ -263,8 +275,8 @@ impl ReplayGuard {
     pub fn remove(&self, key: u128) {
         let shard = &self.shards[(key as usize) % self.shards.len()];
         match shard.lock() {
-            Ok(mut m) => m.remove(&key),
-            Err(p) => p.into_inner().remove(&key),
+            Ok(mut m) => m.seen.remove(&key),
+            Err(p) => p.into_inner().seen.remove(&key),
         };
     }
 }

@@ -332,3 +332,40 @@ async fn a_restart_forgets_neither_spend_nor_counted_urls() {
     assert_eq!(tiny.iter().map(|r| r["impressions"].as_u64().unwrap_or(0)).sum::<u64>(), 3, "{report}");
     assert_eq!(tiny.iter().map(|r| r["spend_micros"].as_i64().unwrap_or(0)).sum::<i64>(), 1_500, "{report}");
 }
+
+#[tokio::test]
+async fn the_user_agent_fills_in_the_device_and_crawlers_get_no_ads() {
+    let server = Server::start(&["--demo"]);
+    let anon = server.client(None);
+    let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    let admin = server.admin();
+    let start = admin.get("/api/v1/campaigns/demo-acme-spring").await.body["start"].clone();
+    let li = admin
+        .post(
+            "/api/v1/line-items",
+            &json!({"id": "iphone-safari", "campaign_id": "demo-acme-spring", "name": "iPhone Safari",
+            "start": start, "priority": "sponsorship", "pricing": "cpm", "rate_micros": 5_000_000, "pacing": "asap",
+            "targeting": {"all": [{"device_type": ["phone"]}, {"os": ["ios"]}, {"browser": ["safari"]}]},
+            "creatives": [{"creative_id": "demo-acme-mrec"}]}),
+        )
+        .await;
+    assert_eq!(li.status, StatusCode::CREATED, "{}", li.body);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = decide(&anon, json!({"placements": [{"id": "demo-mrec"}], "device": {"ua": ua}})).await;
+        if r["decisions"][0]["ad"]["line_item_id"] == "iphone-safari" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "an iPhone User-Agent should match: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let r = decide(&anon, json!({"placements": [{"id": "demo-mrec"}], "device": {"ua": desktop}})).await;
+    assert_ne!(r["decisions"][0]["ad"]["line_item_id"], "iphone-safari", "{r}");
+    // Explicit fields win over the User-Agent.
+    let r = decide(&anon, json!({"placements": [{"id": "demo-mrec"}], "device": {"ua": ua, "os": "android"}})).await;
+    assert_ne!(r["decisions"][0]["ad"]["line_item_id"], "iphone-safari", "{r}");
+    let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let r = decide(&anon, json!({"placements": [{"id": "demo-mrec"}], "device": {"ua": bot}})).await;
+    assert_eq!(r["decisions"][0]["no_fill_reason"], "crawler", "{r}");
+}

@@ -22,6 +22,8 @@ pub struct Attributes {
     pub segments: Vec<String>,
     pub deals: Vec<String>,
     pub ip: Option<IpAddr>,
+    /// The User-Agent belongs to a known crawler.
+    pub crawler: bool,
 }
 
 /// The slot being filled: its id and the sizes it accepts (`WIDTHxHEIGHT`).

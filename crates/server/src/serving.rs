@@ -504,6 +504,45 @@ fn page_domain(url: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
+/// What a User-Agent string says about the device.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UserAgentInfo {
+    pub device_type: Option<DeviceType>,
+    pub os: Option<String>,
+    pub browser: Option<String>,
+    pub crawler: bool,
+}
+
+/// Reads a User-Agent with woothee: device type, OS and browser as targeting names them.
+pub fn parse_user_agent(ua: &str) -> UserAgentInfo {
+    static PARSER: std::sync::OnceLock<woothee::parser::Parser> = std::sync::OnceLock::new();
+    let Some(r) = PARSER.get_or_init(woothee::parser::Parser::new).parse(ua) else { return UserAgentInfo::default() };
+    let os = r.os.to_ascii_lowercase();
+    let device_type = match (r.category, os.as_str()) {
+        (_, "ipad") => Some(DeviceType::Tablet),
+        ("pc", _) => Some(DeviceType::Desktop),
+        ("smartphone" | "mobilephone", _) => Some(DeviceType::Phone),
+        ("appliance", _) => Some(DeviceType::ConnectedDevice),
+        _ => None,
+    };
+    let os = match os.as_str() {
+        "iphone" | "ipad" | "ipod" | "ios" => Some("ios".to_string()),
+        "mac osx" | "mac os classic" => Some("macos".to_string()),
+        "android" => Some("android".to_string()),
+        "linux" => Some("linux".to_string()),
+        "chromeos" => Some("chromeos".to_string()),
+        o if o.starts_with("windows") => Some("windows".to_string()),
+        "unknown" | "" => None,
+        o => Some(o.to_string()),
+    };
+    let browser = match r.name.to_ascii_lowercase().as_str() {
+        "internet explorer" => Some("ie".to_string()),
+        "unknown" | "" => None,
+        b => Some(b.to_string()),
+    };
+    UserAgentInfo { device_type, os, browser, crawler: r.category == "crawler" }
+}
+
 /// Validates a request and turns it into engine attributes.
 fn attributes(req: &DecideRequest) -> Result<Attributes, ApiError> {
     let mut a = Attributes::default();
@@ -533,6 +572,17 @@ fn attributes(req: &DecideRequest) -> Result<Attributes, ApiError> {
         }
         a.os = d.os.as_deref().map(str::to_ascii_lowercase);
         a.browser = d.browser.as_deref().map(str::to_ascii_lowercase);
+        if let Some(ua) = &d.ua {
+            if ua.len() > 2048 {
+                return Err(bad("too_long", "device.ua", "at most 2048 bytes"));
+            }
+            // Explicit fields win over what the User-Agent says.
+            let parsed = parse_user_agent(ua);
+            a.device_type = a.device_type.or(parsed.device_type);
+            a.os = a.os.take().or(parsed.os);
+            a.browser = a.browser.take().or(parsed.browser);
+            a.crawler = parsed.crawler;
+        }
         a.language = d.language.as_deref().map(|l| l.split(['-', '_']).next().unwrap_or(l).to_ascii_lowercase());
         if let Some(ip) = &d.ip {
             a.ip = Some(ip.parse().map_err(|_| bad("invalid_value", "device.ip", "not an IPv4 or IPv6 address"))?);
@@ -638,6 +688,16 @@ impl Serving {
             bounded(uid, "user.id")?;
         }
         let attrs = attributes(req)?;
+        if attrs.crawler {
+            // Known crawlers see no ads: no spend, no events, no invalid traffic billed.
+            self.stats.unfilled.fetch_add(req.placements.len() as u64, Ordering::Relaxed);
+            let decisions = req
+                .placements
+                .iter()
+                .map(|p| PlacementDecision { placement_id: p.id.clone(), ad: None, no_fill_reason: Some("crawler") })
+                .collect();
+            return Ok(DecideResponse { request_id, decisions });
+        }
         let snap = self.snapshot.load();
         // Placements given by size and format, and known placements whose floor the request
         // raises, are served from per-request copies.
@@ -896,6 +956,24 @@ impl Serving {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agents_give_device_os_and_browser() {
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        let got = parse_user_agent(iphone);
+        assert_eq!(
+            (got.device_type, got.os.as_deref(), got.browser.as_deref()),
+            (Some(DeviceType::Phone), Some("ios"), Some("safari"))
+        );
+        let win = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let got = parse_user_agent(win);
+        assert_eq!(
+            (got.device_type, got.os.as_deref(), got.browser.as_deref()),
+            (Some(DeviceType::Desktop), Some("windows"), Some("chrome"))
+        );
+        assert!(parse_user_agent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").crawler);
+        assert_eq!(parse_user_agent("").device_type, None);
+    }
 
     #[test]
     fn page_domains_are_normalised() {

@@ -42,13 +42,24 @@ impl Default for HttpSettings {
     }
 }
 
+/// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+pub struct AppStateInner {
     pub store: Arc<dyn CatalogStore>,
     pub catalog: CatalogService,
     /// The serving role, when this process runs it.
     pub serving: Option<Arc<serving::Serving>>,
-    openapi: Arc<String>,
+    openapi: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -56,14 +67,19 @@ impl AppState {
     pub async fn new(store: Arc<dyn CatalogStore>) -> Result<AppState, adp_domain::StoreError> {
         let version = store.catalog_version().await?;
         let catalog = CatalogService::new(Arc::clone(&store), ChangeFeed::new(version));
-        let openapi = Arc::new(openapi::document().to_string());
-        Ok(AppState { store, catalog, serving: None, openapi })
+        let openapi = openapi::document().to_string();
+        Ok(AppState(Arc::new(AppStateInner { store, catalog, serving: None, openapi })))
     }
 
-    /// Adds the serving role.
-    pub fn with_serving(mut self, serving: Arc<serving::Serving>) -> AppState {
-        self.serving = Some(serving);
-        self
+    /// Adds the serving role (before the state is shared).
+    pub fn with_serving(self, serving: Arc<serving::Serving>) -> AppState {
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| AppStateInner {
+            store: Arc::clone(&shared.store),
+            catalog: shared.catalog.clone(),
+            serving: None,
+            openapi: shared.openapi.clone(),
+        });
+        AppState(Arc::new(AppStateInner { serving: Some(serving), ..inner }))
     }
 
     pub fn feed(&self) -> &ChangeFeed {
@@ -88,7 +104,7 @@ async fn catalog_version(State(st): State<AppState>) -> Result<Json<serde_json::
 }
 
 async fn openapi_json(State(st): State<AppState>) -> Response {
-    let mut resp = st.openapi.as_str().to_owned().into_response();
+    let mut resp = st.openapi.clone().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

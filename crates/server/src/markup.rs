@@ -30,23 +30,40 @@ fn cdata(s: &str) -> String {
     format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
 }
 
-fn pixel(imp: &str) -> String {
-    format!("<img src=\"{}\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">", html_escape(imp))
+fn pixel(imp_html: &str) -> String {
+    format!("<img src=\"{imp_html}\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">")
+}
+
+/// The tracking URLs of one ad, plain (for VAST and native) and HTML-escaped (for banners).
+pub struct Tracking<'a> {
+    pub imp: &'a str,
+    pub click: &'a str,
+    pub imp_html: &'a str,
+    pub click_html: &'a str,
+}
+
+impl<'a> Tracking<'a> {
+    /// For URLs not known to be escaped yet.
+    pub fn escaping(imp: &'a str, click: &'a str, storage: &'a mut (String, String)) -> Tracking<'a> {
+        *storage = (html_escape(imp), html_escape(click));
+        Tracking { imp, click, imp_html: &storage.0, click_html: &storage.1 }
+    }
 }
 
 /// Renders the markup of `content` for a slot of `w`×`h`.
-pub fn render(content: &CreativeContent, w: u32, h: u32, imp_url: &str, click_url: &str) -> String {
+pub fn render(content: &CreativeContent, w: u32, h: u32, t: &Tracking<'_>) -> String {
+    let (imp_url, click_url) = (t.imp, t.click);
     match content {
         CreativeContent::BannerImage { image_url, alt } => format!(
             "<a href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" width=\"{w}\" height=\"{h}\" alt=\"{}\" border=\"0\"></a>{}",
-            html_escape(click_url),
+            t.click_html,
             html_escape(image_url),
             html_escape(alt.as_deref().unwrap_or("")),
-            pixel(imp_url)
+            pixel(t.imp_html)
         ),
         CreativeContent::BannerHtml { html } => {
-            let body = html.replace("%%CLICK_URL%%", &html_escape(click_url));
-            format!("{body}{}", pixel(imp_url))
+            let body = html.replace("%%CLICK_URL%%", t.click_html);
+            format!("{body}{}", pixel(t.imp_html))
         }
         CreativeContent::Vast { xml: Some(xml), .. } => {
             let impression = format!("<Impression>{}</Impression>", cdata(imp_url));
@@ -85,7 +102,13 @@ mod tests {
             image_url: "https://x.example/a.png?a=1&b=2".into(),
             alt: Some("\"hi\"".into()),
         };
-        let m = render(&c, 300, 250, "https://t.example/imp?p=1&s=2", "https://t.example/click?p=3&s=4");
+        let mut store = Default::default();
+        let m = render(
+            &c,
+            300,
+            250,
+            &Tracking::escaping("https://t.example/imp?p=1&s=2", "https://t.example/click?p=3&s=4", &mut store),
+        );
         assert!(m.contains("href=\"https://t.example/click?p=3&amp;s=4\""), "{m}");
         assert!(m.contains("alt=\"&quot;hi&quot;\""), "{m}");
         assert!(m.contains("src=\"https://t.example/imp?p=1&amp;s=2\""), "{m}");
@@ -99,7 +122,9 @@ mod tests {
             duration_secs: 15,
             mimes: vec![],
         };
-        let m = render(&c, 640, 360, "https://t.example/imp", "https://t.example/click");
+        let mut store = Default::default();
+        let m =
+            render(&c, 640, 360, &Tracking::escaping("https://t.example/imp", "https://t.example/click", &mut store));
         assert!(m.contains("<InLine><Impression><![CDATA[https://t.example/imp]]></Impression><AdSystem>"), "{m}");
     }
 }

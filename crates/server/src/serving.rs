@@ -155,12 +155,18 @@ impl Serving {
         Ok(version)
     }
 
-    fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> String {
+    /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
+    fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> (String, String) {
         let path = match kind {
             TrackKind::Impression => "imp",
             TrackKind::Click => "click",
         };
-        format!("{}/v1/t/{path}?{}", self.settings.public_url, self.signer.sign(ad))
+        let (p, s) = self.signer.sign_parts(ad);
+        let base = &self.settings.public_url;
+        // Payload and signature are base64url and the base URL was validated as a URL without
+        // quotes or angle brackets, so `&` is the only character to escape.
+        let escaped_base = markup::html_escape(base);
+        (format!("{base}/v1/t/{path}?p={p}&s={s}"), format!("{escaped_base}/v1/t/{path}?p={p}&amp;s={s}"))
     }
 }
 
@@ -813,8 +819,10 @@ impl Serving {
             Pricing::Cpc => li.rate_micros,
             _ => 0,
         };
-        let imp = self.track_url(TrackKind::Impression, &tracked(TrackKind::Impression, win.cost_per_impression, ""));
-        let click = self.track_url(TrackKind::Click, &tracked(TrackKind::Click, click_cost, &cr.click_url));
+        let (imp, imp_html) =
+            self.track_url(TrackKind::Impression, &tracked(TrackKind::Impression, win.cost_per_impression, ""));
+        let (click, click_html) =
+            self.track_url(TrackKind::Click, &tracked(TrackKind::Click, click_cost, &cr.click_url));
         if !test {
             let event = Event {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -852,7 +860,12 @@ impl Serving {
             adomain: li.adomains.clone(),
             format: cr.format,
             price_micros: win.price_micros,
-            markup: markup::render(&cr.content, w, h, &imp, &click),
+            markup: markup::render(
+                &cr.content,
+                w,
+                h,
+                &markup::Tracking { imp: &imp, click: &click, imp_html: &imp_html, click_html: &click_html },
+            ),
             width: w,
             height: h,
             impression_url: imp,

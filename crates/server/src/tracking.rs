@@ -124,32 +124,40 @@ impl UrlSigner {
 
     /// The query string (`p=...&s=...`) of a tracking URL for `ad`, signed with the active key.
     pub fn sign(&self, ad: &TrackedAd) -> String {
-        let record = [
-            FORMAT,
+        let (p, s) = self.sign_parts(ad);
+        format!("p={p}&s={s}")
+    }
+
+    /// The payload and signature of a tracking URL for `ad`.
+    pub fn sign_parts(&self, ad: &TrackedAd) -> (String, String) {
+        use std::fmt::Write;
+        let mut record = String::with_capacity(256 + ad.landing_url.len());
+        let _ = write!(
+            record,
+            "{FORMAT}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             ad.kind.tag(),
-            &self.active,
-            &ad.expires_at.to_string(),
-            &ad.request_id,
-            &ad.decision_id,
-            &ad.slot.to_string(),
-            &ad.advertiser_id,
-            &ad.campaign_id,
-            &ad.line_item_id,
-            &ad.creative_id,
-            &ad.publisher_id,
-            &ad.site_id,
-            &ad.placement_id,
-            &ad.user_key.to_string(),
-            &ad.price_micros.to_string(),
-            &ad.cost_micros.to_string(),
-            &ad.pending_minute.to_string(),
-            &ad.landing_url,
-        ]
-        .join("|");
+            self.active,
+            ad.expires_at,
+            ad.request_id,
+            ad.decision_id,
+            ad.slot,
+            ad.advertiser_id,
+            ad.campaign_id,
+            ad.line_item_id,
+            ad.creative_id,
+            ad.publisher_id,
+            ad.site_id,
+            ad.placement_id,
+            ad.user_key,
+            ad.price_micros,
+            ad.cost_micros,
+            ad.pending_minute,
+            ad.landing_url
+        );
         let p = URL_SAFE_NO_PAD.encode(record);
         let s =
             self.mac(&self.active, &p).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default();
-        format!("p={p}&s={s}")
+        (p, s)
     }
 
     /// Checks a URL's `p` and `s` and returns what it carries.

@@ -89,9 +89,10 @@ impl LineItemCounters {
         self.pending
             .iter()
             .filter(|b| now_minute.saturating_sub(b.minute.load(Ordering::Acquire)) < PENDING_MINUTES as i64)
-            .map(|b| b.micros.load(Ordering::Acquire))
+            // A bucket can dip below zero if a reservation raced with the bucket's reuse and
+            // its impression settled later; never let that cancel other reservations.
+            .map(|b| b.micros.load(Ordering::Acquire).max(0))
             .sum::<Micros>()
-            .max(0)
     }
 
     pub fn add_pending(&self, minute: i64, micros: Micros) {

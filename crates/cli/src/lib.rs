@@ -47,6 +47,69 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Play a traffic scenario against a running ad server and report throughput and latency
+    Loadtest(LoadtestArgs),
+}
+
+/// CPUs to pin load threads to, as given to `--cpus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LoadMode {
+    /// N connections, each sending as soon as its last request was answered
+    #[default]
+    Closed,
+    /// A constant arrival rate (--rate); latency counted from the intended send time
+    Open,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// Base URL of the ad server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    pub target: String,
+    /// Scenario file (TOML), e.g. bench/scenarios/direct-web.toml
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Length of the measured window, e.g. 5s, 500ms, 2m (default 10s)
+    #[arg(long, value_parser = adp_loadgen::parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Stop after this many measured requests instead of after a duration
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Warm-up before measuring; its requests are sent but not in the results
+    #[arg(long, value_parser = adp_loadgen::parse_duration, default_value = "1s")]
+    pub warmup: Duration,
+    #[arg(long, value_enum, default_value_t = LoadMode::Closed)]
+    pub mode: LoadMode,
+    /// Keep-alive connections to the target
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Requests per second in open-loop mode
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Load threads, each with its own runtime; connections are split across them
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Pin load threads to these CPUs, e.g. 2,3 or 4-7 (thread i on the i-th CPU listed)
+    #[arg(long, value_parser = |s: &str| adp_loadgen::parse_cpus(s).map(CpuList))]
+    pub cpus: Option<CpuList>,
+    /// Longest wait for one response
+    #[arg(long, value_parser = adp_loadgen::parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Seed of the scenario's random choices, for repeatable traffic
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the report as JSON to this file
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Write the report as Markdown to this file
+    #[arg(long)]
+    pub report_md: Option<PathBuf>,
+    /// No progress line on stderr
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -161,6 +224,7 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
             println!("catalog schema at version {version} in {}", store.path().display());
             Ok(())
         }
+        Command::Loadtest(args) => loadtest(args).await,
         Command::CheckConfig => {
             let config = load_config(&cli, &env, &Overrides::default())?;
             println!("# configuration is valid; effective values (secrets redacted):");
@@ -249,6 +313,46 @@ async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyComma
             Ok(())
         }
     }
+}
+
+/// `adplatform loadtest`: runs the load generator on threads of its own and writes the report.
+async fn loadtest(args: &LoadtestArgs) -> anyhow::Result<()> {
+    let scenario = adp_loadgen::Scenario::load(&args.scenario)?;
+    let mode = match (args.mode, args.rate) {
+        (LoadMode::Closed, None) => adp_loadgen::Mode::Closed,
+        (LoadMode::Closed, Some(_)) => bail!("--rate sets the arrival rate of --mode open; closed loop has none"),
+        (LoadMode::Open, Some(rate)) => adp_loadgen::Mode::Open { rate },
+        (LoadMode::Open, None) => bail!("--mode open needs --rate REQUESTS_PER_SECOND"),
+    };
+    let stop = match (args.requests, args.duration) {
+        (Some(n), _) => adp_loadgen::Stop::Requests(n),
+        (None, d) => adp_loadgen::Stop::Duration(d.unwrap_or(Duration::from_secs(10))),
+    };
+    let config = adp_loadgen::RunConfig {
+        target: args.target.trim_end_matches('/').to_string(),
+        scenario,
+        mode,
+        connections: args.connections,
+        threads: args.threads,
+        stop,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        cpus: args.cpus.clone().map(|c| c.0).unwrap_or_default(),
+        progress: !args.quiet,
+        seed: args.seed,
+    };
+    // The load threads block: keep them off this runtime's workers.
+    let report = tokio::task::spawn_blocking(move || adp_loadgen::run(config)).await.context("load test aborted")??;
+    let markdown = report.to_markdown();
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.report_md {
+        std::fs::write(path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("{markdown}");
+    Ok(())
 }
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {

@@ -24,7 +24,8 @@ const DEFAULT_ADDR: &str = "127.0.0.1:18081";
 fn fixed_body(len: usize) -> Bytes {
     let head =
         r#"{"request_id":"01a21db754f77598acc69ff946791aba","decisions":[{"placement_id":"demo-mrec","ad":{"markup":""#;
-    let tail = r#""},"no_fill_reason":null}]}"#;
+    // Shaped like a real decide answer (tracking URLs included), so load generators parse it.
+    let tail = r#"","impression_url":"http://127.0.0.1/v1/t/imp?p=x&s=y","click_url":"http://127.0.0.1/v1/t/click?p=x&s=y"},"no_fill_reason":null}]}"#;
     let pad = len.saturating_sub(head.len() + tail.len());
     let mut s = String::with_capacity(len);
     s.push_str(head);

@@ -19,6 +19,19 @@ struct PendingBucket {
     micros: AtomicI64,
 }
 
+/// Adds `micros` to `amount`, which counts for the period in `period`: a later period first
+/// takes the slot over and restarts the amount at zero; an earlier one adds nothing. (Two
+/// threads crossing a period boundary together may lose one addition; see README.)
+fn add_in_period(period: &AtomicI64, amount: &AtomicI64, now: i64, micros: Micros) {
+    let seen = period.load(Ordering::Acquire);
+    if seen < now && period.compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        amount.store(0, Ordering::Release);
+    }
+    if period.load(Ordering::Acquire) == now {
+        amount.fetch_add(micros, Ordering::AcqRel);
+    }
+}
+
 /// Counters of one line item.
 #[derive(Debug)]
 pub struct LineItemCounters {
@@ -65,16 +78,7 @@ impl LineItemCounters {
 
     /// Books spend on `day`. A new day resets the daily figure.
     pub fn book(&self, day: i64, micros: Micros) {
-        let current = self.day.load(Ordering::Acquire);
-        if current != day
-            && current < day
-            && self.day.compare_exchange(current, day, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            self.spent_today.store(0, Ordering::Release);
-        }
-        if self.day.load(Ordering::Acquire) == day {
-            self.spent_today.fetch_add(micros, Ordering::AcqRel);
-        }
+        add_in_period(&self.day, &self.spent_today, day, micros);
         self.spent_lifetime.fetch_add(micros, Ordering::AcqRel);
     }
 
@@ -97,16 +101,7 @@ impl LineItemCounters {
 
     pub fn add_pending(&self, minute: i64, micros: Micros) {
         let b = &self.pending[minute.rem_euclid(PENDING_MINUTES as i64) as usize];
-        let seen = b.minute.load(Ordering::Acquire);
-        if seen != minute
-            && seen < minute
-            && b.minute.compare_exchange(seen, minute, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            b.micros.store(0, Ordering::Release);
-        }
-        if b.minute.load(Ordering::Acquire) == minute {
-            b.micros.fetch_add(micros, Ordering::AcqRel);
-        }
+        add_in_period(&b.minute, &b.micros, minute, micros);
     }
 
     /// Moves spend decided at `minute` from pending to booked (an impression arrived).

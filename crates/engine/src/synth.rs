@@ -31,7 +31,8 @@ pub enum Profile {
     Broad,
 }
 
-fn record(kind: Kind, id: &str, owner: &str, v: Value) -> Record {
+/// A catalog record from JSON, for synthetic catalogs and tests; panics on an invalid fixture.
+pub fn record(kind: Kind, id: &str, owner: &str, v: Value) -> Record {
     let spec = match Spec::from_json(kind, &v) {
         Ok(s) => s,
         Err(e) => panic!("synthetic {kind:?} is invalid: {e}"),

@@ -1,7 +1,7 @@
 //! The selection pipeline on small hand-made catalogs: auction prices, tiers, share of voice,
 //! floors, one advertiser per page, frequency caps and budgets.
 
-use adp_domain::{new_meta, Kind, Record, Spec};
+use adp_domain::{Kind, Record};
 use adp_engine::delivery::CounterRegistry;
 use adp_engine::pipeline::{decide, DecideInput, EngineScratch, NoFill, SlotRequest, Win};
 use adp_engine::request::{Attributes, Slot};
@@ -11,12 +11,7 @@ use adp_store::InProcessFrequency;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-fn rec(kind: Kind, id: &str, owner: &str, v: Value) -> Record {
-    Record {
-        meta: new_meta(id.into(), owner.into(), Utc::now()),
-        spec: Spec::from_json(kind, &v).expect("valid fixture"),
-    }
-}
+use adp_engine::synth::record as rec;
 
 /// A site with placements `sp` (second price, floor 0.5) and `fp` (first price); advertisers
 /// a0..a{n} each with a campaign and an MREC creative.

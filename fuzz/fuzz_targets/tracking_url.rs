@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
         price_micros: 1,
         cost_micros: 2,
         pending_minute: 3,
+        deal_id: String::new(),
+        currency: String::new(),
         landing_url: text.to_string(),
     };
     let query = signer.sign(&ad);

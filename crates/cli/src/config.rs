@@ -29,6 +29,44 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub events: EventsConfig,
     pub frequency: FrequencyConfig,
+    pub rtb: RtbConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtbConfig {
+    /// Our seat id in bid responses (`wseat`/`bseat` are checked against it).
+    pub seat: String,
+    /// The platform currency: budgets, rates and reports are in it.
+    pub currency: String,
+    /// Static exchange rates `CODE:RATE,...` (units per 1 of the first/base currency) for
+    /// bidding in other currencies and reading foreign floors; empty: the platform currency only.
+    pub fx: String,
+    /// Which notice books spend: `billing` (burl) or `win` (nurl).
+    pub bill_on: String,
+    /// No bid: `204` (HTTP 204, no body) or `nbr` (HTTP 200 with a BidResponse carrying nbr).
+    pub no_bid: String,
+    /// Milliseconds kept back from tmax for the network.
+    pub network_allowance_ms: u64,
+    /// Most bids per imp (from different line items).
+    pub max_bids_per_imp: u64,
+    /// Leave adm out of bids and answer the win notice with the markup instead.
+    pub adm_in_win_notice: bool,
+}
+
+impl Default for RtbConfig {
+    fn default() -> Self {
+        RtbConfig {
+            seat: "adplatform".into(),
+            currency: "USD".into(),
+            fx: String::new(),
+            bill_on: "billing".into(),
+            no_bid: "204".into(),
+            network_allowance_ms: 20,
+            max_bids_per_imp: 1,
+            adm_in_win_notice: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -160,6 +198,7 @@ impl Default for Config {
             tracking: TrackingConfig::default(),
             events: EventsConfig::default(),
             frequency: FrequencyConfig::default(),
+            rtb: RtbConfig::default(),
         }
     }
 }
@@ -391,6 +430,27 @@ impl Config {
                 "",
                 "queue must hold at least 1 event and segments be at least 4096 bytes",
             ));
+        }
+        if self.rtb.seat.is_empty() || self.rtb.seat.len() > 64 {
+            return Err(key_error("rtb.seat", "", "1 to 64 characters"));
+        }
+        if self.rtb.currency.len() != 3 || !self.rtb.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(key_error("rtb.currency", "", "a three-letter upper-case ISO 4217 code, e.g. USD"));
+        }
+        if let Err(e) = adp_openrtb::FxTable::parse(&self.rtb.fx) {
+            return Err(key_error("rtb.fx", "", e.to_string()));
+        }
+        if !matches!(self.rtb.bill_on.as_str(), "billing" | "win") {
+            return Err(key_error("rtb.bill_on", "", "billing or win"));
+        }
+        if !matches!(self.rtb.no_bid.as_str(), "204" | "nbr") {
+            return Err(key_error("rtb.no_bid", "", "204 or nbr"));
+        }
+        if !(1..=16).contains(&self.rtb.max_bids_per_imp) {
+            return Err(key_error("rtb.max_bids_per_imp", "", "1 to 16"));
+        }
+        if self.rtb.network_allowance_ms > 10_000 {
+            return Err(key_error("rtb.network_allowance_ms", "", "at most 10000"));
         }
         if self.frequency.max_entries < 1000 {
             return Err(key_error("frequency.max_entries", "", "must be at least 1000"));

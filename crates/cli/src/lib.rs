@@ -6,6 +6,7 @@ pub mod config;
 use adp_domain::{CatalogStore, EventSink, KeyStatus, Kind, Role};
 use adp_engine::pacing::PacingConfig;
 use adp_events::{DeliveryRollup, FsyncPolicy, LocalLog, LogConfig};
+use adp_server::bidder::{BillOn, RtbSettings};
 use adp_server::serving::{follow_catalog, run_pacing, RestartRecovery, Serving, ServingSettings};
 use adp_server::tracking::UrlSigner;
 use adp_server::{auth, demo, net, AppState, HttpSettings};
@@ -486,6 +487,16 @@ pub async fn serve(
             ..PacingConfig::default()
         },
         replay_guard_entries: config.serving.replay_guard_entries as usize,
+        rtb: RtbSettings {
+            seat: config.rtb.seat.clone(),
+            currency: config.rtb.currency.clone(),
+            fx: adp_openrtb::FxTable::parse(&config.rtb.fx).map_err(|e| anyhow::anyhow!("rtb.fx: {e}"))?,
+            bill_on: if config.rtb.bill_on == "win" { BillOn::Win } else { BillOn::Billing },
+            no_bid_with_nbr: config.rtb.no_bid == "nbr",
+            network_allowance_ms: config.rtb.network_allowance_ms,
+            max_bids_per_imp: config.rtb.max_bids_per_imp as usize,
+            adm_in_win_notice: config.rtb.adm_in_win_notice,
+        },
     };
     let signer = UrlSigner::new(signing_keys(&config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
     let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));

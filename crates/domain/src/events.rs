@@ -14,6 +14,14 @@ pub enum EventKind {
     Impression,
     /// The ad was clicked (billable for CPC line items).
     Click,
+    /// A bid was made in an OpenRTB auction (not billable).
+    Bid,
+    /// The exchange says the bid won (`nurl`); billable when billing is on win notices.
+    Win,
+    /// The exchange says the bid lost (`lurl`); `reason` carries the loss code.
+    Loss,
+    /// The exchange bills the won impression (`burl`): billable at the clearing price.
+    Billing,
 }
 
 /// One event, schema v1.

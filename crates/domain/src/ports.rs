@@ -180,6 +180,9 @@ pub struct DeliveryRow {
     pub decisions: u64,
     pub impressions: u64,
     pub clicks: u64,
+    /// OpenRTB bids made, and those the exchanges reported won.
+    pub bids: u64,
+    pub wins: u64,
     pub spend_micros: i64,
 }
 

@@ -42,7 +42,11 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let (attrs, slot) = &requests[i % requests.len()];
                 i += 1;
-                let slots = [SlotRequest { placement: snap.placements.get(&slot.placement_id), slot: slot.clone() }];
+                let slots = [SlotRequest {
+                    placement: snap.placements.get(&slot.placement_id),
+                    slot: slot.clone(),
+                    channel: Default::default(),
+                }];
                 let input = DecideInput { attrs, user_key: Some(i as u64), now, slots: &slots, dry_run: true };
                 decide(snap, &input, &synth::UnlimitedCaps, &mut scratch, &mut out);
                 black_box(out.len())

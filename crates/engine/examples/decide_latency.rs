@@ -24,7 +24,13 @@ fn main() {
         let snap = Snapshot::build(1, &synth::catalog(size, 42, profile), &CounterRegistry::default());
         let slots: Vec<[SlotRequest<'_>; 1]> = requests
             .iter()
-            .map(|(_, slot)| [SlotRequest { placement: snap.placements.get(&slot.placement_id), slot: slot.clone() }])
+            .map(|(_, slot)| {
+                [SlotRequest {
+                    placement: snap.placements.get(&slot.placement_id),
+                    slot: slot.clone(),
+                    channel: Default::default(),
+                }]
+            })
             .collect();
         let now = Utc::now();
         let mut matched = 0usize;

@@ -26,6 +26,8 @@ pub enum NoFill {
     Paced,
     FrequencyCapped,
     AdvertiserAlreadyShown,
+    /// RTB: no line item may bid on the imp's deals, and the auction is private.
+    NoMatchingDeal,
 }
 
 impl NoFill {
@@ -41,6 +43,7 @@ impl NoFill {
             NoFill::Paced => "paced",
             NoFill::FrequencyCapped => "frequency_capped",
             NoFill::AdvertiserAlreadyShown => "advertiser_already_shown",
+            NoFill::NoMatchingDeal => "no_matching_deal",
         }
     }
 }
@@ -58,12 +61,34 @@ pub struct Win {
     pub cost_per_impression: Micros,
     /// Minute (Unix minutes) at which the spend was booked as pending.
     pub pending_minute: i64,
+    /// RTB: the position in the slot's `deals` of the deal this bid is for.
+    pub deal: Option<u16>,
+}
+
+/// A deal offered on an RTB imp (`imp.pmp.deals`), its floor already in micros of the
+/// platform currency per thousand impressions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DealOffer {
+    pub id: String,
+    pub floor_micros: Micros,
+}
+
+/// How a slot is sold: direct (`/v1/decide`) or in an OpenRTB auction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SlotChannel {
+    #[default]
+    Direct,
+    /// Only RTB-enabled line items bid, at their own eCPM (the exchange runs the auction);
+    /// deal line items bid only on their deals; open-auction ones only when the auction is not
+    /// private. Frequency caps are checked, not counted (a bid is not an impression).
+    Rtb { deals: Vec<DealOffer>, private_auction: bool },
 }
 
 /// One placement of a decision request, resolved against the snapshot.
 pub struct SlotRequest<'a> {
     pub placement: Option<&'a PlacementRt>,
     pub slot: Slot,
+    pub channel: SlotChannel,
 }
 
 pub struct DecideInput<'a> {
@@ -198,9 +223,13 @@ pub fn decide(
     for slot in input.slots {
         let outcome = match slot.placement {
             None => Err(NoFill::UnknownPlacement),
-            Some(p) => match snap.ranked.get(p.id.as_str()).filter(|_| !s.exhaustive && !p.id.is_empty()) {
+            Some(p) => match snap
+                .ranked
+                .get(p.id.as_str())
+                .filter(|_| !s.exhaustive && !p.id.is_empty() && slot.channel == SlotChannel::Direct)
+            {
                 Some(list) => decide_ranked(snap, input, p, &slot.slot, list, caps, s),
-                None => decide_slot(snap, input, p, &slot.slot, caps, s),
+                None => decide_slot(snap, input, p, slot, caps, s),
             },
         };
         if let Ok(w) = &outcome {
@@ -210,16 +239,40 @@ pub fn decide(
     }
 }
 
+/// RTB terms of `li` on a slot: the deal it would bid on (if any) and the floor that binds it,
+/// or `None` when it may not bid. Deal line items take the first offered deal they target
+/// whose floor their eCPM meets (else the first they target); others bid in the open auction.
+fn rtb_terms(li: &LineItemRt, p: &PlacementRt, channel: &SlotChannel) -> Option<(Option<u16>, Micros)> {
+    let SlotChannel::Rtb { deals, private_auction } = channel else { return Some((None, p.floor_micros)) };
+    if li.deal_ids.is_empty() {
+        return (!private_auction).then_some((None, p.floor_micros));
+    }
+    let e = ecpm(li);
+    let mut first = None;
+    for (i, d) in deals.iter().enumerate().take(usize::from(u16::MAX)) {
+        if li.deal_ids.contains(&d.id) {
+            let floor = if d.floor_micros > 0 { d.floor_micros } else { p.floor_micros };
+            if e >= floor {
+                return Some((Some(i as u16), floor));
+            }
+            first.get_or_insert((Some(i as u16), floor));
+        }
+    }
+    first
+}
+
 fn decide_slot(
     snap: &Snapshot,
     input: &DecideInput<'_>,
     p: &PlacementRt,
-    slot: &Slot,
+    slot_req: &SlotRequest<'_>,
     caps: &dyn FrequencyStore,
     s: &mut EngineScratch,
 ) -> Result<Win, NoFill> {
     let now = input.now;
     let now_secs = now.timestamp();
+    let slot = &slot_req.slot;
+    let rtb = matches!(slot_req.channel, SlotChannel::Rtb { .. });
     // match
     s.matched.clear();
     snap.index.matches(&MatchInput { attrs: input.attrs, slot, now }, &mut s.index, &mut s.matched);
@@ -237,7 +290,10 @@ fn decide_slot(
     };
     // flight and status (status was settled when the snapshot was built)
     stage(&mut s.matched, NoFill::OutOfFlight, &mut |li| {
-        li.direct && li.start_secs <= now_secs && now_secs < li.end_secs
+        // Flat-priced and house line items have no price to bid with.
+        let channel_ok =
+            if rtb { li.rtb && li.pricing != Pricing::Flat && li.priority != Priority::House } else { li.direct };
+        channel_ok && li.start_secs <= now_secs && now_secs < li.end_secs
     })?;
     // placement fit: advertiser and categories not blocked, a creative that fits, floor met
     if !p.blocked_adomains.is_empty() || !p.blocked_categories.is_empty() {
@@ -249,8 +305,14 @@ fn decide_slot(
     stage(&mut s.matched, NoFill::NoFittingCreative, &mut |li| {
         li.creatives.iter().any(|(c, _)| creative_fits(&snap.creatives[*c as usize], p))
     })?;
-    // Floors bind priced (standard) line items; sponsorships and house ads are sold otherwise.
-    if p.floor_micros > 0 {
+    if rtb {
+        stage(&mut s.matched, NoFill::NoMatchingDeal, &mut |li| rtb_terms(li, p, &slot_req.channel).is_some())?;
+        // Every RTB bid meets its floor: the imp's, or its deal's.
+        stage(&mut s.matched, NoFill::BelowFloor, &mut |li| {
+            rtb_terms(li, p, &slot_req.channel).is_some_and(|(_, floor)| ecpm(li) >= floor)
+        })?;
+    } else if p.floor_micros > 0 {
+        // Floors bind priced (standard) line items; sponsorships and house ads are sold otherwise.
         stage(&mut s.matched, NoFill::BelowFloor, &mut |li| {
             li.priority != Priority::Standard || ecpm(li) >= p.floor_micros
         })?;
@@ -310,6 +372,13 @@ fn decide_slot(
     };
     s.cands.swap_remove(winner_at);
     let li = &lis[winner.li as usize];
+    if rtb {
+        // The exchange runs the auction: bid the winner's own eCPM on its deal (or openly).
+        let deal = rtb_terms(li, p, &slot_req.channel).and_then(|(d, _)| d);
+        let mut win = settle(snap, input, p, li, winner, winner.ecpm, &slot_req.channel, s)?;
+        win.deal = deal;
+        return Ok(win);
+    }
     // The winner must still pass its caps atomically (another request may have just counted).
     if !li.caps.is_empty() && !input.dry_run && !input.user_key.is_some_and(|u| caps.try_count(u, &li.caps, now_secs)) {
         return Err(NoFill::FrequencyCapped);
@@ -324,7 +393,7 @@ fn decide_slot(
             }
         }
     };
-    settle(snap, input, p, li, winner, runner_up, s)
+    settle(snap, input, p, li, winner, runner_up, &SlotChannel::Direct, s)
 }
 
 /// The best remaining candidate (optionally only of one tier): lowest tier number, then
@@ -355,6 +424,7 @@ fn stage_order(r: NoFill) -> u8 {
         NoFill::BudgetExhausted => 5,
         NoFill::Paced => 6,
         NoFill::FrequencyCapped => 7,
+        NoFill::NoMatchingDeal => 2,
     }
 }
 
@@ -455,10 +525,11 @@ fn decide_ranked(
     if !li.caps.is_empty() && !input.dry_run && !input.user_key.is_some_and(|u| caps.try_count(u, &li.caps, now_secs)) {
         return Err(NoFill::FrequencyCapped);
     }
-    settle(snap, input, p, li, winner, runner_up, s)
+    settle(snap, input, p, li, winner, runner_up, &SlotChannel::Direct, s)
 }
 
 /// Prices the auction, picks the creative and books pending spend.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     snap: &Snapshot,
     input: &DecideInput<'_>,
@@ -466,15 +537,19 @@ fn settle(
     li: &LineItemRt,
     winner: Candidate,
     runner_up: Micros,
+    channel: &SlotChannel,
     s: &mut EngineScratch,
 ) -> Result<Win, NoFill> {
     let price = match (li.pricing, li.priority, p.auction_type) {
+        _ if matches!(channel, SlotChannel::Rtb { .. }) => winner.ecpm,
         (Pricing::Flat, _, _) | (_, Priority::House, _) => 0,
         (_, _, AuctionType::FirstPrice) => winner.ecpm,
         (_, _, AuctionType::SecondPrice) => (runner_up + 1).max(p.floor_micros).min(winner.ecpm),
     };
     let creative = rotate(snap, li, p, &mut s.rng).ok_or(NoFill::NoFittingCreative)?;
-    let cost_per_impression = if li.pricing == Pricing::Cpm { price / 1000 } else { 0 };
+    // RTB wins are paid per impression whatever the line item's pricing (it bid an eCPM).
+    let rtb = matches!(channel, SlotChannel::Rtb { .. });
+    let cost_per_impression = if li.pricing == Pricing::Cpm || rtb { price / 1000 } else { 0 };
     let pending_minute = input.now.timestamp().div_euclid(60);
     if cost_per_impression > 0 && !input.dry_run {
         li.counters.add_pending(pending_minute, cost_per_impression);
@@ -487,6 +562,7 @@ fn settle(
         bid_micros: winner.ecpm,
         cost_per_impression,
         pending_minute,
+        deal: None,
     })
 }
 

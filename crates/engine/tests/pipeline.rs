@@ -3,7 +3,7 @@
 
 use adp_domain::{Kind, Record};
 use adp_engine::delivery::CounterRegistry;
-use adp_engine::pipeline::{decide, DecideInput, EngineScratch, NoFill, SlotRequest, Win};
+use adp_engine::pipeline::{decide, DealOffer, DecideInput, EngineScratch, NoFill, SlotChannel, SlotRequest, Win};
 use adp_engine::request::{Attributes, Slot};
 use adp_engine::snapshot::Snapshot;
 use adp_engine::synth::UnlimitedCaps;
@@ -77,6 +77,7 @@ fn run(
         .map(|p| SlotRequest {
             placement: snap.placements.get(*p),
             slot: Slot { placement_id: p.to_string(), sizes: vec!["300x250".into()] },
+            channel: Default::default(),
         })
         .collect();
     let input = DecideInput { attrs: &attrs, user_key: user, now: Utc::now(), slots: &slots, dry_run: false };
@@ -196,7 +197,11 @@ fn the_ranked_fast_path_decides_like_the_exhaustive_path() {
         let now = Utc::now();
         let (mut compared, mut filled) = (0, 0);
         for (i, (attrs, slot)) in requests.iter().enumerate() {
-            let slots = [SlotRequest { placement: snap.placements.get(&slot.placement_id), slot: slot.clone() }];
+            let slots = [SlotRequest {
+                placement: snap.placements.get(&slot.placement_id),
+                slot: slot.clone(),
+                channel: Default::default(),
+            }];
             let input = DecideInput { attrs, user_key: Some(i as u64), now, slots: &slots, dry_run: true };
             let (mut a, mut b) = (Vec::new(), Vec::new());
             decide(&snap, &input, &UnlimitedCaps, &mut fast, &mut a);
@@ -219,4 +224,90 @@ fn the_ranked_fast_path_decides_like_the_exhaustive_path() {
         assert_eq!(compared, 1500);
         assert!(filled > 1000, "{profile:?}: most requests fill ({filled})");
     }
+}
+
+fn run_rtb(
+    snap: &Snapshot,
+    placement: &str,
+    deals: Vec<DealOffer>,
+    private_auction: bool,
+    user: Option<u64>,
+    caps: &dyn adp_domain::FrequencyStore,
+) -> Result<Win, NoFill> {
+    let attrs = Attributes::default();
+    let slots = [SlotRequest {
+        placement: snap.placements.get(placement),
+        slot: Slot { placement_id: placement.to_string(), sizes: vec!["300x250".into()] },
+        channel: SlotChannel::Rtb { deals, private_auction },
+    }];
+    let input = DecideInput { attrs: &attrs, user_key: user, now: Utc::now(), slots: &slots, dry_run: false };
+    let mut out = Vec::new();
+    decide(snap, &input, caps, &mut EngineScratch::seeded(7), &mut out);
+    out.pop().unwrap_or(Err(NoFill::UnknownPlacement))
+}
+
+fn deal(id: &str, floor_micros: i64) -> DealOffer {
+    DealOffer { id: id.into(), floor_micros }
+}
+
+#[test]
+fn rtb_bids_only_with_rtb_line_items_at_their_own_price() {
+    let mut cat = base(3);
+    cat.push(li("direct", 0, json!({"rate_micros": 9_000_000})));
+    cat.push(li("rtb-open", 1, json!({"rate_micros": 2_000_000, "channels": ["rtb"]})));
+    cat.push(li("rtb-low", 2, json!({"rate_micros": 1_500_000, "channels": ["direct", "rtb"]})));
+    let snap = Snapshot::build(1, &cat, &CounterRegistry::default());
+    // Direct serving never sees the RTB-only line item; RTB never sees the direct-only one.
+    let direct = run(&snap, &["sp"], None, &UnlimitedCaps, &mut EngineScratch::seeded(1));
+    assert_eq!(direct[0].as_ref().map(|w| id_of(&snap, w)), Ok("direct".to_string()));
+    let w = run_rtb(&snap, "sp", vec![], false, None, &UnlimitedCaps).expect("a bid");
+    assert_eq!(id_of(&snap, &w), "rtb-open");
+    // The bid is the line item's own eCPM (no second-price discount: the exchange clears it).
+    assert_eq!(w.price_micros, 2_000_000);
+    assert_eq!(w.cost_per_impression, 2_000);
+    assert_eq!(w.deal, None);
+}
+
+#[test]
+fn rtb_deals_bind_their_line_items_and_private_auctions_shut_out_the_rest() {
+    let mut cat = base(2);
+    cat.push(li("open", 0, json!({"rate_micros": 3_000_000, "channels": ["rtb"]})));
+    cat.push(li("deal", 1, json!({"rate_micros": 2_000_000, "channels": ["rtb"], "deal_ids": ["D1"]})));
+    let snap = Snapshot::build(1, &cat, &CounterRegistry::default());
+    // Without its deal on offer the deal line item does not bid; the open one does.
+    let w = run_rtb(&snap, "sp", vec![], false, None, &UnlimitedCaps).expect("a bid");
+    assert_eq!(id_of(&snap, &w), "open");
+    // A private auction for D1: only the deal line item, on its deal.
+    let w = run_rtb(&snap, "sp", vec![deal("X", 0), deal("D1", 1_000_000)], true, None, &UnlimitedCaps)
+        .expect("a deal bid");
+    assert_eq!((id_of(&snap, &w), w.deal), ("deal".to_string(), Some(1)));
+    // A private auction for another deal: nobody may bid.
+    assert_eq!(run_rtb(&snap, "sp", vec![deal("X", 0)], true, None, &UnlimitedCaps), Err(NoFill::NoMatchingDeal));
+    // The deal's floor binds the deal bid: above its rate, no bid.
+    assert_eq!(run_rtb(&snap, "sp", vec![deal("D1", 2_500_000)], true, None, &UnlimitedCaps), Err(NoFill::BelowFloor));
+}
+
+#[test]
+fn rtb_floors_bind_and_caps_are_checked_but_not_counted_by_bids() {
+    let mut cat = base(1);
+    cat.push(li(
+        "capped",
+        0,
+        json!({"rate_micros": 1_000_000, "channels": ["rtb"],
+        "frequency_caps": [{"count": 1, "window": "day"}]}),
+    ));
+    let snap = Snapshot::build(1, &cat, &CounterRegistry::default());
+    // The placement's floor is 0.5; the line item bids 1.0.
+    let freq = InProcessFrequency::new(1000, 4);
+    for _ in 0..3 {
+        // Bids do not use up the cap: only a won impression (counted by the notice) does.
+        assert!(run_rtb(&snap, "sp", vec![], false, Some(42), &freq).is_ok());
+    }
+    let caps = &snap.line_items[0].caps;
+    assert!(adp_domain::FrequencyStore::try_count(&freq, 42, caps, Utc::now().timestamp()));
+    assert_eq!(run_rtb(&snap, "sp", vec![], false, Some(42), &freq), Err(NoFill::FrequencyCapped));
+    let mut cat = base(1);
+    cat.push(li("cheap", 0, json!({"rate_micros": 400_000, "channels": ["rtb"]})));
+    let snap = Snapshot::build(1, &cat, &CounterRegistry::default());
+    assert_eq!(run_rtb(&snap, "sp", vec![], false, None, &UnlimitedCaps), Err(NoFill::BelowFloor));
 }

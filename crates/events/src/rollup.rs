@@ -19,6 +19,8 @@ pub struct DeliveryTotals {
     pub decisions: u64,
     pub impressions: u64,
     pub clicks: u64,
+    pub bids: u64,
+    pub wins: u64,
     pub spend_micros: Micros,
 }
 
@@ -28,6 +30,11 @@ impl DeliveryTotals {
             EventKind::Decision => self.decisions += 1,
             EventKind::Impression => self.impressions += 1,
             EventKind::Click => self.clicks += 1,
+            EventKind::Bid => self.bids += 1,
+            EventKind::Win => self.wins += 1,
+            // OpenRTB 2.6: the billing notice fires when the impression is billable (rendered).
+            EventKind::Billing => self.impressions += 1,
+            EventKind::Loss => {}
         }
         self.spend_micros = self.spend_micros.saturating_add(event.cost_micros);
     }
@@ -36,6 +43,8 @@ impl DeliveryTotals {
         self.decisions += other.decisions;
         self.impressions += other.impressions;
         self.clicks += other.clicks;
+        self.bids += other.bids;
+        self.wins += other.wins;
         self.spend_micros = self.spend_micros.saturating_add(other.spend_micros);
     }
 }
@@ -91,6 +100,8 @@ impl DeliveryRollup {
                 decisions: t.decisions,
                 impressions: t.impressions,
                 clicks: t.clicks,
+                bids: t.bids,
+                wins: t.wins,
                 spend_micros: t.spend_micros,
             })
             .collect()
@@ -153,7 +164,16 @@ mod tests {
     }
 
     fn row(hour: DateTime<Utc>, li: &str, d: u64, i: u64, c: u64, spend: i64) -> DeliveryRow {
-        DeliveryRow { hour, line_item_id: li.into(), decisions: d, impressions: i, clicks: c, spend_micros: spend }
+        DeliveryRow {
+            hour,
+            line_item_id: li.into(),
+            decisions: d,
+            impressions: i,
+            clicks: c,
+            bids: 0,
+            wins: 0,
+            spend_micros: spend,
+        }
     }
 
     #[test]
@@ -180,7 +200,7 @@ mod tests {
                 row(at(11, 0), "li-a", 0, 1, 0, 10),
             ]
         );
-        assert_eq!(r.totals(), DeliveryTotals { decisions: 1, impressions: 5, clicks: 1, spend_micros: 408_011 });
+        assert_eq!(r.totals(), DeliveryTotals { decisions: 1, impressions: 5, clicks: 1, bids: 0, wins: 0, spend_micros: 408_011 });
     }
 
     #[test]

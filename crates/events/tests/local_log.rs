@@ -23,7 +23,7 @@ fn event(i: u64) -> Event {
     let cost_micros = match kind {
         EventKind::Decision => 0,
         EventKind::Impression => 2_500 + i as i64,
-        EventKind::Click => 300_000,
+        _ => 300_000,
     };
     let t = BASE_MS + i as i64 * 7 * 60_000; // every 7 minutes: crosses many hours
     Event {
@@ -122,6 +122,10 @@ fn expected_totals(evs: &[Event]) -> DeliveryTotals {
             EventKind::Decision => t.decisions += 1,
             EventKind::Impression => t.impressions += 1,
             EventKind::Click => t.clicks += 1,
+            EventKind::Bid => t.bids += 1,
+            EventKind::Win => t.wins += 1,
+            EventKind::Billing => t.impressions += 1,
+            EventKind::Loss => {}
         }
         t.spend_micros += e.cost_micros;
     }

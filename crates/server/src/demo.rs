@@ -80,6 +80,12 @@ fn objects() -> Vec<(Kind, Value)> {
                  json!({"banner_html": {"html": "<a href=\"%%CLICK_URL%%\"><img src=\"https://cdn.initech.example/cloud-week-728x90.jpg\" width=\"728\" height=\"90\"></a>"}}),
                  leader.clone(), "initech.example"),
         creative("demo-initech-mrec", "demo-initech", "Initech free trial 300x250", img("initech.example", "trial-300x250.png"), mrec.clone(), "initech.example"),
+        creative("demo-globex-preroll-rtb", "demo-globex", "Globex 20s pre-roll (exchanges)", vast(20), video.clone(), "globex-travel.example"),
+        creative("demo-initech-native", "demo-initech", "Initech native card",
+                 json!({"native": {"title": "Try Initech Cloud free for 30 days", "body": "Servers in minutes, billing by the second.",
+                                   "image_url": "https://cdn.initech.example/native-1200x627.jpg", "icon_url": "https://cdn.initech.example/icon-80.png",
+                                   "cta": "Start free", "sponsored_by": "Initech"}}),
+                 json!([]), "initech.example"),
         creative("demo-house-mrec", "demo-house", "Subscribe 300x250", img("demo-news.example", "subscribe-300x250.png"), mrec.clone(), "demo-news.example"),
         creative("demo-house-leader", "demo-house", "Subscribe 728x90", img("demo-news.example", "subscribe-728x90.png"), leader, "demo-news.example"),
     ]);
@@ -133,6 +139,16 @@ fn objects() -> Vec<(Kind, Value)> {
             "priority": "standard", "pricing": "cpc", "rate_micros": 1_200_000, "pacing": "asap",
             "targeting": {"any": [{"segment": ["initech-visitors"]}, {"key_value": {"key": "section", "values": ["technology", "business"]}}]},
             "creatives": [{"creative_id": "demo-initech-mrec"}], "channels": ["direct", "rtb"], "deal_ids": ["demo-deal-1"]})),
+        // Exchange-only (OpenRTB) line items without frequency caps, so that any bid request —
+        // with or without a user id — for video or native gets a bid above common floors.
+        line_item(json!({"id": "demo-globex-rtb-video", "campaign_id": "demo-globex-citybreaks", "name": "Globex video on exchanges",
+            "priority": "standard", "pricing": "cpm", "rate_micros": 8_000_000, "pacing": "asap",
+            "budget": {"daily_micros": 1_000_000_000},
+            "creatives": [{"creative_id": "demo-globex-preroll-rtb"}], "channels": ["rtb"]})),
+        line_item(json!({"id": "demo-initech-native-rtb", "campaign_id": "demo-initech-trial", "name": "Initech native on exchanges",
+            "priority": "standard", "pricing": "cpm", "rate_micros": 3_000_000, "pacing": "asap",
+            "budget": {"daily_micros": 500_000_000},
+            "creatives": [{"creative_id": "demo-initech-native"}], "channels": ["rtb"]})),
         // House ads fill whatever nothing else takes.
         line_item(json!({"id": "demo-house-fill", "campaign_id": "demo-house-subscribe", "name": "House fill",
             "priority": "house", "pricing": "cpm", "rate_micros": 0, "pacing": "asap", "creative_rotation": "even",

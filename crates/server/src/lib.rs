@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bidder;
 pub mod catalog;
 pub mod demo;
 pub mod error;

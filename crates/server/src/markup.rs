@@ -30,7 +30,12 @@ fn cdata(s: &str) -> String {
     format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
 }
 
+/// The impression pixel; none when there is no impression URL (RTB: the exchange's billing
+/// notice is the impression).
 fn pixel(imp_html: &str) -> String {
+    if imp_html.is_empty() {
+        return String::new();
+    }
     format!("<img src=\"{imp_html}\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">")
 }
 
@@ -65,6 +70,7 @@ pub fn render(content: &CreativeContent, w: u32, h: u32, t: &Tracking<'_>) -> St
             let body = html.replace("%%CLICK_URL%%", t.click_html);
             format!("{body}{}", pixel(t.imp_html))
         }
+        CreativeContent::Vast { xml: Some(xml), .. } if imp_url.is_empty() => xml.clone(),
         CreativeContent::Vast { xml: Some(xml), .. } => {
             let impression = format!("<Impression>{}</Impression>", cdata(imp_url));
             // Add our impression tracker to the first InLine or Wrapper element.
@@ -78,10 +84,10 @@ pub fn render(content: &CreativeContent, w: u32, h: u32, t: &Tracking<'_>) -> St
         }
         CreativeContent::Vast { url, .. } => format!(
             "<VAST version=\"4.0\"><Ad><Wrapper><AdSystem>AdPlatform</AdSystem><VASTAdTagURI>{}</VASTAdTagURI>\
-             <Impression>{}</Impression><Creatives><Creative><Linear><VideoClicks><ClickTracking>{}</ClickTracking>\
+             {}<Creatives><Creative><Linear><VideoClicks><ClickTracking>{}</ClickTracking>\
              </VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>",
             cdata(url.as_deref().unwrap_or("")),
-            cdata(imp_url),
+            if imp_url.is_empty() { String::new() } else { format!("<Impression>{}</Impression>", cdata(imp_url)) },
             cdata(click_url)
         ),
         CreativeContent::Native { title, body, image_url, icon_url, cta, sponsored_by } => serde_json::json!({

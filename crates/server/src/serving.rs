@@ -41,6 +41,7 @@ pub struct ServingSettings {
     pub pacing: PacingConfig,
     /// Counted tracking URLs remembered until they expire (sustains this / ttl events per second).
     pub replay_guard_entries: usize,
+    pub rtb: crate::bidder::RtbSettings,
 }
 
 impl Default for ServingSettings {
@@ -52,6 +53,7 @@ impl Default for ServingSettings {
             catalog_reload_secs: 30,
             pacing: PacingConfig::default(),
             replay_guard_entries: 4_000_000,
+            rtb: crate::bidder::RtbSettings::default(),
         }
     }
 }
@@ -66,6 +68,12 @@ pub struct ServingStats {
     pub clicks: AtomicU64,
     pub tracking_rejected: AtomicU64,
     pub events_rejected: AtomicU64,
+    pub bid_requests: AtomicU64,
+    pub bids: AtomicU64,
+    pub bid_timeouts: AtomicU64,
+    pub wins: AtomicU64,
+    pub billed: AtomicU64,
+    pub losses: AtomicU64,
 }
 
 pub struct Serving {
@@ -155,18 +163,46 @@ impl Serving {
         Ok(version)
     }
 
+    pub(crate) fn settings(&self) -> &ServingSettings {
+        &self.settings
+    }
+
+    pub(crate) fn freq(&self) -> &dyn FrequencyStore {
+        self.freq.as_ref()
+    }
+
+    pub(crate) fn registry(&self) -> &CounterRegistry {
+        &self.registry
+    }
+
+    pub(crate) fn submit_event(&self, event: Event) -> Result<(), adp_domain::SinkError> {
+        self.events.submit(event)
+    }
+
+    /// Runs `f` with this thread's engine scratch space.
+    pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut EngineScratch, &mut Vec<Result<Win, NoFill>>) -> R) -> R {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scratch, out) = &mut *guard;
+            f(scratch, out)
+        })
+    }
+
+    /// The signed URL of a tracker or notice for `ad`.
+    pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
+        let (p, s) = self.signer.sign_parts(ad);
+        format!("{}/v1/{}?p={p}&s={s}", self.settings.public_url, ad.kind.path())
+    }
+
     /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
     fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> (String, String) {
-        let path = match kind {
-            TrackKind::Impression => "imp",
-            TrackKind::Click => "click",
-        };
+        let path = kind.path();
         let (p, s) = self.signer.sign_parts(ad);
         let base = &self.settings.public_url;
         // Payload and signature are base64url and the base URL was validated as a URL without
         // quotes or angle brackets, so `&` is the only character to escape.
         let escaped_base = markup::html_escape(base);
-        (format!("{base}/v1/t/{path}?p={p}&s={s}"), format!("{escaped_base}/v1/t/{path}?p={p}&amp;s={s}"))
+        (format!("{base}/v1/{path}?p={p}&s={s}"), format!("{escaped_base}/v1/{path}?p={p}&amp;s={s}"))
     }
 }
 
@@ -279,7 +315,10 @@ impl adp_events::EventObserver for RestartRecovery {
         let kind = match event.kind {
             EventKind::Impression => TrackKind::Impression,
             EventKind::Click => TrackKind::Click,
-            EventKind::Decision => return,
+            EventKind::Win => TrackKind::Win,
+            EventKind::Billing => TrackKind::Billing,
+            EventKind::Loss => TrackKind::Loss,
+            EventKind::Decision | EventKind::Bid => return,
         };
         // A URL lives at most ttl after its decision, which came before this event.
         let expires_ms = event.event_time_ms + self.ttl_ms;
@@ -502,7 +541,7 @@ pub fn parse_decide(body: &[u8]) -> Result<DecideRequest, ApiError> {
 }
 
 /// Host of a page URL, lower case, without `www.`.
-fn page_domain(url: &str) -> Option<String> {
+pub(crate) fn page_domain(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let host = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
     let host = host.split(':').next()?.trim_end_matches('.').to_ascii_lowercase();
@@ -736,7 +775,7 @@ impl Serving {
                     placement_id: p.id.clone().unwrap_or_default(),
                     sizes: placement.map(|pl| pl.size_keys.clone()).unwrap_or_default(),
                 };
-                SlotRequest { placement, slot }
+                SlotRequest { placement, slot, channel: Default::default() }
             })
             .collect();
         let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
@@ -809,6 +848,8 @@ impl Serving {
             price_micros: win.price_micros,
             cost_micros: cost,
             pending_minute: win.pending_minute,
+            deal_id: String::new(),
+            currency: String::new(),
             landing_url: landing.to_string(),
         };
         // A CPC winner pays per click its rate scaled by the auction's discount (clearing / bid).
@@ -875,7 +916,7 @@ impl Serving {
 
     /// The counters an event books into: from the snapshot, or (for a line item no longer
     /// served) from the registry, which keeps every line item's counters.
-    fn counters_for(&self, ad: &TrackedAd) -> (Arc<LineItemCounters>, Arc<LineItemCounters>, chrono_tz::Tz) {
+    pub(crate) fn counters_for(&self, ad: &TrackedAd) -> (Arc<LineItemCounters>, Arc<LineItemCounters>, chrono_tz::Tz) {
         let snap = self.snapshot.load();
         match snap.line_item_by_id.get(&ad.line_item_id).map(|i| &snap.line_items[*i as usize]) {
             Some(li) => (Arc::clone(&li.counters), Arc::clone(&li.campaign_counters), li.time_zone),
@@ -887,33 +928,59 @@ impl Serving {
         }
     }
 
-    /// Counts one impression or click from a tracking URL, exactly once.
-    pub fn track(&self, kind: TrackKind, p: &str, s: &str) -> Result<TrackedAd, ApiError> {
-        let now = Utc::now();
+    /// Verifies a tracker or notice URL and claims it in the replay guard. `None`: a test
+    /// decision's URL, valid but not to be counted.
+    pub(crate) fn verify_and_guard(
+        &self,
+        kind: TrackKind,
+        p: &str,
+        s: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(TrackedAd, u128)>, ApiError> {
         let ad = self.signer.verify(kind, p, s, now.timestamp()).map_err(|e| {
             self.stats.tracking_rejected.fetch_add(1, Ordering::Relaxed);
             let status = if e == TrackError::Expired { StatusCode::GONE } else { StatusCode::BAD_REQUEST };
             ApiError::new(status, e.code(), "this tracking URL is not valid").with_field("p")
         })?;
         if ad.decision_id.starts_with('t') {
-            return Ok(ad);
+            return Ok(None);
         }
         let key = ReplayGuard::key(&ad);
         match self.replay.insert(key, ad.expires_at, now.timestamp()) {
-            Ok(()) => {}
+            Ok(()) => Ok(Some((ad, key))),
             Err(ReplayError::Seen) => {
                 self.stats.tracking_rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::new(StatusCode::CONFLICT, "replayed", "this event was already counted"));
+                Err(ApiError::new(StatusCode::CONFLICT, "replayed", "this event was already counted"))
             }
             Err(ReplayError::Full) => {
-                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replay_guard_full", "try again later"));
+                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replay_guard_full", "try again later"))
             }
         }
+    }
+
+    /// Forgets a claimed URL whose event could not be recorded, so a retry counts.
+    pub(crate) fn forget(&self, key: u128) {
+        self.replay.remove(key);
+    }
+
+    /// Counts one impression or click from a tracking URL, exactly once.
+    pub fn track(&self, kind: TrackKind, p: &str, s: &str) -> Result<TrackedAd, ApiError> {
+        let now = Utc::now();
+        let (ad, key) = match self.verify_and_guard(kind, p, s, now)? {
+            Some(claimed) => claimed,
+            None => {
+                // A test decision's URL: valid, counted nowhere.
+                let ad = self.signer.verify(kind, p, s, now.timestamp()).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, e.code(), "this tracking URL is not valid").with_field("p")
+                })?;
+                return Ok(ad);
+            }
+        };
         let event = Event {
             id: uuid::Uuid::now_v7().to_string(),
             kind: match kind {
-                TrackKind::Impression => EventKind::Impression,
                 TrackKind::Click => EventKind::Click,
+                _ => EventKind::Impression,
             },
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now_ms(),
@@ -945,7 +1012,7 @@ impl Serving {
         let day = i64::from(chrono::Datelike::num_days_from_ce(&now.with_timezone(&tz).date_naive()));
         let creative = self.registry.creative(&ad.creative_id);
         match kind {
-            TrackKind::Impression => {
+            TrackKind::Impression | TrackKind::Win | TrackKind::Billing | TrackKind::Loss => {
                 li.settle_pending(ad.pending_minute, ad.cost_micros);
                 campaign.settle_pending(ad.pending_minute, ad.cost_micros);
                 li.impressions.fetch_add(1, Ordering::Relaxed);

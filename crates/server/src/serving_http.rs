@@ -3,6 +3,7 @@
 
 use crate::api::RawBody;
 use crate::auth::Principal;
+use crate::bidder::{NoBid, NoticeOutcome};
 use crate::error::ApiError;
 use crate::serving::{
     parse_decide, DecideRequest, DeviceReq, GeoReq, KvValue, PageReq, PlacementReq, Serving, UserReq,
@@ -10,16 +11,20 @@ use crate::serving::{
 use crate::tracking::TrackKind;
 use crate::AppState;
 use adp_domain::{Kind, Spec};
+use adp_openrtb::{BidResponse, OPENRTB_VERSION, OPENRTB_VERSION_HEADER};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 
 /// A 1×1 transparent GIF.
 const PIXEL_GIF: &[u8] = &[
@@ -210,16 +215,150 @@ async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Jso
         "clicks": load(&s.stats.clicks),
         "tracking_rejected": load(&s.stats.tracking_rejected),
         "events_rejected": load(&s.stats.events_rejected),
+        "bid_requests": load(&s.stats.bid_requests),
+        "bids": load(&s.stats.bids),
+        "bid_timeouts": load(&s.stats.bid_timeouts),
+        "wins": load(&s.stats.wins),
+        "billed": load(&s.stats.billed),
+        "losses": load(&s.stats.losses),
         "events": s.event_stats(),
     })))
 }
 
-/// Decide and the trackers: the hot path.
+/// When a bid request arrived (before its body was read), for the tmax deadline.
+#[derive(Clone, Copy)]
+struct Arrived(Instant);
+
+async fn stamp_arrival(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    req.extensions_mut().insert(Arrived(Instant::now()));
+    next.run(req).await
+}
+
+fn openrtb_json(status: StatusCode, body: &BidResponse) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut resp = (status, bytes).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static(OPENRTB_VERSION));
+            resp
+        }
+        Err(e) => ApiError::internal(format!("bid response not serialisable: {e}")).into_response(),
+    }
+}
+
+fn no_bid_response(st: &Serving, request_id: &str, nb: &NoBid) -> Response {
+    if st.settings().rtb.no_bid_with_nbr {
+        openrtb_json(StatusCode::OK, &nb.response(request_id))
+    } else {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        resp.headers_mut().insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static(OPENRTB_VERSION));
+        resp
+    }
+}
+
+/// `POST /openrtb2/bid`: an OpenRTB 2.5 or 2.6 bid request (gzip accepted and, when the
+/// exchange accepts it, answered gzipped). Malformed JSON → 400; a request the spec calls
+/// invalid → 400 naming the field (or 200 with nbr 2 in nbr mode); no bid → 204 (or nbr).
+async fn openrtb_bid(
+    State(st): State<AppState>,
+    arrived: Option<axum::Extension<Arrived>>,
+    body: Result<RawBody, ApiError>,
+) -> Response {
+    let arrived = arrived.map_or_else(Instant::now, |a| a.0 .0);
+    let s = match serving(&st) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let bytes = match body {
+        Ok(RawBody(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    let mut req = match adp_openrtb::parse_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let code = if e.kind == adp_openrtb::ParseErrorKind::Data { "invalid_value" } else { "malformed_json" };
+            return ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).with_field(e.path).into_response();
+        }
+    };
+    req.normalize_2_5();
+    if let Err(e) = req.validate() {
+        if s.settings().rtb.no_bid_with_nbr {
+            let nb = NoBid { nbr: e.nbr, reason: e.reason.as_str(), imps: Vec::new() };
+            let mut r = nb.response(&req.id);
+            r.ext = Some(json!({"adplatform": {"reason": e.reason.as_str(), "field": e.path}}));
+            return openrtb_json(StatusCode::OK, &r);
+        }
+        return ApiError::new(StatusCode::BAD_REQUEST, e.reason.as_str(), e.reason.message())
+            .with_field(e.path)
+            .into_response();
+    }
+    let deadline = crate::bidder::deadline(arrived, req.tmax, s.settings().rtb.network_allowance_ms);
+    match s.bid(&req, deadline) {
+        Ok(resp) => openrtb_json(StatusCode::OK, &resp),
+        Err(nb) => no_bid_response(s, &req.id, &nb),
+    }
+}
+
+type NoticeParams = (String, String, Option<String>, Option<String>);
+
+fn notice_params(q: QueryPairs) -> Result<NoticeParams, ApiError> {
+    let Query(pairs) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let (mut p, mut s, mut price, mut loss) = (None, None, None, None);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "p" => p = Some(v),
+            "s" => s = Some(v),
+            "price" => price = Some(v),
+            "loss" => loss = Some(v),
+            _ => {}
+        }
+    }
+    let p = p.ok_or_else(|| ApiError::bad_request("missing_field", "p", "the notice URL lost its payload"))?;
+    let s = s.ok_or_else(|| ApiError::bad_request("missing_field", "s", "the notice URL lost its signature"))?;
+    Ok((p, s, price, loss))
+}
+
+async fn notice(st: AppState, kind: TrackKind, q: QueryPairs) -> Response {
+    let result = notice_params(q)
+        .and_then(|(p, s, price, loss)| serving(&st)?.notice(kind, &p, &s, price.as_deref(), loss.as_deref()));
+    match result {
+        Ok(NoticeOutcome::Done(Some(markup))) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], markup)
+                .into_response()
+        }
+        Ok(NoticeOutcome::Done(None)) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn notice_win(State(st): State<AppState>, q: QueryPairs) -> Response {
+    notice(st, TrackKind::Win, q).await
+}
+
+async fn notice_billing(State(st): State<AppState>, q: QueryPairs) -> Response {
+    notice(st, TrackKind::Billing, q).await
+}
+
+async fn notice_loss(State(st): State<AppState>, q: QueryPairs) -> Response {
+    notice(st, TrackKind::Loss, q).await
+}
+
+/// Decide, the bidder, the trackers and notices: the hot path.
 pub fn hot_routes() -> Router<AppState> {
+    let bid = Router::new()
+        .route("/openrtb2/bid", post(openrtb_bid))
+        .layer(CompressionLayer::new().gzip(true).no_br().no_deflate().no_zstd())
+        .layer(RequestDecompressionLayer::new().gzip(true).no_br().no_deflate().no_zstd())
+        .layer(axum::middleware::from_fn(stamp_arrival));
     Router::new()
         .route("/v1/decide", get(decide_get).post(decide_post))
         .route("/v1/t/imp", get(track_impression))
         .route("/v1/t/click", get(track_click))
+        .route("/v1/rtb/win", get(notice_win))
+        .route("/v1/rtb/bill", get(notice_billing))
+        .route("/v1/rtb/loss", get(notice_loss))
+        .merge(bid)
 }
 
 /// The delivery report and the serving counters.

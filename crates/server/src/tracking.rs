@@ -13,8 +13,10 @@ use std::sync::Mutex;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const FORMAT: &str = "v2";
-const FIELDS: usize = 19;
+/// v3 added the deal id and currency (OpenRTB notices); v2 URLs (without them) still verify.
+const FORMAT: &str = "v3";
+const FIELDS: usize = 21;
+const FIELDS_V2: usize = 19;
 /// Longest `p` accepted: seven 128-byte ids, a 4 KiB landing URL and the numbers, in base64.
 pub const MAX_PAYLOAD_LEN: usize = 8192;
 
@@ -22,6 +24,12 @@ pub const MAX_PAYLOAD_LEN: usize = 8192;
 pub enum TrackKind {
     Impression,
     Click,
+    /// OpenRTB win notice (`nurl`).
+    Win,
+    /// OpenRTB billing notice (`burl`).
+    Billing,
+    /// OpenRTB loss notice (`lurl`).
+    Loss,
 }
 
 impl TrackKind {
@@ -29,7 +37,32 @@ impl TrackKind {
         match self {
             TrackKind::Impression => "i",
             TrackKind::Click => "c",
+            TrackKind::Win => "w",
+            TrackKind::Billing => "b",
+            TrackKind::Loss => "l",
         }
+    }
+
+    /// The URL path (after `/v1/`) that counts this kind.
+    pub fn path(self) -> &'static str {
+        match self {
+            TrackKind::Impression => "t/imp",
+            TrackKind::Click => "t/click",
+            TrackKind::Win => "rtb/win",
+            TrackKind::Billing => "rtb/bill",
+            TrackKind::Loss => "rtb/loss",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<TrackKind> {
+        Some(match tag {
+            "i" => TrackKind::Impression,
+            "c" => TrackKind::Click,
+            "w" => TrackKind::Win,
+            "b" => TrackKind::Billing,
+            "l" => TrackKind::Loss,
+            _ => return None,
+        })
     }
 }
 
@@ -57,6 +90,11 @@ pub struct TrackedAd {
     /// For impressions: budget spend per impression; for clicks: the cost per click.
     pub cost_micros: i64,
     pub pending_minute: i64,
+    /// OpenRTB: the deal the bid was for (empty: open auction).
+    pub deal_id: String,
+    /// OpenRTB: the currency of the bid and of the exchange's `${AUCTION_PRICE}` (empty: the
+    /// platform currency).
+    pub currency: String,
     /// For clicks: where to send the user.
     pub landing_url: String,
 }
@@ -134,7 +172,7 @@ impl UrlSigner {
         let mut record = String::with_capacity(256 + ad.landing_url.len());
         let _ = write!(
             record,
-            "{FORMAT}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            "{FORMAT}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             ad.kind.tag(),
             self.active,
             ad.expires_at,
@@ -152,6 +190,8 @@ impl UrlSigner {
             ad.price_micros,
             ad.cost_micros,
             ad.pending_minute,
+            ad.deal_id,
+            ad.currency,
             ad.landing_url
         );
         let p = URL_SAFE_NO_PAD.encode(record);
@@ -167,18 +207,19 @@ impl UrlSigner {
         }
         let raw = URL_SAFE_NO_PAD.decode(p).map_err(|_| TrackError::Malformed)?;
         let record = String::from_utf8(raw).map_err(|_| TrackError::Malformed)?;
-        let f: Vec<&str> = record.splitn(FIELDS, '|').collect();
-        if f.len() != FIELDS || f[0] != FORMAT {
+        let (fields, v3) = match record.get(..2) {
+            Some("v3") => (FIELDS, true),
+            Some("v2") => (FIELDS_V2, false),
+            _ => return Err(TrackError::Malformed),
+        };
+        let f: Vec<&str> = record.splitn(fields, '|').collect();
+        if f.len() != fields {
             return Err(TrackError::Malformed);
         }
         let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TrackError::BadSignature)?;
         let mac = self.mac(f[2], p).ok_or(TrackError::UnknownKey)?;
         mac.verify_slice(&sig).map_err(|_| TrackError::BadSignature)?;
-        let kind_seen = match f[1] {
-            "i" => TrackKind::Impression,
-            "c" => TrackKind::Click,
-            _ => return Err(TrackError::Malformed),
-        };
+        let kind_seen = TrackKind::from_tag(f[1]).ok_or(TrackError::Malformed)?;
         if kind_seen != kind {
             return Err(TrackError::WrongKind);
         }
@@ -201,7 +242,9 @@ impl UrlSigner {
             price_micros: num(f[15])?,
             cost_micros: num(f[16])?,
             pending_minute: num(f[17])?,
-            landing_url: f[18].to_string(),
+            deal_id: if v3 { f[18].to_string() } else { String::new() },
+            currency: if v3 { f[19].to_string() } else { String::new() },
+            landing_url: f[fields - 1].to_string(),
         };
         if now_secs > ad.expires_at {
             return Err(TrackError::Expired);
@@ -312,6 +355,8 @@ mod tests {
             price_micros: 2_500_000,
             cost_micros: 2_500,
             pending_minute: 20,
+            deal_id: "D-1".into(),
+            currency: "EUR".into(),
             landing_url: "https://x.example/a?b=c|d".into(),
         }
     }
@@ -351,6 +396,21 @@ mod tests {
         let (p2, _) = parts(&s.sign(&tampered));
         assert_eq!(s.verify(TrackKind::Click, &p2, &sig, 1_000), Err(TrackError::BadSignature));
         assert_eq!(s.verify(TrackKind::Click, "!!", &sig, 1_000), Err(TrackError::Malformed));
+    }
+
+    #[test]
+    fn notices_carry_deal_and_currency_and_v2_urls_still_verify() {
+        let s = signer();
+        let (p, sig) = parts(&s.sign(&ad(TrackKind::Billing)));
+        let got = s.verify(TrackKind::Billing, &p, &sig, 1_000).expect("valid");
+        assert_eq!((got.deal_id.as_str(), got.currency.as_str()), ("D-1", "EUR"));
+        assert_eq!(s.verify(TrackKind::Win, &p, &sig, 1_000), Err(TrackError::WrongKind));
+        // A URL made by the previous release (v2: no deal, no currency) still counts.
+        let v2 = "v2|i|k2|2000|r1|d0192|0|a|c|li|cr|p|s|pl|42|2500000|2500|20|";
+        let p2 = URL_SAFE_NO_PAD.encode(v2);
+        let sig2 = s.mac("k2", &p2).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).expect("key");
+        let got = s.verify(TrackKind::Impression, &p2, &sig2, 1_000).expect("v2 verifies");
+        assert_eq!((got.line_item_id.as_str(), got.cost_micros, got.deal_id.as_str()), ("li", 2_500, ""));
     }
 
     #[test]

@@ -1,0 +1,311 @@
+//! Tolerant deserializers for the shapes exchanges send in the wild.
+//!
+//! Everything here is plain `serde`, so it behaves the same under `serde_json` and `sonic-rs`
+//! (a test checks both parsers give identical structs on every sample). What is tolerated:
+//!
+//! - integers given as booleans (`"secure": true` → 1), as integral floats (`300.0`) or as
+//!   numeric strings (`"300"`); anything else (a fraction, a non-numeric string, an object) is
+//!   an error, as is a value outside `i32`;
+//! - floats given as numeric strings (`"bidfloor": "0.5"`);
+//! - ids given as numbers (`"id": 123` → `"123"`);
+//! - `null` wherever a field is optional or a list (a `null` list is an empty list);
+//! - a single value where a list is expected (`"mimes": "video/mp4"` → `["video/mp4"]`);
+//! - `native.request` given as a JSON object instead of a string (kept as its JSON text).
+
+use serde::de::{
+    self, value::MapAccessDeserializer, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
+use serde::Deserializer;
+use std::fmt;
+use std::marker::PhantomData;
+
+fn int_from_f64<E: de::Error>(v: f64) -> Result<i64, E> {
+    if v.is_finite() && v.fract() == 0.0 && v >= i64::MIN as f64 && v <= i64::MAX as f64 {
+        Ok(v as i64)
+    } else {
+        Err(E::invalid_value(de::Unexpected::Float(v), &"an integer"))
+    }
+}
+
+fn int_from_str<E: de::Error>(v: &str) -> Result<i64, E> {
+    let t = v.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(n);
+    }
+    match t {
+        "true" => Ok(1),
+        "false" => Ok(0),
+        _ => match t.parse::<f64>() {
+            Ok(f) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => int_from_f64(f),
+            _ => Err(E::invalid_value(de::Unexpected::Str(v), &"an integer")),
+        },
+    }
+}
+
+fn to_i32<E: de::Error>(v: i64) -> Result<i32, E> {
+    i32::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &"an integer that fits in 32 bits"))
+}
+
+/// An optional integer; `null` is `None`.
+struct OptIntVisitor;
+
+impl<'de> Visitor<'de> for OptIntVisitor {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v).map(Some).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &"a smaller integer"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        int_from_f64(v).map(Some)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(i64::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        int_from_str(v).map(Some)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// `Option<i32>`, tolerant (see the module docs).
+pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    d.deserialize_any(OptIntVisitor)?.map(to_i32).transpose()
+}
+
+/// `Option<i64>`, tolerant (see the module docs).
+pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_any(OptIntVisitor)
+}
+
+/// A required `i32`, tolerant; `null` is an error.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    match d.deserialize_any(OptIntVisitor)? {
+        Some(v) => to_i32(v),
+        None => Err(de::Error::invalid_type(de::Unexpected::Unit, &"an integer")),
+    }
+}
+
+struct OptFloatVisitor;
+
+impl<'de> Visitor<'de> for OptFloatVisitor {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let t = v.trim();
+        // Only plain decimal notation: Rust's parser would also take "NaN", "inf", "infinity".
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+            if let Ok(f) = t.parse::<f64>() {
+                return Ok(Some(f));
+            }
+        }
+        Err(E::invalid_value(de::Unexpected::Str(v), &"a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// `Option<f64>`, tolerant: numbers or numeric strings; `null` is `None`.
+pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_any(OptFloatVisitor)
+}
+
+/// A required `f64` (e.g. `bid.price`), tolerant like [`opt_f64`]; `null` is an error.
+pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    d.deserialize_any(OptFloatVisitor)?.ok_or_else(|| de::Error::invalid_type(de::Unexpected::Unit, &"a number"))
+}
+
+struct OptStringVisitor;
+
+impl<'de> Visitor<'de> for OptStringVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// `Option<String>` that also takes a number or boolean (kept as its decimal text).
+pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(OptStringVisitor)
+}
+
+/// A `String` that also takes a number; `null` is the empty string (validation reports it
+/// where the field is required).
+pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(d.deserialize_any(OptStringVisitor)?.unwrap_or_default())
+}
+
+/// `native.request`: a string per the spec; a JSON object (sent by some exchanges) is kept as
+/// its JSON text so the field keeps one type.
+pub fn string_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a JSON object")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
+            let value: serde_json::Value = serde::Deserialize::deserialize(MapAccessDeserializer::new(map))?;
+            Ok(value.to_string())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A list: `null` is empty, a lone value is a one-element list.
+pub fn vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    struct V<T>(PhantomData<T>);
+    impl<T> V<T> {
+        fn one<'de, E: de::Error, I: IntoDeserializer<'de, E>>(v: I) -> Result<Vec<T>, E>
+        where
+            T: DeserializeOwned,
+        {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+    }
+    impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(item) = seq.next_element()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<T>, E> {
+            Self::one(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<T>, E> {
+            Self::one(v)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Vec<T>, E> {
+            Self::one(v)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Vec<T>, E> {
+            Self::one(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
+            Self::one(v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Vec<T>, E> {
+            Self::one(v)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+            Ok(vec![T::deserialize(MapAccessDeserializer::new(map))?])
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
+/// A list of integers, each tolerant like [`opt_int`].
+pub fn vec_int<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
+    Ok(vec::<D, Int>(d)?.into_iter().map(|Int(v)| v).collect())
+}
+
+/// A list of strings whose items may be numbers.
+pub fn vec_string<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(vec::<D, Str>(d)?.into_iter().map(|Str(v)| v).collect())
+}
+
+struct Int(i32);
+
+impl<'de> serde::Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        int(d).map(Int)
+    }
+}
+
+struct Str(String);
+
+impl<'de> serde::Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string(d).map(Str)
+    }
+}

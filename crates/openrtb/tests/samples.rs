@@ -1,0 +1,384 @@
+//! Every request in `testdata/` parses identically with serde_json and sonic-rs, normalises,
+//! validates, and survives a serialize → parse round trip; the 2.5 samples are lifted into
+//! 2.6 fields; unknown fields, unknown enum values and type slips are tolerated.
+
+use adp_openrtb::*;
+use std::path::PathBuf;
+
+fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+fn samples() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(testdata())
+        .expect("testdata dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+            (name, std::fs::read(&p).expect("read sample"))
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 7, "expected the testdata samples, found {}", out.len());
+    out
+}
+
+fn sample(name: &str) -> BidRequest {
+    let bytes = std::fs::read(testdata().join(name)).expect("read sample");
+    parse_request(&bytes).expect("parse sample")
+}
+
+#[test]
+fn every_sample_parses_identically_with_both_parsers() {
+    for (name, bytes) in samples() {
+        let a = parse_request_serde_json(&bytes).unwrap_or_else(|e| panic!("{name}: serde_json: {e}"));
+        let b = parse_request_sonic(&bytes).unwrap_or_else(|e| panic!("{name}: sonic-rs: {e}"));
+        assert_eq!(a, b, "{name}: serde_json and sonic-rs disagree");
+        let c = parse_request(&bytes).unwrap_or_else(|e| panic!("{name}: parse_request: {e}"));
+        assert_eq!(a, c, "{name}");
+        // Minified input (what exchanges send) gives the same struct too.
+        let minified =
+            serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")).expect("minify");
+        assert_eq!(parse_request_sonic(&minified).expect("minified"), a, "{name}: minified");
+    }
+}
+
+#[test]
+fn every_sample_normalises_validates_and_round_trips() {
+    for (name, bytes) in samples() {
+        let mut req = parse_request(&bytes).expect("parse");
+        req.normalize_2_5();
+        req.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+
+        let json = serde_json::to_vec(&req).expect("serialize");
+        let back = parse_request(&json).expect("re-parse");
+        assert_eq!(back, req, "{name}: serialize → parse");
+    }
+}
+
+#[test]
+fn normalise_is_idempotent() {
+    for (name, bytes) in samples() {
+        let mut req = parse_request(&bytes).expect("parse");
+        req.normalize_2_5();
+        let snapshot = req.clone();
+        assert!(!req.normalize_2_5().any(), "{name}: second pass lifted something");
+        assert_eq!(req, snapshot, "{name}");
+    }
+}
+
+#[test]
+fn banner_site_fields() {
+    let req = sample("banner_site.json");
+    assert_eq!(req.id, "80ce30c53c16e6ede735f123ef6e32361bfc7b22");
+    assert_eq!(req.at, Some(AuctionType::FIRST_PRICE));
+    assert_eq!(req.tmax, Some(120));
+    assert_eq!(req.cur, ["USD", "EUR"]);
+    let imp = &req.imp[0];
+    assert_eq!(imp.bidfloor, Some(0.85));
+    assert_eq!(imp.secure, Some(1));
+    let banner = imp.banner.as_ref().expect("banner");
+    assert_eq!(
+        banner.format.iter().map(|f| (f.w, f.h)).collect::<Vec<_>>(),
+        [(Some(300), Some(250)), (Some(300), Some(600))]
+    );
+    assert_eq!(banner.pos, Some(AdPosition::ABOVE_THE_FOLD));
+    assert!(banner.api.contains(&ApiFramework::OMID_1_0));
+    let deal = &imp.pmp.as_ref().expect("pmp").deals[0];
+    assert_eq!(
+        (deal.id.as_str(), deal.bidfloor, deal.at),
+        ("DEAL-NEWS-PREMIUM-001", Some(4.5), Some(AuctionType::FIRST_PRICE))
+    );
+    assert_eq!(imp.metric[0].kind.as_deref(), Some("viewability"));
+    let site = req.site.as_ref().expect("site");
+    assert_eq!(site.referrer.as_deref(), Some("https://www.google.com/"));
+    assert_eq!(site.publisher.as_ref().and_then(|p| p.id.as_deref()), Some("8953"));
+    let device = req.device.as_ref().expect("device");
+    assert_eq!(device.devicetype, Some(DeviceType::PERSONAL_COMPUTER));
+    assert_eq!(device.connectiontype, Some(ConnectionType::WIFI));
+    let geo = device.geo.as_ref().expect("geo");
+    assert_eq!(
+        (geo.kind, geo.country.as_deref(), geo.utcoffset),
+        (Some(LocationType::IP_ADDRESS), Some("USA"), Some(-300))
+    );
+    let user = req.user.as_ref().expect("user");
+    let segments: Vec<_> = user.data[0].segment.iter().filter_map(|s| s.id.as_deref()).collect();
+    assert_eq!(segments, ["sports-fans", "auto-intenders", "hhi"]);
+    assert_eq!(user.eids[1].uids[0].atype, Some(AgentType::PERSON));
+    let schain = req.source.as_ref().and_then(|s| s.schain.as_ref()).expect("schain");
+    assert_eq!((schain.complete, schain.nodes[0].asi.as_deref()), (Some(1), Some("exchange.example")));
+    let regs = req.regs.as_ref().expect("regs");
+    assert_eq!((regs.gdpr, regs.us_privacy.as_deref(), regs.gpp_sid.as_slice()), (Some(0), Some("1YNN"), &[7][..]));
+    assert_eq!(req.badv.len(), 2);
+    assert!(req.ext.is_some());
+}
+
+#[test]
+fn video_app_fields() {
+    let req = sample("video_app.json");
+    let video = req.imp[0].video.as_ref().expect("video");
+    assert_eq!(video.mimes.len(), 3);
+    assert_eq!((video.minduration, video.maxduration), (Some(5), Some(30)));
+    assert_eq!(video.plcmt, Some(Plcmt::INTERSTITIAL));
+    assert_eq!(video.startdelay, Some(StartDelay::PRE_ROLL));
+    assert!(video.protocols.contains(&Protocol::VAST_4_0_WRAPPER));
+    assert_eq!(video.companionad[0].vcm, Some(1));
+    assert_eq!(video.durfloors[1].bidfloor, Some(7.5));
+    assert_eq!(req.imp[0].rwdd, Some(1));
+    let app = req.app.as_ref().expect("app");
+    assert_eq!(app.bundle.as_deref(), Some("com.example.puzzlequest"));
+    let device = req.device.as_ref().expect("device");
+    assert_eq!(device.devicetype, Some(DeviceType::PHONE));
+    assert_eq!(device.connectiontype, Some(ConnectionType::CELLULAR_4G));
+    assert_eq!(device.pxratio, Some(2.625));
+    assert_eq!(device.sua.as_ref().and_then(|s| s.platform.as_ref()).and_then(|p| p.brand.as_deref()), Some("Android"));
+    assert_eq!(device.geo.as_ref().and_then(|g| g.lat), Some(37.7749));
+    assert_eq!(req.bapp, ["com.competitor.game"]);
+}
+
+#[test]
+fn native_site_fields() {
+    let req = sample("native_site.json");
+    let native = req.imp[0].native.as_ref().expect("native");
+    let inner: serde_json::Value = serde_json::from_str(&native.request).expect("native request is JSON");
+    assert_eq!(inner["assets"].as_array().map(Vec::len), Some(5));
+    assert_eq!(native.ver.as_deref(), Some("1.2"));
+    assert_eq!(req.user.as_ref().and_then(|u| u.consent.as_deref()).map(|c| &c[..6]), Some("CQHkxE"));
+    assert_eq!(req.source.as_ref().and_then(|s| s.schain.as_ref()).map(|s| s.nodes.len()), Some(2));
+}
+
+#[test]
+fn multiformat_audio_dooh_fields() {
+    let req = sample("multiformat_audio_dooh.json");
+    assert!(req.dooh.is_some() && req.site.is_none() && req.app.is_none());
+    assert_eq!(req.imp[0].qty.as_ref().and_then(|q| q.multiplier), Some(37.5));
+    assert_eq!(req.imp[0].dt, Some(1_764_255_600_000.0));
+    let audio = req.imp[1].audio.as_ref().expect("audio");
+    assert_eq!(audio.rqddurs, [15, 30]);
+    assert_eq!(req.device.as_ref().and_then(|d| d.devicetype), Some(DeviceType::OOH_DEVICE));
+}
+
+#[test]
+fn banner_2_5_is_lifted() {
+    let mut req = sample("banner_site_2_5.json");
+    assert!(req.regs.as_ref().is_some_and(|r| r.gdpr.is_none()));
+    let lifted = req.normalize_2_5();
+    assert_eq!(
+        lifted.lifted,
+        ["regs.gdpr", "regs.us_privacy", "regs.gpp", "regs.gpp_sid", "user.consent", "user.eids", "source.schain"]
+    );
+    let regs = req.regs.as_ref().expect("regs");
+    assert_eq!(regs.gdpr, Some(1));
+    assert_eq!(regs.us_privacy.as_deref(), Some("1---"));
+    assert_eq!(regs.gpp_sid, [2, 6]);
+    let user = req.user.as_ref().expect("user");
+    assert_eq!(user.consent.as_deref(), Some("CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"));
+    assert_eq!(user.eids[0].source.as_deref(), Some("pubcid.org"));
+    assert_eq!(user.eids[0].uids[0].atype, Some(AgentType::BROWSER_OR_DEVICE));
+    let schain = req.source.as_ref().and_then(|s| s.schain.as_ref()).expect("schain lifted");
+    assert_eq!(schain.nodes[0].sid.as_deref(), Some("1001"));
+    req.validate().expect("valid");
+}
+
+#[test]
+fn video_2_5_is_lifted() {
+    let mut req = sample("video_app_2_5.json");
+    let lifted = req.normalize_2_5();
+    assert_eq!(
+        lifted.lifted,
+        [
+            "regs.gdpr",
+            "regs.us_privacy",
+            "user.consent",
+            "imp[0].video.plcmt",
+            "imp[0].video.protocols",
+            "imp[0].rwdd",
+            "imp[1].video.plcmt"
+        ]
+    );
+    let v0 = req.imp[0].video.as_ref().expect("video");
+    assert_eq!((v0.placement, v0.plcmt), (Some(VideoPlacement::IN_STREAM), Some(Plcmt::INSTREAM)));
+    assert_eq!(v0.protocols, [Protocol::VAST_3_0]);
+    assert_eq!(v0.startdelay, Some(StartDelay::GENERIC_MID_ROLL));
+    assert_eq!(req.imp[0].rwdd, Some(1));
+    let v1 = req.imp[1].video.as_ref().expect("video");
+    assert_eq!(v1.plcmt, Some(Plcmt::NO_CONTENT_STANDALONE));
+    assert_eq!(v1.protocols, [Protocol::VAST_2_0, Protocol::VAST_3_0], "2.6 field kept");
+    assert_eq!(req.regs.as_ref().and_then(|r| r.gdpr), Some(0), "\"0\" string flag");
+    req.validate().expect("valid");
+}
+
+#[test]
+fn six_fields_win_over_five() {
+    let body = br#"{"id":"x","imp":[{"id":"1","banner":{"w":1,"h":1}}],
+        "regs":{"gdpr":0,"ext":{"gdpr":1,"us_privacy":"1YYY"}},"user":{"consent":"new","ext":{"consent":"old"}}}"#;
+    let mut req = parse_request(body).expect("parse");
+    assert_eq!(req.normalize_2_5().lifted, ["regs.us_privacy"]);
+    assert_eq!(req.regs.as_ref().and_then(|r| r.gdpr), Some(0));
+    assert_eq!(req.user.as_ref().and_then(|u| u.consent.as_deref()), Some("new"));
+}
+
+#[test]
+fn unknown_fields_values_and_type_slips_are_tolerated() {
+    let req = sample("quirks_unknown.json");
+    assert_eq!(req.id, "987654321", "numeric id");
+    assert_eq!(req.at, Some(AuctionType(501)));
+    assert!(!AuctionType(501).is_known());
+    assert_eq!(req.tmax, Some(200), "string tmax");
+    assert_eq!(req.test, Some(0), "bool test");
+    assert_eq!(req.cur, ["USD"], "lone string as list");
+    assert_eq!(req.cattax, Some(CategoryTaxonomy(600)));
+    assert!(req.badv.is_empty(), "null list");
+    assert!(matches!(req.ext, Some(serde_json::Value::Array(_))), "array ext kept");
+
+    let imp = &req.imp[0];
+    assert_eq!((imp.id.as_str(), imp.tagid.as_deref()), ("1", Some("55501")));
+    assert_eq!(imp.bidfloor, Some(0.5), "string floor");
+    assert_eq!((imp.secure, imp.instl), (Some(1), Some(0)));
+    assert_eq!(imp.ext, None, "null ext");
+    let banner = imp.banner.as_ref().expect("banner");
+    assert_eq!((banner.format[0].w, banner.format[0].h), (Some(300), Some(250)));
+    assert_eq!(banner.api, [ApiFramework::MRAID_1_0, ApiFramework(600), ApiFramework(1000)]);
+    assert_eq!(banner.pos, Some(AdPosition(99)));
+    assert!(banner.battr.is_empty());
+    assert!(matches!(banner.ext, Some(serde_json::Value::Array(_))));
+    let video = imp.video.as_ref().expect("video");
+    assert_eq!(video.mimes, ["video/mp4"]);
+    assert_eq!(video.protocols, [Protocol::VAST_4_0, Protocol(42)]);
+    assert_eq!((video.plcmt, video.placement), (Some(Plcmt(77)), Some(VideoPlacement(9))));
+    assert_eq!(video.api, [ApiFramework::OMID_1_0], "lone number as list");
+    assert!(matches!(video.ext, Some(serde_json::Value::String(_))));
+    let native = imp.native.as_ref().expect("native");
+    assert!(native.request.starts_with('{') && native.request.contains("assets"), "object request kept as JSON text");
+    let pmp = imp.pmp.as_ref().expect("pmp");
+    assert_eq!(pmp.private_auction, Some(1));
+    assert_eq!(
+        (pmp.deals[0].id.as_str(), pmp.deals[0].bidfloor, pmp.deals[0].at),
+        ("7788", Some(1.5), Some(AuctionType::FIXED_PRICE))
+    );
+
+    let site = req.site.as_ref().expect("site");
+    assert_eq!((site.id.as_deref(), site.mobile), (Some("4411"), Some(1)));
+    assert!(site.cat.is_empty());
+    assert_eq!(site.content.as_ref().and_then(|c| c.livestream), Some(1));
+    let device = req.device.as_ref().expect("device");
+    assert_eq!(device.devicetype, Some(DeviceType(99)));
+    assert_eq!(device.devicetype.and_then(|d| d.name()), None);
+    assert_eq!(device.connectiontype, Some(ConnectionType(500)));
+    assert_eq!((device.w, device.h, device.js, device.dnt), (Some(1920), Some(1080), Some(1), Some(0)));
+    assert_eq!(device.pxratio, Some(1.0));
+    assert_eq!(device.geo.as_ref().and_then(|g| g.lat), Some(52.52));
+    assert_eq!(device.geo.as_ref().and_then(|g| g.kind), Some(LocationType(9)));
+    let user = req.user.as_ref().expect("user");
+    assert_eq!((user.id.as_deref(), user.yob), (None, Some(1985)));
+    assert_eq!(user.data[0].segment[0].id.as_deref(), Some("101"));
+    assert_eq!(user.data[0].segment[0].value.as_deref(), Some("3"));
+    assert_eq!(user.eids[0].uids[0].atype, Some(AgentType(700)));
+    let source = req.source.as_ref().expect("source");
+    assert_eq!(source.fd, Some(1));
+    let schain = source.schain.as_ref().expect("schain");
+    assert_eq!((schain.complete, schain.nodes[0].sid.as_deref(), schain.nodes[0].hp), (Some(1), Some("9"), Some(1)));
+    let regs = req.regs.as_ref().expect("regs");
+    assert_eq!((regs.coppa, regs.gdpr, regs.gpp_sid.as_slice()), (Some(0), Some(1), &[7][..]));
+}
+
+#[test]
+fn enum_newtypes_name_known_values() {
+    assert_eq!(DeviceType::CONNECTED_TV.name(), Some("CONNECTED_TV"));
+    assert_eq!(format!("{:?}", DeviceType(3)), "DeviceType::CONNECTED_TV(3)");
+    assert_eq!(format!("{:?}", DeviceType(42)), "DeviceType(42)");
+    assert_eq!(MarkupType::NATIVE.0, 4);
+    assert_eq!(serde_json::to_string(&Protocol::VAST_4_2).expect("ser"), "13");
+    assert_eq!(NoBidReason::KNOWN.len(), 18);
+    for (i, nbr) in NoBidReason::KNOWN.iter().enumerate() {
+        assert_eq!(nbr.0, i as i32, "no-bid reasons are 0..=17 in order");
+    }
+    assert_eq!(NoBidReason::INSUFFICIENT_AUCTION_TIME.0, 15);
+    assert_eq!(NoBidReason::BLOCKED_SUPPLY_CHAIN_NODE.0, 17);
+    assert_eq!(LossReason::LOST_TO_HIGHER_BID.0, 102);
+}
+
+/// Inputs both parsers must reject (and `parse_request` reports with a position).
+#[test]
+fn malformed_bodies_are_rejected_by_both() {
+    let cases: &[(&str, &[u8])] = &[
+        ("empty", b""),
+        ("not json", b"hello"),
+        ("truncated", br#"{"id":"x","imp":[{"id":"1""#),
+        ("array top level", br#"[{"id":"x"}]"#),
+        ("trailing garbage", br#"{"id":"x"} x"#),
+        ("bad utf8", b"{\"id\":\"\xff\xfe\"}"),
+        ("imp not objects", br#"{"id":"x","imp":[1,2]}"#),
+        ("w fraction", br#"{"id":"x","imp":[{"id":"1","banner":{"w":300.5}}]}"#),
+        ("w out of range", br#"{"id":"x","imp":[{"id":"1","banner":{"w":99999999999}}]}"#),
+        ("floor word", br#"{"id":"x","imp":[{"id":"1","bidfloor":"cheap"}]}"#),
+        ("floor NaN text", br#"{"id":"x","imp":[{"id":"1","bidfloor":"NaN"}]}"#),
+        ("site is string", br#"{"id":"x","site":"example.com"}"#),
+        ("duplicate field", br#"{"id":"x","id":"y"}"#),
+    ];
+    for (what, body) in cases {
+        let a = parse_request_serde_json(body);
+        let b = parse_request_sonic(body);
+        assert!(a.is_err(), "{what}: serde_json accepted");
+        assert!(b.is_err(), "{what}: sonic-rs accepted");
+        let e = parse_request(body).expect_err(what);
+        assert!(e.offset <= body.len() && e.line >= 1 && e.column >= 1, "{what}: {e:?}");
+        assert!(!e.message.is_empty(), "{what}");
+    }
+    let e = parse_request(br#"{"id":"x","imp":[{"id":"1","bidfloor":"cheap"}]}"#).expect_err("floor");
+    assert_eq!(e.path, "imp[0].bidfloor");
+    assert_eq!(e.kind, ParseErrorKind::Data);
+}
+
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn corpus() -> Vec<Vec<u8>> {
+        samples().into_iter().map(|(_, b)| b).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Mutated samples: whenever sonic-rs accepts a body, serde_json accepts it too and
+        /// builds the same struct (so `parse_request`, sonic-rs first, is never more lenient or
+        /// different than serde_json).
+        #[test]
+        fn sonic_never_disagrees_with_serde_json(
+            which in 0usize..7,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+                Just(b'"'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'9'), Just(b'.'), Just(b'-'),
+                Just(b'e'), Just(b' '), Just(b'\\'), Just(b'n'), Just(b'{'), Just(b'['), Just(0x01u8), Just(0xC3u8),
+            ]), 1..4),
+        ) {
+            let corpus = corpus();
+            let mut body = corpus[which % corpus.len()].clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            if let Ok(fast) = parse_request_sonic(&body) {
+                let reference = parse_request_serde_json(&body);
+                prop_assert!(reference.is_ok(), "sonic-rs accepted what serde_json rejects: {:?}", reference);
+                prop_assert_eq!(reference.ok(), Some(fast));
+            }
+        }
+
+        /// Random numbers in number positions parse to the same values.
+        #[test]
+        fn numbers_agree(floor in any::<f64>().prop_filter("finite", |f| f.is_finite()), w in any::<i32>(), lat in -90.0f64..90.0) {
+            let body = format!(
+                r#"{{"id":"n","imp":[{{"id":"1","bidfloor":{floor:e},"banner":{{"w":{w},"h":1}}}}],"device":{{"geo":{{"lat":{lat}}}}}}}"#
+            );
+            let a = parse_request_serde_json(body.as_bytes()).expect("serde_json");
+            let b = parse_request_sonic(body.as_bytes()).expect("sonic");
+            // Bit-exact, except the sign of zero: serde_json reads `-0e0` as -0.0, sonic-rs as
+            // +0.0 (equal as numbers, and a floor of zero either way).
+            let bits = |f: Option<f64>| f.map(|f| if f == 0.0 { 0 } else { f.to_bits() });
+            prop_assert_eq!(bits(a.imp[0].bidfloor), bits(b.imp[0].bidfloor));
+            prop_assert_eq!(a, b);
+        }
+    }
+}

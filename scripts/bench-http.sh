@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# bench-http.sh: HTTP throughput of `POST /v1/decide` on `adplatform serve --demo` against a bare
-# hyper server (crates/server/examples/baseline_hyper.rs) that answers a fixed body of the same size.
+# bench-http.sh: HTTP throughput of `POST /v1/decide` (or `POST /openrtb2/bid`) on
+# `adplatform serve --demo` against a bare hyper server (crates/server/examples/baseline_hyper.rs)
+# that answers a fixed body of the same size as the real answer.
 #
-# Usage: scripts/bench-http.sh            # prints a Markdown report for BENCHMARKS.md on stdout
+# Usage: scripts/bench-http.sh                    # decide; a Markdown report for BENCHMARKS.md on stdout
+#        TARGET=bid-banner scripts/bench-http.sh  # OpenRTB: the ~2.4 KB banner site request
+#        TARGET=bid-video scripts/bench-http.sh   # OpenRTB: the ~2.3 KB video app request
+#   (bid requests are crates/openrtb/testdata/{banner_site,video_app}.json, compacted, with a new
+#   request id and user id per request: bench/wrk/bid.lua)
 #
 # Each server runs alone, pinned to SERVER_CPU with one serving thread; wrk runs pinned to LOAD_CPU
 # with the same command against both (bench/wrk/decide.lua: one demo-mrec placement, a new user id
@@ -16,7 +21,7 @@
 # /usr/bin/time when installed. A load generator near 100% CPU means the server was not saturated.
 #
 # Needs: cargo, wrk, taskset, curl. Settings (environment): DURATION=10s WARMUP=3s CONNECTIONS=32
-# LOAD_PCT=70 THINK_MS=10 SERVER_CPU=1 LOAD_CPU=0 DECIDE_PORT=18080 BASELINE_PORT=18081
+# LOAD_PCT=70 THINK_MS=10 SERVER_CPU=1 LOAD_CPU=0 DECIDE_PORT=18080 BASELINE_PORT=18081 SKIP_BUILD=0
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,10 +35,16 @@ SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 DECIDE_PORT=${DECIDE_PORT:-18080}
 BASELINE_PORT=${BASELINE_PORT:-18081}
-SCRIPT=bench/wrk/decide.lua
+TARGET=${TARGET:-decide}
+case "$TARGET" in
+    decide) SCRIPT=bench/wrk/decide.lua; SAMPLE= ;;
+    bid-banner) SCRIPT=bench/wrk/bid.lua; SAMPLE=crates/openrtb/testdata/banner_site.json ;;
+    bid-video) SCRIPT=bench/wrk/bid.lua; SAMPLE=crates/openrtb/testdata/video_app.json ;;
+    *) echo "bench-http: TARGET must be decide, bid-banner or bid-video" >&2; exit 2 ;;
+esac
 ADMIN_KEY=bench-http-admin-key-0123456789
 
-for tool in cargo wrk taskset curl; do
+for tool in cargo wrk taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "bench-http: $tool is not installed (wrk: apt-get install -y wrk)" >&2; exit 1; }
 done
 TIME=()
@@ -57,9 +68,11 @@ trap 'exit 130' INT TERM
 
 log() { echo "bench-http: $*" >&2; }
 
-log "building release binaries"
-cargo build --release -p adplatform >&2
-cargo build --release -p adp-server --example baseline_hyper >&2
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    log "building release binaries (SKIP_BUILD=1 uses the ones in target/release)"
+    cargo build --release -p adplatform >&2
+    cargo build --release -p adp-server --example baseline_hyper >&2
+fi
 
 # Waits until URL answers (any HTTP status) or the server process is gone.
 wait_up() {
@@ -91,19 +104,37 @@ start_decide() {
 
 start_baseline() {
     port_free "$BASELINE_PORT"
-    taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" \
+    taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" "$1" \
         >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     wait_up "http://127.0.0.1:$BASELINE_PORT/"
 }
 
-# One decide request as wrk sends it: must be a 200 with a filled ad. Prints the body size.
+# The bid request body for wrk: the sample, compact, with __ID__ and __UID__ placeholders.
+if [[ -n "$SAMPLE" ]]; then
+    python3 - "$SAMPLE" "$WORK/bid-body.json" <<'PY'
+import json, sys
+req = json.load(open(sys.argv[1]))
+req["id"] = "__ID__"
+req.setdefault("user", {})["id"] = "__UID__"
+open(sys.argv[2], "w").write(json.dumps(req, separators=(",", ":")))
+PY
+    export BID_BODY_FILE=$WORK/bid-body.json
+fi
+
+# One request as wrk sends it: must be a 200 with a filled ad (a bid). Prints the body size.
 smoke() {
-    local url=$1 out=$WORK/smoke.json code
-    code=$(curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
-        -d '{"placements":[{"id":"demo-mrec"}],"user":{"id":"u-smoke"}}' "$url/v1/decide")
+    local url=$1 out=$WORK/smoke.json code path body
+    if [[ -n "$SAMPLE" ]]; then
+        path=/openrtb2/bid
+        body=$(sed 's/__ID__/smoke/; s/__UID__/u-smoke/' "$BID_BODY_FILE")
+    else
+        path=/v1/decide
+        body='{"placements":[{"id":"demo-mrec"}],"user":{"id":"u-smoke"}}'
+    fi
+    code=$(curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' -d "$body" "$url$path")
     if [[ "$code" != 200 ]]; then
-        log "POST $url/v1/decide answered $code: $(head -c 300 "$out")"
+        log "POST $url$path answered $code: $(head -c 300 "$out")"
         exit 1
     fi
     wc -c <"$out" | tr -d ' '
@@ -172,7 +203,7 @@ bench decide "$decide_url"
 stats=$(curl -s -H "Authorization: Bearer $ADMIN_KEY" "$decide_url/api/v1/serving/stats")
 stop_server
 
-start_baseline
+start_baseline "$decide_bytes"
 baseline_url=http://127.0.0.1:$BASELINE_PORT
 baseline_bytes=$(smoke "$baseline_url")
 bench baseline "$baseline_url"
@@ -186,14 +217,14 @@ bn=$(awk -F'\t' '$1 == "baseline" && $2 == "max" { print $15 }' "$WORK/rows")
 ratio_cpu=$(awk -v d="$dn" -v b="$bn" 'BEGIN { printf "%.3f", d / b }')
 
 cat <<EOF
-### HTTP decide throughput vs a bare hyper server
+### HTTP $TARGET throughput vs a bare hyper server
 
 - date: $(date -u +%Y-%m-%dT%H:%M:%SZ)
 - machine: $(nproc) CPUs, $(lscpu | grep "Model name" | sed 's/^Model name: *//'), Linux $(uname -r)
 - server pinned to CPU $SERVER_CPU (one serving thread; every server thread on that CPU), wrk pinned to CPU $LOAD_CPU
-- decide: \`adplatform serve --demo\`, ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never, fresh data dir; response $decide_bytes bytes
+- $TARGET (rows named decide): \`adplatform serve --demo\`, ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never, fresh data dir; response $decide_bytes bytes
 - baseline: \`baseline_hyper\` (hyper 1, HTTP/1.1, current_thread runtime), fixed JSON body of $baseline_bytes bytes
-- load: \`$SCRIPT\` (one placement demo-mrec, new user id per request); $WARMUP warm-up (not shown) before each server's passes
+- load: \`$SCRIPT\` (${SAMPLE:-one placement demo-mrec}; new request and user id per request); $WARMUP warm-up (not shown) before each server's passes
 - ${LOAD_PCT}% pass: ~${LOAD_PCT}% of that server's own max via a ${THINK_MS} ms mean think time per connection (wrk has no fixed-rate mode)
 
 | server | pass | conns | think ms | req/s | of max | lat avg | p50 | p90 | p99 | max | non-2xx | socket errors | server CPU | wrk CPU | req/s per server core |

@@ -2,7 +2,8 @@
 //! current-thread tokio runtime that reads each request body and answers with a fixed JSON body
 //! the size of a real one-placement decide response. No routing, no parsing, no decision.
 //!
-//! `cargo run --release -p adp-server --example baseline_hyper -- [ADDR]` (default 127.0.0.1:18081);
+//! `cargo run --release -p adp-server --example baseline_hyper -- [ADDR [BODY_BYTES]]` (default
+//! 127.0.0.1:18081, a decide-sized body; bid benchmarks pass the size of a real bid response);
 //! `scripts/bench-http.sh` runs the same wrk load against it and against `adplatform serve`.
 
 use http_body_util::{BodyExt, Full};
@@ -43,9 +44,9 @@ async fn answer(req: Request<Incoming>, body: Bytes) -> Result<Response<Full<Byt
     Ok(resp)
 }
 
-async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+async fn serve(addr: SocketAddr, body_bytes: usize) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let body = fixed_body(DECIDE_BODY_BYTES);
+    let body = fixed_body(body_bytes);
     eprintln!("baseline_hyper listening on http://{} ({} byte body)", listener.local_addr()?, body.len());
     loop {
         let (stream, _) = match listener.accept().await {
@@ -70,5 +71,11 @@ fn main() -> std::io::Result<()> {
     let addr: SocketAddr = arg.parse().map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{arg}` is not an address: {e}"))
     })?;
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr))
+    let body_bytes = match std::env::args().nth(2) {
+        Some(n) => n.parse().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{n}` is not a byte count: {e}"))
+        })?,
+        None => DECIDE_BODY_BYTES,
+    };
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr, body_bytes))
 }

@@ -279,6 +279,31 @@ pub fn document() -> Value {
         "summary": "count a click (spends CPC budgets) and redirect", "parameters": tracking_params,
         "responses": tracking_errors(json!({"302": {"description": "counted; Location is the landing page"}}))}}),
     );
+    paths.insert("/openrtb2/bid".into(), json!({"post": {"tags": ["openrtb"], "operationId": "openrtb_bid", "security": open.clone(),
+        "summary": "OpenRTB 2.5/2.6 bid request (Content-Encoding: gzip accepted; gzip answers when Accept-Encoding allows; x-openrtb-version: 2.6)",
+        "requestBody": {"required": true, "content": json_content(json!({"description": "an OpenRTB 2.6 BidRequest (IAB schema BidRequest.json)", "type": "object"}))},
+        "responses": {"200": {"description": "a BidResponse; or, in nbr mode (rtb.no_bid = \"nbr\"), a no-bid with nbr and ext.adplatform.reason",
+                              "content": json_content(json!({"description": "an OpenRTB 2.6 BidResponse (IAB schema BidResponse.json)", "type": "object"}))},
+                      "204": {"description": "no bid (default no-bid mode)"},
+                      "400": {"description": "malformed JSON, or a request the spec calls invalid (field named)", "content": json_content(schema_ref("ErrorBody"))},
+                      "413": {"description": "body too large", "content": json_content(schema_ref("ErrorBody"))},
+                      "415": {"description": "unsupported Content-Encoding"}}}}));
+    for (path, op, summary) in [
+        ("/v1/rtb/win", "rtb_win_notice", "win notice (nurl): books spend at the clearing price when rtb.bill_on = win; in adm_in_win_notice mode answers with the markup"),
+        ("/v1/rtb/bill", "rtb_billing_notice", "billing notice (burl): books spend at the clearing price (rtb.bill_on = billing, the default) and counts the impression"),
+        ("/v1/rtb/loss", "rtb_loss_notice", "loss notice (lurl): gives back the bid's reserved spend; `loss` is the loss reason code"),
+    ] {
+        let mut params = tracking_params.clone();
+        if let Value::Array(a) = &mut params {
+            a.push(json!({"name": "price", "in": "query", "required": false, "schema": {"type": "string"},
+                          "description": "${AUCTION_PRICE}: the clearing price, CPM in the bid currency"}));
+            a.push(json!({"name": "loss", "in": "query", "required": false, "schema": {"type": "string"},
+                          "description": "${AUCTION_LOSS}: the loss reason code"}));
+        }
+        paths.insert(path.into(), json!({"get": {"tags": ["openrtb"], "operationId": op, "security": open.clone(), "summary": summary,
+            "parameters": params,
+            "responses": tracking_errors(json!({"204": {"description": "counted"}, "200": {"description": "counted; the ad markup (win, adm_in_win_notice mode)"}}))}}));
+    }
     schemas.insert("DeliveryReport".into(), json!({"type": "object", "properties": {"from": {"type": "string", "format": "date-time"},
         "to": {"type": "string", "format": "date-time"}, "rows": {"type": "array", "items": schema_ref("DeliveryRow")}}}));
     paths.insert("/api/v1/reports/delivery".into(), json!({"get": {"tags": ["reports"], "operationId": "delivery_report",

@@ -200,7 +200,10 @@ mod tests {
                 row(at(11, 0), "li-a", 0, 1, 0, 10),
             ]
         );
-        assert_eq!(r.totals(), DeliveryTotals { decisions: 1, impressions: 5, clicks: 1, bids: 0, wins: 0, spend_micros: 408_011 });
+        assert_eq!(
+            r.totals(),
+            DeliveryTotals { decisions: 1, impressions: 5, clicks: 1, bids: 0, wins: 0, spend_micros: 408_011 }
+        );
     }
 
     #[test]

@@ -1,18 +1,20 @@
 //! engine: drives the load and owns all of its network I/O. One current-thread tokio runtime
 //! per load thread (optionally pinned to a CPU); the connections are split across the threads
-//! and each is its own keep-alive HTTP/1.1 connection sending decide requests back to back
-//! (closed loop) or on a fixed schedule (open loop, latency from the intended send time, so no
-//! coordinated omission). Served ads are followed with impression and click callbacks on a
-//! per-thread keep-alive pool. State is per thread (no locks on the request path) and merged
-//! once at the end.
+//! and each is its own keep-alive HTTP/1.1 connection sending decide or bid requests back to
+//! back (closed loop) or on a fixed schedule (open loop, latency from the intended send time,
+//! so no coordinated omission). Served ads are followed with impression and click callbacks,
+//! bids with win, billing and loss notices, on a per-thread keep-alive pool. State is per
+//! thread (no locks on the request path) and merged once at the end; the live counters for the
+//! progress bar and the timeline are per-thread atomics ([`crate::live`]).
 
-use crate::report::{new_histogram, Counts, Latency, Report, MAX_LATENCY_US};
-use crate::scenario::{CallbacksSpec, DelaySpec, RequestSampler, Scenario};
+use crate::live::{Monitor, ThreadLive};
+use crate::report::{distribution, new_histogram, CallbackCounts, Counts, Latency, Report, MAX_LATENCY_US};
+use crate::scenario::{CallbacksSpec, DelaySpec, Scenario, TargetKind, Traffic};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::http1;
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -60,7 +62,7 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// Pin load thread i to CPU `cpus[i % len]`; empty: no pinning.
     pub cpus: Vec<usize>,
-    /// Print a progress line to stderr every second.
+    /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
     /// Seed of the traffic model's random choices (None: from the clock).
     pub seed: Option<u64>,
@@ -136,7 +138,7 @@ struct Shared {
     deadline: Option<Instant>,
     /// Measured requests left in request-count mode.
     tickets: Option<AtomicU64>,
-    progress: Vec<ThreadProgress>,
+    live: Vec<ThreadLive>,
 }
 
 impl Shared {
@@ -146,14 +148,6 @@ impl Shared {
             Some(t) => t.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
         }
     }
-}
-
-/// Live counters of one thread, for the progress line (own cache line: no false sharing).
-#[derive(Default)]
-#[repr(align(64))]
-struct ThreadProgress {
-    requests: AtomicU64,
-    errors: AtomicU64,
 }
 
 /// What one load thread measured.
@@ -184,6 +178,9 @@ impl ThreadStats {
 enum CallbackKind {
     Impression,
     Click,
+    Win,
+    Billing,
+    Loss,
 }
 
 #[derive(Deserialize)]
@@ -202,13 +199,119 @@ struct Ad {
     click_url: String,
 }
 
+/// The parts of an OpenRTB bid response the exchange side acts on (`adm` is skipped).
+#[derive(Deserialize)]
+struct BidResponseBody {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    seatbid: Vec<SeatBidBody>,
+    #[serde(default)]
+    bidid: Option<String>,
+    #[serde(default)]
+    cur: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SeatBidBody {
+    #[serde(default)]
+    bid: Vec<BidBody>,
+    #[serde(default)]
+    seat: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BidBody {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    impid: String,
+    price: f64,
+    nurl: Option<String>,
+    burl: Option<String>,
+    lurl: Option<String>,
+    adid: Option<String>,
+}
+
+impl BidResponseBody {
+    fn bid_count(&self) -> usize {
+        self.seatbid.iter().map(|s| s.bid.len()).sum()
+    }
+}
+
+/// What a request was answered with.
+enum Answer {
+    /// A status without a body we act on (a no-bid 204, an error status).
+    Status(u16),
+    /// A decide response: the ads it served.
+    Ads(Vec<Ad>),
+    /// A bid response.
+    Bids(BidResponseBody),
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        match self {
+            Answer::Status(s) => *s,
+            Answer::Ads(_) | Answer::Bids(_) => 200,
+        }
+    }
+}
+
+/// The auction-level values of a bid's notice macros.
+struct Auction {
+    id: String,
+    bid_id: String,
+    seat: String,
+    currency: String,
+}
+
+/// Replaces the OpenRTB notice macros in `url` (`${AUCTION_PRICE}`, `${AUCTION_LOSS}`, the
+/// ids and the currency); unknown macros stay as they are.
+fn fill_macros(url: &str, price: &str, loss: Option<&str>, auction: &Auction, bid: &BidBody) -> String {
+    let mut out = String::with_capacity(url.len() + 16);
+    let mut rest = url;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find('}') else {
+            rest = &rest[at..];
+            break;
+        };
+        let name = &rest[at + 2..at + end];
+        let value = match name {
+            "AUCTION_PRICE" => Some(price),
+            "AUCTION_LOSS" => loss,
+            "AUCTION_ID" => Some(auction.id.as_str()),
+            "AUCTION_BID_ID" => Some(auction.bid_id.as_str()),
+            "AUCTION_SEAT_ID" => Some(auction.seat.as_str()),
+            "AUCTION_CURRENCY" => Some(auction.currency.as_str()),
+            "AUCTION_IMP_ID" => Some(bid.impid.as_str()),
+            "AUCTION_AD_ID" => Some(bid.adid.as_deref().unwrap_or(bid.id.as_str())),
+            _ => None,
+        };
+        out.push_str(value.unwrap_or(&rest[at..=at + end]));
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A CPM as exchanges write it in notices: two decimals, rounded down (a clearing price never
+/// exceeds what it is derived from) or up.
+fn price_text(cpm: f64, up: bool) -> String {
+    let cents = cpm * 100.0;
+    let cents = if up { (cents - 1e-6).ceil() } else { (cents + 1e-6).floor() };
+    format!("{:.2}", cents.max(0.0) / 100.0)
+}
+
 /// One load thread's state, shared by its connections and callbacks (single-threaded).
 struct ThreadCtx {
     no: usize,
     shared: Arc<Shared>,
     target: Target,
     path: String,
-    sampler: RequestSampler,
+    kind: TargetKind,
+    traffic: Traffic,
     callbacks: CallbacksSpec,
     timeout: Duration,
     seed: u64,
@@ -230,8 +333,8 @@ impl ThreadCtx {
         Ok(sender)
     }
 
-    /// Sends one decide request on this connection, reconnecting when it was closed.
-    async fn decide(&self, conn: &mut Option<Conn>, body: Vec<u8>) -> Result<(u16, Bytes), &'static str> {
+    /// Sends one decide or bid request on this connection, reconnecting when it was closed.
+    async fn send(&self, conn: &mut Option<Conn>, body: Vec<u8>, gzip: bool) -> Result<(u16, Bytes), &'static str> {
         let mut sender = match conn.take() {
             Some(s) if !s.is_closed() => s,
             _ => self.connect().await?,
@@ -241,13 +344,19 @@ impl ThreadCtx {
             sender = self.connect().await?;
             sender.ready().await.map_err(|_| "connect")?;
         }
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.path.as_str())
             .header(HOST, self.target.authority.as_str())
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| "request")?;
+        if self.kind == TargetKind::Openrtb {
+            req.headers_mut().insert("x-openrtb-version", HeaderValue::from_static("2.6"));
+        }
+        if gzip {
+            req.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         let resp = sender.send_request(req).await.map_err(|_| "io")?;
         let status = resp.status().as_u16();
         let keep =
@@ -284,12 +393,15 @@ impl ThreadCtx {
         });
     }
 
-    fn count_callback(&self, kind: CallbackKind, measured: bool, f: impl Fn(&mut crate::report::CallbackCounts)) {
+    fn count_callback(&self, kind: CallbackKind, measured: bool, f: impl Fn(&mut CallbackCounts)) {
         let mut stats = self.stats.borrow_mut();
         for counts in stats.phases(measured) {
             f(match kind {
                 CallbackKind::Impression => &mut counts.impressions,
                 CallbackKind::Click => &mut counts.clicks,
+                CallbackKind::Win => &mut counts.win_notices,
+                CallbackKind::Billing => &mut counts.billing_notices,
+                CallbackKind::Loss => &mut counts.loss_notices,
             });
         }
     }
@@ -321,6 +433,44 @@ fn follow_ad(ctx: &Rc<ThreadCtx>, rng: &mut SmallRng, ad: Ad, measured: bool) {
     });
 }
 
+/// Follows one bid as an exchange would: it wins the auction (at `win_rate`) and then its win
+/// notice and, once the ad renders, its billing notice are fetched; or it loses and its loss
+/// notice is fetched. Each at its configured rate and delay.
+fn follow_bid(ctx: &Rc<ThreadCtx>, rng: &mut SmallRng, auction: &Auction, bid: BidBody, measured: bool) {
+    let c = &ctx.callbacks;
+    let chance = |rng: &mut SmallRng, p: f64| p > 0.0 && rng.random_bool(p);
+    let mut steps: Vec<(Duration, CallbackKind, String)> = Vec::with_capacity(2);
+    if chance(rng, c.win_rate) {
+        let price = price_text(bid.price * c.clearing_price_ratio, false);
+        // The steps wait one after the other: billing comes its delay after the win.
+        let mut wait = delay(rng, c.win_delay_ms);
+        if let Some(nurl) = bid.nurl.as_deref().filter(|_| chance(rng, c.win_notice_rate)) {
+            steps.push((wait, CallbackKind::Win, fill_macros(nurl, &price, None, auction, &bid)));
+            wait = Duration::ZERO;
+        }
+        if let Some(burl) = bid.burl.as_deref().filter(|_| chance(rng, c.billing_rate)) {
+            let wait = wait + delay(rng, c.billing_delay_ms);
+            steps.push((wait, CallbackKind::Billing, fill_macros(burl, &price, None, auction, &bid)));
+        }
+    } else if let Some(lurl) = bid.lurl.as_deref().filter(|_| chance(rng, c.loss_notice_rate)) {
+        // Lost to a higher bid (loss reason 102): the price is the winner's.
+        let price = price_text(bid.price * c.loss_price_ratio, true);
+        steps.push((delay(rng, c.loss_delay_ms), CallbackKind::Loss, fill_macros(lurl, &price, Some("102"), auction, &bid)));
+    }
+    if steps.is_empty() {
+        return;
+    }
+    ctx.callbacks_in_flight.set(ctx.callbacks_in_flight.get() + 1);
+    let ctx = Rc::clone(ctx);
+    tokio::task::spawn_local(async move {
+        for (wait, kind, url) in steps {
+            tokio::time::sleep(wait).await;
+            ctx.callback(kind, &url, measured).await;
+        }
+        ctx.callbacks_in_flight.set(ctx.callbacks_in_flight.get().saturating_sub(1));
+    });
+}
+
 /// Waits until `at` without the timer's lateness counting as server latency: tokio's timer
 /// wakes up to a millisecond late, so sleep to a millisecond before and yield the rest.
 async fn wait_until(at: Instant) {
@@ -341,7 +491,8 @@ async fn run_connection(ctx: Rc<ThreadCtx>, conn_no: usize) {
         Mode::Open { rate } => (conn_no as f64 / rate, shared.connections as f64 / rate),
         Mode::Closed => (0.0, 0.0),
     };
-    let progress = &shared.progress[ctx.no];
+    let live = &shared.live[ctx.no];
+    let rtb = ctx.kind == TargetKind::Openrtb;
     // Connect before the start, so that no measured request pays for the handshake.
     let mut conn: Option<Conn> = ctx.connect().await.ok();
     tokio::time::sleep_until(shared.start.into()).await;
@@ -360,47 +511,81 @@ async fn run_connection(ctx: Rc<ThreadCtx>, conn_no: usize) {
         if measured && !shared.claim_ticket() {
             break;
         }
-        let req = ctx.sampler.sample(&mut rng);
-        let result = tokio::time::timeout(ctx.timeout, ctx.decide(&mut conn, req.body)).await.unwrap_or_else(|_| {
-            conn = None;
-            Err("timeout")
-        });
+        let req = ctx.traffic.sample(&mut rng);
+        let sent = Instant::now();
+        let result =
+            tokio::time::timeout(ctx.timeout, ctx.send(&mut conn, req.body, req.gzip)).await.unwrap_or_else(|_| {
+                conn = None;
+                Err("timeout")
+            });
         let done = Instant::now();
-        let mut ads = Vec::new();
         let outcome = match result {
-            Ok((200, body)) => match serde_json::from_slice::<DecideResponse>(&body) {
-                Ok(r) => {
-                    ads.extend(r.decisions.into_iter().filter_map(|d| d.ad));
-                    Ok(200)
-                }
+            Ok((200, body)) if rtb => match serde_json::from_slice::<BidResponseBody>(&body) {
+                Ok(r) => Ok(Answer::Bids(r)),
                 Err(_) => Err("invalid_response"),
             },
-            Ok((status, _)) => Ok(status),
+            Ok((200, body)) => match serde_json::from_slice::<DecideResponse>(&body) {
+                Ok(r) => Ok(Answer::Ads(r.decisions.into_iter().filter_map(|d| d.ad).collect())),
+                Err(_) => Err("invalid_response"),
+            },
+            Ok((status, _)) => Ok(Answer::Status(status)),
             Err(e) => Err(e),
         };
+        // An exchange stops waiting at tmax, counted from when it sent the request.
+        let late = outcome.is_ok() && req.tmax_ms.is_some_and(|t| done.duration_since(sent) > Duration::from_millis(t));
+        let us = done.saturating_duration_since(intended).as_micros().min(u128::from(MAX_LATENCY_US)) as u64;
         {
             let mut stats = ctx.stats.borrow_mut();
             if measured {
-                let us = done.saturating_duration_since(intended).as_micros().min(u128::from(MAX_LATENCY_US)) as u64;
                 stats.latency.saturating_record(us.max(1));
                 stats.last_measured_done = Some(done);
             }
             for c in stats.phases(measured) {
                 c.requests += 1;
                 c.placements_requested += req.placements as u64;
-                c.placements_filled += ads.len() as u64;
-                match outcome {
-                    Ok(status) => *c.statuses.entry(status).or_default() += 1,
+                match &outcome {
+                    Ok(answer) => {
+                        *c.statuses.entry(answer.status()).or_default() += 1;
+                        match answer {
+                            Answer::Ads(ads) => c.placements_filled += ads.len() as u64,
+                            Answer::Bids(r) => match r.bid_count() {
+                                0 => c.no_bids += 1,
+                                n => {
+                                    c.bid_responses += 1;
+                                    c.bids += n as u64;
+                                }
+                            },
+                            Answer::Status(204) if rtb => c.no_bids += 1,
+                            Answer::Status(_) => {}
+                        }
+                        c.late += u64::from(late);
+                    }
                     Err(e) => *c.errors.entry(e.to_string()).or_default() += 1,
                 }
             }
         }
-        progress.requests.fetch_add(1, Ordering::Relaxed);
-        if outcome.is_err() {
-            progress.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        for ad in ads {
-            follow_ad(&ctx, &mut rng, ad, measured);
+        live.record(us.max(1), outcome.is_err(), measured);
+        match outcome {
+            Ok(Answer::Ads(ads)) => {
+                for ad in ads {
+                    follow_ad(&ctx, &mut rng, ad, measured);
+                }
+            }
+            Ok(Answer::Bids(r)) => {
+                let BidResponseBody { id, seatbid, bidid, cur } = r;
+                for seat in seatbid {
+                    let auction = Auction {
+                        id: id.clone(),
+                        bid_id: bidid.clone().unwrap_or_default(),
+                        seat: seat.seat.unwrap_or_default(),
+                        currency: cur.clone().unwrap_or_else(|| "USD".into()),
+                    };
+                    for bid in seat.bid {
+                        follow_bid(&ctx, &mut rng, &auction, bid, measured);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -416,7 +601,7 @@ fn load_thread(
     shared: Arc<Shared>,
     cfg: &RunConfig,
     target: Target,
-    sampler: RequestSampler,
+    traffic: Traffic,
     seed: u64,
 ) -> Result<ThreadStats, LoadError> {
     if let Some(cpu) = plan.cpu {
@@ -430,15 +615,14 @@ fn load_thread(
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let pool = Client::builder(TokioExecutor::new()).build(connector);
-    let max_callback_delay = Duration::from_millis(
-        cfg.scenario.callbacks.impression_delay_ms.max + cfg.scenario.callbacks.click_delay_ms.max,
-    );
+    let max_callback_delay = cfg.scenario.callbacks.max_delay();
     let ctx = Rc::new(ThreadCtx {
         no: plan.no,
         shared,
         target,
         path: cfg.scenario.target.path.clone(),
-        sampler,
+        kind: cfg.scenario.target.kind,
+        traffic,
         callbacks: cfg.scenario.callbacks.clone(),
         timeout: cfg.timeout,
         seed,
@@ -468,10 +652,13 @@ fn load_thread(
     Ok(stats)
 }
 
+/// How often the progress bar moves.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
 /// Runs a load test and returns its report.
 pub fn run(cfg: RunConfig) -> Result<Report, LoadError> {
     let target = parse_target(&cfg.target)?;
-    let sampler = RequestSampler::new(&cfg.scenario)?;
+    let traffic = Traffic::new(&cfg.scenario)?;
     if cfg.connections == 0 {
         return Err(LoadError::Settings("connections: at least 1".into()));
     }
@@ -506,7 +693,7 @@ pub fn run(cfg: RunConfig) -> Result<Report, LoadError> {
             Stop::Requests(n) => Some(AtomicU64::new(n)),
             Stop::Duration(_) => None,
         },
-        progress: (0..threads).map(|_| ThreadProgress::default()).collect(),
+        live: (0..threads).map(|_| ThreadLive::default()).collect(),
     });
 
     let (tx, rx) = mpsc::channel();
@@ -517,13 +704,13 @@ pub fn run(cfg: RunConfig) -> Result<Report, LoadError> {
             connections: (no..cfg.connections).step_by(threads).collect(),
             cpu: (!cfg.cpus.is_empty()).then(|| cfg.cpus[no % cfg.cpus.len()]),
         };
-        let (shared, cfg2, target, sampler, tx) =
-            (Arc::clone(&shared), cfg.clone(), target.clone(), sampler.clone(), tx.clone());
+        let (shared, cfg2, target, traffic, tx) =
+            (Arc::clone(&shared), cfg.clone(), target.clone(), traffic.clone(), tx.clone());
         let seed = seed.wrapping_add(no as u64);
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{no}"))
             .spawn(move || {
-                let _ = tx.send(load_thread(plan, shared, &cfg2, target, sampler, seed));
+                let _ = tx.send(load_thread(plan, shared, &cfg2, target, traffic, seed));
             })
             .map_err(LoadError::Thread)?;
         handles.push(handle);
@@ -531,23 +718,21 @@ pub fn run(cfg: RunConfig) -> Result<Report, LoadError> {
     drop(tx);
 
     let mut results = Vec::with_capacity(threads);
-    let mut last = (Instant::now(), 0u64);
+    let mut monitor = Monitor::new(cfg.progress, start, cfg.warmup, cfg.stop);
     loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        let wait = monitor.next_sample().min(Instant::now() + PROGRESS_EVERY);
+        match rx.recv_timeout(wait.saturating_duration_since(Instant::now())) {
             Ok(r) => {
                 results.push(r);
                 if results.len() == threads {
                     break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if cfg.progress {
-                    last = print_progress(&shared, last);
-                }
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => monitor.poll(&shared.live),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    let timeline = monitor.finish(&shared.live);
     for h in handles {
         if h.join().is_err() {
             return Err(LoadError::Panicked);
@@ -586,9 +771,13 @@ pub fn run(cfg: RunConfig) -> Result<Report, LoadError> {
         duration_secs,
         throughput_rps,
         latency: Latency::from_histogram(&latency),
+        kind: cfg.scenario.target.kind,
         fill_rate: measured.fill_rate(),
+        bid_rate: measured.bid_rate(),
         measured,
         total,
+        latency_distribution: distribution(&latency),
+        timeline,
     })
 }
 
@@ -608,23 +797,6 @@ fn preflight(target: &Target, raw: &str) -> Result<(), LoadError> {
         Some(e) => format!("cannot connect: {e}"),
         None => "resolves to no address".into(),
     }))
-}
-
-fn print_progress(shared: &Shared, (at, before): (Instant, u64)) -> (Instant, u64) {
-    let now = Instant::now();
-    let requests: u64 = shared.progress.iter().map(|p| p.requests.load(Ordering::Relaxed)).sum();
-    let errors: u64 = shared.progress.iter().map(|p| p.errors.load(Ordering::Relaxed)).sum();
-    let rate = (requests - before.min(requests)) as f64 / now.duration_since(at).as_secs_f64().max(1e-3);
-    let sent_all = shared.deadline.is_some_and(|d| now >= d)
-        || shared.tickets.as_ref().is_some_and(|t| t.load(Ordering::Relaxed) == 0);
-    let phase = match (now < shared.warmup_end, sent_all) {
-        (true, _) => "warm-up",
-        (false, false) => "measuring",
-        (false, true) => "finishing",
-    };
-    let elapsed = now.saturating_duration_since(shared.start).as_secs_f64();
-    eprintln!("[{elapsed:6.1}s] {phase:9} {requests:>10} requests  {rate:>9.0} req/s  {errors} errors");
-    (now, requests)
 }
 
 #[cfg(test)]

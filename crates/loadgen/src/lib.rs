@@ -1,16 +1,22 @@
 //! adp-loadgen: the load generator behind `adplatform loadtest`. It plays a scenario (see
-//! [`scenario`] for the TOML schema) against an ad server's `/v1/decide`, follows the ads it
-//! is served with impression and click callbacks, and reports throughput, latency
-//! percentiles, status codes, fill rate and callbacks ([`Report`]). A library first: the CLI
-//! and tests call [`run`] with a [`RunConfig`].
+//! [`scenario`] for the TOML schema, [`openrtb`] for bid requests) against an ad server's
+//! `/v1/decide` or `/openrtb2/bid`, follows the ads it is served with impression and click
+//! callbacks and the bids it gets with win, billing and loss notices, and reports throughput,
+//! latency percentiles, status codes, fill or bid rate, callbacks and a per-second timeline
+//! ([`Report`]), optionally as a plot ([`plot`]). A library first: the CLI and tests call
+//! [`run`] with a [`RunConfig`].
 
 pub mod engine;
+mod live;
+pub mod openrtb;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 
 pub use engine::{run, LoadError, Mode, RunConfig, Stop};
-pub use report::{CallbackCounts, Counts, Latency, Report};
-pub use scenario::{Scenario, ScenarioError};
+pub use plot::{write_plot, PlotError, PlotFormat};
+pub use report::{CallbackCounts, Counts, Latency, Percentile, Report, Second};
+pub use scenario::{Scenario, ScenarioError, TargetKind};
 
 use std::time::Duration;
 

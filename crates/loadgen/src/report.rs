@@ -1,6 +1,8 @@
 //! report: what a run measured — counters that merge across load threads, the latency
-//! histogram, and the final report as JSON (serde) and Markdown. Pure data, no I/O.
+//! histogram, the per-second timeline, and the final report as JSON (serde) and Markdown.
+//! Pure data, no I/O.
 
+use crate::scenario::TargetKind;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,7 +19,8 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
 }
 
-/// Callbacks of one kind (impression or click): sent, and how they ended.
+/// Callbacks of one kind (impression, click, or win, billing or loss notice): sent, and how
+/// they ended.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CallbackCounts {
     pub sent: u64,
@@ -43,16 +46,40 @@ impl CallbackCounts {
 /// Counters of one phase of a run (the measured window, or the whole run).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counts {
-    /// Decide requests sent (those that got a response and those that failed).
+    /// Decide or bid requests sent (those that got a response and those that failed).
     pub requests: u64,
-    /// Decide responses by HTTP status code.
+    /// Responses by HTTP status code.
     pub statuses: BTreeMap<u16, u64>,
-    /// Decide requests that got no usable response, by kind of failure.
+    /// Requests that got no usable response, by kind of failure.
     pub errors: BTreeMap<String, u64>,
+    /// Placements (decide) or imps (openrtb) asked for.
     pub placements_requested: u64,
+    /// Placements filled (decide).
     pub placements_filled: u64,
     pub impressions: CallbackCounts,
     pub clicks: CallbackCounts,
+    /// Bid requests answered with at least one bid (openrtb).
+    #[serde(default)]
+    pub bid_responses: u64,
+    /// Bids received (openrtb; one request may get several).
+    #[serde(default)]
+    pub bids: u64,
+    /// Bid requests answered without a bid: 204, or 200 without any seatbid (openrtb).
+    #[serde(default)]
+    pub no_bids: u64,
+    /// Bid responses that came after the request's tmax, which an exchange would have dropped
+    /// (they are counted and followed like the others).
+    #[serde(default)]
+    pub late: u64,
+    /// Win notices (nurl) fetched.
+    #[serde(default)]
+    pub win_notices: CallbackCounts,
+    /// Billing notices (burl) fetched.
+    #[serde(default)]
+    pub billing_notices: CallbackCounts,
+    /// Loss notices (lurl) fetched.
+    #[serde(default)]
+    pub loss_notices: CallbackCounts,
 }
 
 fn add_all<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
@@ -70,6 +97,13 @@ impl Counts {
         self.placements_filled += o.placements_filled;
         self.impressions.merge(&o.impressions);
         self.clicks.merge(&o.clicks);
+        self.bid_responses += o.bid_responses;
+        self.bids += o.bids;
+        self.no_bids += o.no_bids;
+        self.late += o.late;
+        self.win_notices.merge(&o.win_notices);
+        self.billing_notices.merge(&o.billing_notices);
+        self.loss_notices.merge(&o.loss_notices);
     }
 
     pub fn error_count(&self) -> u64 {
@@ -84,6 +118,27 @@ impl Counts {
             self.placements_filled as f64 / self.placements_requested as f64
         }
     }
+
+    /// Bid requests answered with a bid over bid requests (0 when none were sent).
+    pub fn bid_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.bid_responses as f64 / self.requests as f64
+        }
+    }
+
+    /// The callbacks of a kind of target, with their names in the report.
+    fn callbacks(&self, kind: TargetKind) -> Vec<(&'static str, &CallbackCounts)> {
+        match kind {
+            TargetKind::Decide => vec![("impression", &self.impressions), ("click", &self.clicks)],
+            TargetKind::Openrtb => vec![
+                ("win notice", &self.win_notices),
+                ("billing notice", &self.billing_notices),
+                ("loss notice", &self.loss_notices),
+            ],
+        }
+    }
 }
 
 /// Latency percentiles in microseconds.
@@ -96,6 +151,48 @@ pub struct Latency {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+}
+
+/// One point of the latency distribution.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentile {
+    /// 0 to 100.
+    pub percentile: f64,
+    pub latency_us: u64,
+}
+
+/// The latency distribution: percentiles 0, 43.8, 68.4, 82.2, 90, 94.4, 96.8, 98.2, 99 … 99.999
+/// (each a quarter of a nine further) and 100.
+pub fn distribution(h: &Histogram<u64>) -> Vec<Percentile> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<Percentile> = (0..=20)
+        .map(|k| {
+            let q = 1.0 - 10f64.powf(-f64::from(k) / 4.0);
+            Percentile { percentile: q * 100.0, latency_us: h.value_at_quantile(q) }
+        })
+        .collect();
+    out.push(Percentile { percentile: 100.0, latency_us: h.max() });
+    out
+}
+
+/// One interval (about a second) of the run, as the monitor saw it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Second {
+    /// End of the interval, seconds since the start of the run (warm-up included).
+    pub t_secs: f64,
+    /// Length of the interval, seconds.
+    pub secs: f64,
+    /// Responses (and failures) in the interval.
+    pub requests: u64,
+    pub errors: u64,
+    pub throughput_rps: f64,
+    /// Latency percentiles of the interval's requests (about 3 % precision; 0 without requests).
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// The interval ended within the warm-up.
+    pub warmup: bool,
 }
 
 impl Latency {
@@ -120,6 +217,9 @@ impl Latency {
 pub struct Report {
     pub scenario: String,
     pub target: String,
+    /// What was sent: `decide` or `openrtb`.
+    #[serde(default)]
+    pub kind: TargetKind,
     /// `closed` or `open`.
     pub mode: String,
     pub connections: usize,
@@ -133,12 +233,22 @@ pub struct Report {
     pub throughput_rps: f64,
     /// Latency of measured decide requests; in open loop from the intended send time.
     pub latency: Latency,
-    /// Fill rate of the measured window.
+    /// Fill rate of the measured window (decide).
     pub fill_rate: f64,
+    /// Bid rate of the measured window: bid requests answered with a bid over bid requests
+    /// (openrtb).
+    #[serde(default)]
+    pub bid_rate: f64,
     /// The measured window: requests sent after the warm-up, and what followed from them.
     pub measured: Counts,
     /// The whole run, warm-up included: what the server saw from this run.
     pub total: Counts,
+    /// Latency percentiles of the measured window, for a distribution plot.
+    #[serde(default)]
+    pub latency_distribution: Vec<Percentile>,
+    /// Throughput and latency second by second, warm-up included.
+    #[serde(default)]
+    pub timeline: Vec<Second>,
 }
 
 impl Report {
@@ -146,26 +256,40 @@ impl Report {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let m = &self.measured;
+        let rtb = self.kind == TargetKind::Openrtb;
         let name = if self.scenario.is_empty() { "scenario" } else { &self.scenario };
         let _ = writeln!(s, "# Load test: {name}\n");
         let _ = writeln!(s, "| setting | value |\n|---|---|");
-        let _ = writeln!(s, "| target | {} |", self.target);
+        let _ = writeln!(s, "| target | {} ({}) |", self.target, self.kind.as_str());
         let rate = self.rate.map(|r| format!(" at {r:.0} req/s")).unwrap_or_default();
         let _ = writeln!(s, "| mode | {}{rate} |", self.mode);
         let _ = writeln!(s, "| connections / threads | {} / {} |", self.connections, self.threads);
         let _ = writeln!(s, "| warm-up / measured | {:.1} s / {:.2} s |", self.warmup_secs, self.duration_secs);
         let _ = writeln!(s, "\n## Results (measured window)\n");
         let _ = writeln!(s, "| metric | value |\n|---|---|");
-        let _ = writeln!(s, "| requests | {} |", m.requests);
+        let _ = writeln!(s, "| {} | {} |", if rtb { "bid requests" } else { "requests" }, m.requests);
         let _ = writeln!(s, "| throughput | {:.0} req/s |", self.throughput_rps);
         let _ = writeln!(s, "| errors | {} |", m.error_count());
-        let _ = writeln!(
-            s,
-            "| fill rate | {:.1} % ({} of {} placements) |",
-            self.fill_rate * 100.0,
-            m.placements_filled,
-            m.placements_requested
-        );
+        if rtb {
+            let _ = writeln!(
+                s,
+                "| bid rate | {:.1} % ({} of {} bid requests) |",
+                self.bid_rate * 100.0,
+                m.bid_responses,
+                m.requests
+            );
+            let _ = writeln!(s, "| bids | {} (for {} imps) |", m.bids, m.placements_requested);
+            let _ = writeln!(s, "| no bids | {} ({} with status 204) |", m.no_bids, m.statuses.get(&204).unwrap_or(&0));
+            let _ = writeln!(s, "| late (after tmax) | {} |", m.late);
+        } else {
+            let _ = writeln!(
+                s,
+                "| fill rate | {:.1} % ({} of {} placements) |",
+                self.fill_rate * 100.0,
+                m.placements_filled,
+                m.placements_requested
+            );
+        }
         let l = &self.latency;
         let _ = writeln!(s, "\n## Latency (µs)\n");
         let _ = writeln!(s, "| p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|");
@@ -176,13 +300,15 @@ impl Report {
         );
         let _ = writeln!(s, "\n## Status codes\n");
         let _ = writeln!(s, "| kind | status | count |\n|---|---|---|");
+        let request = if rtb { "bid" } else { "decide" };
         for (code, n) in &m.statuses {
-            let _ = writeln!(s, "| decide | {code} | {n} |");
+            let _ = writeln!(s, "| {request} | {code} | {n} |");
         }
         for (kind, n) in &m.errors {
-            let _ = writeln!(s, "| decide | error: {kind} | {n} |");
+            let _ = writeln!(s, "| {request} | error: {kind} | {n} |");
         }
-        for (label, c) in [("impression", &m.impressions), ("click", &m.clicks)] {
+        let callbacks = m.callbacks(self.kind);
+        for (label, c) in &callbacks {
             for (code, n) in &c.statuses {
                 let _ = writeln!(s, "| {label} | {code} | {n} |");
             }
@@ -192,8 +318,10 @@ impl Report {
         }
         let _ = writeln!(s, "\n## Callbacks\n");
         let _ = writeln!(s, "| kind | sent (measured) | sent (whole run) |\n|---|---|---|");
-        let _ = writeln!(s, "| impression | {} | {} |", m.impressions.sent, self.total.impressions.sent);
-        let _ = writeln!(s, "| click | {} | {} |", m.clicks.sent, self.total.clicks.sent);
+        let total = self.total.callbacks(self.kind);
+        for ((label, c), (_, t)) in callbacks.iter().zip(&total) {
+            let _ = writeln!(s, "| {label} | {} | {} |", c.sent, t.sent);
+        }
         let _ = writeln!(
             s,
             "\nWhole run incl. warm-up: {} requests, {} errors.",

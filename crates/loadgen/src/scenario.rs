@@ -1,7 +1,8 @@
 //! scenario: the traffic model read from a TOML file — who asks for ads (Zipf-distributed
-//! users with their segments), from where (geo, device, page or app), for which placements,
-//! and how the "browser" follows the ads it gets (impression and click rates and delays).
-//! Pure data and sampling: no I/O beyond reading the file, never awaits.
+//! users with their segments), from where (geo, device, page or app), for which placements
+//! (decide) or imps (OpenRTB, see [`crate::openrtb`]), and how the "browser" or the exchange
+//! follows what it gets (impressions and clicks of served ads; win, billing and loss notices of
+//! bids). Pure data and sampling: no I/O beyond reading the file, never awaits.
 //!
 //! # Schema
 //!
@@ -10,8 +11,8 @@
 //! description = "..."                 # optional
 //!
 //! [target]
-//! kind = "decide"                     # only `decide` (POST JSON) for now; `openrtb` later
-//! path = "/v1/decide"                 # default
+//! kind = "decide"                     # `decide` (POST JSON) or `openrtb` (POST OpenRTB 2.6 bid requests)
+//! path = "/v1/decide"                 # default: /v1/decide, or /openrtb2/bid for openrtb
 //!
 //! [users]
 //! count = 100000                      # distinct user ids u1..uN
@@ -35,10 +36,13 @@
 //! weight = 3                          # default 1
 //! placements = ["demo-mrec", "demo-leaderboard"]          # placement ids
 //! adhoc_placements = [{ sizes = ["300x250"], formats = ["banner"] }]  # placements by size
+//! # openrtb: imps = ["mrec", "leaderboard"]   # imp templates from [openrtb.imps] instead of placements
+//! # openrtb: cat = ["IAB12"]                   # site.cat
 //!
 //! [[apps]]
 //! bundle = "com.example.news"
 //! placements = ["demo-mrec"]
+//! # openrtb: imps = [...], cat = [...], name = "Example News" (app.name; default the bundle)
 //!
 //! [[key_values]]                      # each request carries this key with probability `share`
 //! key = "section"
@@ -55,8 +59,22 @@
 //! click_rate = 0.02                   # share of fetched impressions that are then clicked
 //! impression_delay_ms = { min = 20, max = 200 }   # after the decide response
 //! click_delay_ms = { min = 200, max = 2000 }      # after the impression
+//! # openrtb: how the exchange follows each bid it gets
+//! win_rate = 0.3                      # share of bids that win the exchange's auction
+//! win_notice_rate = 1.0               # share of won bids whose nurl is fetched (default 1)
+//! billing_rate = 0.9                  # share of won bids whose burl is fetched (the ad rendered)
+//! loss_notice_rate = 0.8              # share of lost bids whose lurl is fetched (${AUCTION_LOSS} = 102)
+//! clearing_price_ratio = 0.8          # ${AUCTION_PRICE} of a win: bid price x this, in cents (default 1)
+//! loss_price_ratio = 1.1              # ${AUCTION_PRICE} of a loss: the winner's price, bid x this (default 1.1)
+//! win_delay_ms = { min = 10, max = 150 }       # after the bid response
+//! billing_delay_ms = { min = 100, max = 1000 } # after the win
+//! loss_delay_ms = { min = 20, max = 300 }      # after the bid response
 //! ```
+//!
+//! With `kind = "openrtb"` the `[openrtb]` table holds the imp templates and auction settings:
+//! see [`crate::openrtb`].
 
+use crate::openrtb::{BidRequestSampler, OpenRtbSpec};
 use rand::distr::weighted::WeightedIndex;
 use rand::distr::Distribution;
 use rand::rngs::SmallRng;
@@ -84,7 +102,7 @@ pub enum ScenarioError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid { key: key.into(), message: message.into() }
 }
 
@@ -112,6 +130,9 @@ pub struct Scenario {
     pub segments: SegmentsSpec,
     #[serde(default)]
     pub callbacks: CallbacksSpec,
+    /// Imp templates and auction settings of the `openrtb` target.
+    #[serde(default)]
+    pub openrtb: Option<OpenRtbSpec>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -120,6 +141,24 @@ pub enum TargetKind {
     /// `POST /v1/decide` with a JSON decision request.
     #[default]
     Decide,
+    /// `POST /openrtb2/bid` with an OpenRTB 2.6 bid request.
+    Openrtb,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Decide => "decide",
+            TargetKind::Openrtb => "openrtb",
+        }
+    }
+
+    fn default_path(self) -> &'static str {
+        match self {
+            TargetKind::Decide => "/v1/decide",
+            TargetKind::Openrtb => "/openrtb2/bid",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -127,18 +166,15 @@ pub enum TargetKind {
 pub struct TargetSpec {
     #[serde(default)]
     pub kind: TargetKind,
-    #[serde(default = "default_decide_path")]
+    /// Filled in from the kind when left out.
+    #[serde(default)]
     pub path: String,
 }
 
 impl Default for TargetSpec {
     fn default() -> Self {
-        TargetSpec { kind: TargetKind::Decide, path: default_decide_path() }
+        TargetSpec { kind: TargetKind::Decide, path: TargetKind::Decide.default_path().into() }
     }
-}
-
-fn default_decide_path() -> String {
-    "/v1/decide".into()
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -184,6 +220,12 @@ pub struct PageSpec {
     pub placements: Vec<String>,
     #[serde(default)]
     pub adhoc_placements: Vec<AdhocPlacement>,
+    /// Imp templates (openrtb target).
+    #[serde(default)]
+    pub imps: Vec<String>,
+    /// IAB content categories (openrtb `site.cat`).
+    #[serde(default)]
+    pub cat: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -196,6 +238,15 @@ pub struct AppSpec {
     pub placements: Vec<String>,
     #[serde(default)]
     pub adhoc_placements: Vec<AdhocPlacement>,
+    /// Imp templates (openrtb target).
+    #[serde(default)]
+    pub imps: Vec<String>,
+    /// IAB content categories (openrtb `app.cat`).
+    #[serde(default)]
+    pub cat: Vec<String>,
+    /// The app's name (openrtb `app.name`; default the bundle).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -233,7 +284,7 @@ pub struct DelaySpec {
     pub max: u64,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbacksSpec {
     #[serde(default)]
@@ -244,6 +295,64 @@ pub struct CallbacksSpec {
     pub impression_delay_ms: DelaySpec,
     #[serde(default)]
     pub click_delay_ms: DelaySpec,
+    /// Share of bids that win the exchange's auction (openrtb).
+    #[serde(default)]
+    pub win_rate: f64,
+    /// Share of won bids whose win notice (nurl) is fetched.
+    #[serde(default = "one")]
+    pub win_notice_rate: f64,
+    /// Share of won bids whose billing notice (burl) is fetched.
+    #[serde(default)]
+    pub billing_rate: f64,
+    /// Share of lost bids whose loss notice (lurl) is fetched.
+    #[serde(default)]
+    pub loss_notice_rate: f64,
+    /// The clearing price of a win: the bid price times this.
+    #[serde(default = "one")]
+    pub clearing_price_ratio: f64,
+    /// The price reported with a loss (the winner's): the bid price times this.
+    #[serde(default = "default_loss_price_ratio")]
+    pub loss_price_ratio: f64,
+    #[serde(default)]
+    pub win_delay_ms: DelaySpec,
+    #[serde(default)]
+    pub billing_delay_ms: DelaySpec,
+    #[serde(default)]
+    pub loss_delay_ms: DelaySpec,
+}
+
+fn default_loss_price_ratio() -> f64 {
+    1.1
+}
+
+impl Default for CallbacksSpec {
+    fn default() -> Self {
+        CallbacksSpec {
+            impression_rate: 0.0,
+            click_rate: 0.0,
+            impression_delay_ms: DelaySpec::default(),
+            click_delay_ms: DelaySpec::default(),
+            win_rate: 0.0,
+            win_notice_rate: 1.0,
+            billing_rate: 0.0,
+            loss_notice_rate: 0.0,
+            clearing_price_ratio: 1.0,
+            loss_price_ratio: default_loss_price_ratio(),
+            win_delay_ms: DelaySpec::default(),
+            billing_delay_ms: DelaySpec::default(),
+            loss_delay_ms: DelaySpec::default(),
+        }
+    }
+}
+
+impl CallbacksSpec {
+    /// The longest a callback chain waits in all (for the end of a run).
+    pub fn max_delay(&self) -> std::time::Duration {
+        let ms = (self.impression_delay_ms.max + self.click_delay_ms.max)
+            .max(self.win_delay_ms.max + self.billing_delay_ms.max)
+            .max(self.loss_delay_ms.max);
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 impl Scenario {
@@ -257,7 +366,7 @@ impl Scenario {
     /// Parses and validates scenario text.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         let de = toml::Deserializer::parse(text).map_err(|e| ScenarioError::Syntax(e.message().to_string()))?;
-        let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let message = e.inner().message().to_string();
             if key == "." || key.is_empty() {
@@ -267,6 +376,9 @@ impl Scenario {
                 invalid(key, message)
             }
         })?;
+        if scenario.target.path.is_empty() {
+            scenario.target.path = scenario.target.kind.default_path().into();
+        }
         scenario.validate()?;
         Ok(scenario)
     }
@@ -274,6 +386,15 @@ impl Scenario {
     fn validate(&self) -> Result<(), ScenarioError> {
         if !self.target.path.starts_with('/') {
             return Err(invalid("target.path", "a path starting with `/`, e.g. /v1/decide"));
+        }
+        let openrtb = self.target.kind == TargetKind::Openrtb;
+        match &self.openrtb {
+            Some(o) if openrtb => o.validate()?,
+            Some(_) => return Err(invalid("openrtb", "only for `[target] kind = \"openrtb\"`")),
+            None if openrtb => {
+                return Err(invalid("openrtb", "the [openrtb] table with imp templates (target.kind is openrtb)"))
+            }
+            None => {}
         }
         if self.users.count == 0 {
             return Err(invalid("users.count", "at least 1 user"));
@@ -286,6 +407,10 @@ impl Scenario {
         for c in self.geo.countries.keys() {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(invalid(format!("geo.countries.{c}"), "an ISO 3166-1 alpha-2 code in capitals, e.g. US"));
+            }
+            // Bid requests carry alpha-3 codes: the code must be a known one.
+            if openrtb && isocountry::CountryCode::for_alpha2(c).is_err() {
+                return Err(invalid(format!("geo.countries.{c}"), "a known ISO 3166-1 alpha-2 code"));
             }
         }
         weights("device.types", &self.device.types)?;
@@ -318,14 +443,14 @@ impl Scenario {
             if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
                 return Err(invalid(format!("{key}.url"), "an http(s) URL"));
             }
-            inventory(&key, p.weight, &p.placements, &p.adhoc_placements)?;
+            self.inventory(&key, p.weight, &p.placements, &p.adhoc_placements, &p.imps)?;
         }
         for (i, a) in self.apps.iter().enumerate() {
             let key = format!("apps[{i}]");
             if a.bundle.trim().is_empty() {
                 return Err(invalid(format!("{key}.bundle"), "an app bundle id, e.g. com.example.news"));
             }
-            inventory(&key, a.weight, &a.placements, &a.adhoc_placements)?;
+            self.inventory(&key, a.weight, &a.placements, &a.adhoc_placements, &a.imps)?;
         }
         if self.pages.iter().map(|p| p.weight).chain(self.apps.iter().map(|a| a.weight)).sum::<f64>() <= 0.0 {
             return Err(invalid("pages", "the weights of pages and apps add up to 0"));
@@ -347,11 +472,37 @@ impl Scenario {
             return Err(invalid("segments.per_user_max", format!("at most the pool's size ({})", s.pool.len())));
         }
         let c = &self.callbacks;
-        share("callbacks.impression_rate", c.impression_rate)?;
-        share("callbacks.click_rate", c.click_rate)?;
-        for (key, d) in
-            [("callbacks.impression_delay_ms", c.impression_delay_ms), ("callbacks.click_delay_ms", c.click_delay_ms)]
-        {
+        for (key, v, for_bids) in [
+            ("impression_rate", c.impression_rate, false),
+            ("click_rate", c.click_rate, false),
+            ("win_rate", c.win_rate, true),
+            ("win_notice_rate", c.win_notice_rate, true),
+            ("billing_rate", c.billing_rate, true),
+            ("loss_notice_rate", c.loss_notice_rate, true),
+        ] {
+            share(&format!("callbacks.{key}"), v)?;
+            // A notice rate of 1 is the default; only a rate that would send something counts.
+            if for_bids != openrtb && v > 0.0 && key != "win_notice_rate" {
+                let what = if for_bids {
+                    "bids are followed only with `[target] kind = \"openrtb\"`"
+                } else {
+                    "served ads are followed only with `[target] kind = \"decide\"`"
+                };
+                return Err(invalid(format!("callbacks.{key}"), what));
+            }
+        }
+        for (key, v) in [("clearing_price_ratio", c.clearing_price_ratio), ("loss_price_ratio", c.loss_price_ratio)] {
+            if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+                return Err(invalid(format!("callbacks.{key}"), format!("a ratio above 0 and at most 100, not {v}")));
+            }
+        }
+        for (key, d) in [
+            ("callbacks.impression_delay_ms", c.impression_delay_ms),
+            ("callbacks.click_delay_ms", c.click_delay_ms),
+            ("callbacks.win_delay_ms", c.win_delay_ms),
+            ("callbacks.billing_delay_ms", c.billing_delay_ms),
+            ("callbacks.loss_delay_ms", c.loss_delay_ms),
+        ] {
             if d.min > d.max {
                 return Err(invalid(format!("{key}.min"), "at most max"));
             }
@@ -363,7 +514,7 @@ impl Scenario {
     }
 }
 
-fn share(key: &str, v: f64) -> Result<(), ScenarioError> {
+pub(crate) fn share(key: &str, v: f64) -> Result<(), ScenarioError> {
     if !(0.0..=1.0).contains(&v) {
         return Err(invalid(key, format!("a share between 0 and 1, not {v}")));
     }
@@ -382,10 +533,46 @@ fn weights(key: &str, w: &BTreeMap<String, f64>) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-fn inventory(key: &str, weight: f64, ids: &[String], adhoc: &[AdhocPlacement]) -> Result<(), ScenarioError> {
-    if !(weight.is_finite() && weight >= 0.0) {
-        return Err(invalid(format!("{key}.weight"), format!("a weight >= 0, not {weight}")));
+impl Scenario {
+    /// Checks a page's or app's weight and what it asks for: placements (decide) or imps (openrtb).
+    fn inventory(
+        &self,
+        key: &str,
+        weight: f64,
+        ids: &[String],
+        adhoc: &[AdhocPlacement],
+        imps: &[String],
+    ) -> Result<(), ScenarioError> {
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(invalid(format!("{key}.weight"), format!("a weight >= 0, not {weight}")));
+        }
+        let Some(openrtb) = self.openrtb.as_ref().filter(|_| self.target.kind == TargetKind::Openrtb) else {
+            if !imps.is_empty() {
+                return Err(invalid(format!("{key}.imps"), "imps are for `[target] kind = \"openrtb\"`; decide asks for placements"));
+            }
+            return placements(key, ids, adhoc);
+        };
+        if !ids.is_empty() || !adhoc.is_empty() {
+            let field = if ids.is_empty() { "adhoc_placements" } else { "placements" };
+            return Err(invalid(format!("{key}.{field}"), "placements are for the decide target; an OpenRTB page or app lists `imps`"));
+        }
+        if imps.is_empty() || imps.len() > crate::openrtb::MAX_IMPS {
+            return Err(invalid(
+                format!("{key}.imps"),
+                format!("1 to {} imp templates from [openrtb.imps]", crate::openrtb::MAX_IMPS),
+            ));
+        }
+        for (j, name) in imps.iter().enumerate() {
+            if !openrtb.imps.contains_key(name) {
+                let known: Vec<&str> = openrtb.imps.keys().map(String::as_str).collect();
+                return Err(invalid(format!("{key}.imps[{j}]"), format!("an imp template: {}", known.join(", "))));
+            }
+        }
+        Ok(())
     }
+}
+
+fn placements(key: &str, ids: &[String], adhoc: &[AdhocPlacement]) -> Result<(), ScenarioError> {
     let n = ids.len() + adhoc.len();
     if n == 0 || n > MAX_PLACEMENTS {
         return Err(invalid(
@@ -550,11 +737,52 @@ struct GeoBody<'a> {
     country: &'a str,
 }
 
-/// One request to send: its body and how many placements it asks for.
+/// One request to send: its body and how many placements (decide) or imps (openrtb) it asks for.
 #[derive(Debug)]
 pub struct SampledRequest {
     pub body: Vec<u8>,
     pub placements: usize,
+    /// The body is gzip-compressed (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// The bid request's `tmax` (openrtb).
+    pub tmax_ms: Option<u64>,
+}
+
+/// The segments (indices into the pool) user `rank` belongs to: the same on every request.
+pub(crate) fn user_segment_indices(s: &SegmentsSpec, rank: u64) -> Vec<usize> {
+    if s.per_user_max == 0 || s.pool.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = SmallRng::seed_from_u64(rank.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let n = rng.random_range(s.per_user_min..=s.per_user_max);
+    rand::seq::index::sample(&mut rng, s.pool.len(), n).into_vec()
+}
+
+/// What a scenario sends: decide requests or bid requests. Cheap to clone: one per load thread.
+#[derive(Clone, Debug)]
+pub enum Traffic {
+    Decide(RequestSampler),
+    OpenRtb(Box<BidRequestSampler>),
+}
+
+impl Traffic {
+    pub fn new(s: &Scenario) -> Result<Traffic, ScenarioError> {
+        Ok(match s.target.kind {
+            TargetKind::Decide => Traffic::Decide(RequestSampler::new(s)?),
+            TargetKind::Openrtb => Traffic::OpenRtb(Box::new(BidRequestSampler::new(s)?)),
+        })
+    }
+
+    /// Draws one request.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> SampledRequest {
+        match self {
+            Traffic::Decide(s) => s.sample(rng),
+            Traffic::OpenRtb(s) => {
+                let r = s.sample(rng);
+                SampledRequest { body: r.body, placements: r.imps, gzip: r.gzip, tmax_ms: Some(r.tmax_ms) }
+            }
+        }
+    }
 }
 
 impl RequestSampler {
@@ -601,13 +829,7 @@ impl RequestSampler {
 
     /// The segments user `rank` belongs to: the same on every request of that user.
     fn user_segments(&self, rank: u64) -> Vec<&str> {
-        let s = &self.segments;
-        if s.per_user_max == 0 || s.pool.is_empty() {
-            return Vec::new();
-        }
-        let mut rng = SmallRng::seed_from_u64(rank.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let n = rng.random_range(s.per_user_min..=s.per_user_max);
-        rand::seq::index::sample(&mut rng, s.pool.len(), n).iter().map(|i| s.pool[i].as_str()).collect()
+        user_segment_indices(&self.segments, rank).into_iter().map(|i| self.segments.pool[i].as_str()).collect()
     }
 
     /// Draws one decide request.
@@ -640,7 +862,7 @@ impl RequestSampler {
         let body = DecideBody { placements: &inv.placements, user, page, app, device, geo, key_values };
         // Serialising plain strings and maps into a Vec cannot fail.
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        SampledRequest { body, placements: inv.placements.len() }
+        SampledRequest { body, placements: inv.placements.len(), gzip: false, tmax_ms: None }
     }
 }
 

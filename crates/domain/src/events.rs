@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// An ad request or bid request arrived (one per request, not per placement).
+    Request,
     /// An ad was chosen for a placement (not billable).
     Decision,
     /// The ad was shown (billable for CPM line items).
@@ -22,6 +24,8 @@ pub enum EventKind {
     Loss,
     /// The exchange bills the won impression (`burl`): billable at the clearing price.
     Billing,
+    /// The advertiser reports a conversion, attributed to an earlier click or impression.
+    Conversion,
 }
 
 /// One event, schema v1.

@@ -21,6 +21,7 @@ pub struct DeliveryTotals {
     pub clicks: u64,
     pub bids: u64,
     pub wins: u64,
+    pub conversions: u64,
     pub spend_micros: Micros,
 }
 
@@ -34,7 +35,8 @@ impl DeliveryTotals {
             EventKind::Win => self.wins += 1,
             // OpenRTB 2.6: the billing notice fires when the impression is billable (rendered).
             EventKind::Billing => self.impressions += 1,
-            EventKind::Loss => {}
+            EventKind::Conversion => self.conversions += 1,
+            EventKind::Loss | EventKind::Request => {}
         }
         self.spend_micros = self.spend_micros.saturating_add(event.cost_micros);
     }
@@ -45,6 +47,7 @@ impl DeliveryTotals {
         self.clicks += other.clicks;
         self.bids += other.bids;
         self.wins += other.wins;
+        self.conversions += other.conversions;
         self.spend_micros = self.spend_micros.saturating_add(other.spend_micros);
     }
 }
@@ -202,7 +205,15 @@ mod tests {
         );
         assert_eq!(
             r.totals(),
-            DeliveryTotals { decisions: 1, impressions: 5, clicks: 1, bids: 0, wins: 0, spend_micros: 408_011 }
+            DeliveryTotals {
+                decisions: 1,
+                impressions: 5,
+                clicks: 1,
+                bids: 0,
+                wins: 0,
+                conversions: 0,
+                spend_micros: 408_011
+            }
         );
     }
 

@@ -125,7 +125,8 @@ fn expected_totals(evs: &[Event]) -> DeliveryTotals {
             EventKind::Bid => t.bids += 1,
             EventKind::Win => t.wins += 1,
             EventKind::Billing => t.impressions += 1,
-            EventKind::Loss => {}
+            EventKind::Conversion => t.conversions += 1,
+            EventKind::Loss | EventKind::Request => {}
         }
         t.spend_micros += e.cost_micros;
     }

@@ -13,7 +13,7 @@
 
 use crate::error::ApiError;
 use crate::markup;
-use crate::serving::{parse_user_agent, Serving};
+use crate::serving::{parse_user_agent_cached, Serving};
 use crate::tracking::{TrackKind, TrackedAd};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
@@ -148,7 +148,7 @@ fn attributes(req: &BidRequest) -> Attributes {
     let mut a = Attributes::default();
     if let Some(d) = &req.device {
         if let Some(ua) = d.ua.as_deref().filter(|ua| ua.len() <= 2048) {
-            let parsed = parse_user_agent(ua);
+            let parsed = parse_user_agent_cached(ua);
             a.device_type = parsed.device_type;
             a.os = parsed.os;
             a.browser = parsed.browser;
@@ -325,9 +325,7 @@ impl Serving {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(NoBid::all(NoBidReason::INSUFFICIENT_AUCTION_TIME, "tmax_exhausted"));
         }
-        if (!req.wseat.is_empty() && !req.wseat.contains(&settings.seat))
-            || req.bseat.contains(&settings.seat)
-        {
+        if (!req.wseat.is_empty() && !req.wseat.contains(&settings.seat)) || req.bseat.contains(&settings.seat) {
             return Err(NoBid::all(NoBidReason::UNKNOWN_ERROR, "seat_not_allowed"));
         }
         let Some(currency) = settings.fx.pick_currency(&req.cur, &settings.currency).map(str::to_string) else {
@@ -481,10 +479,10 @@ impl Serving {
             currency: currency.to_string(),
             landing_url: String::new(),
         };
-        let nurl = format!("{}&price=${{AUCTION_PRICE}}", self.notice_url(&tracked(TrackKind::Win)));
-        let burl = format!("{}&price=${{AUCTION_PRICE}}", self.notice_url(&tracked(TrackKind::Billing)));
-        let lurl =
-            format!("{}&price=${{AUCTION_PRICE}}&loss=${{AUCTION_LOSS}}", self.notice_url(&tracked(TrackKind::Loss)));
+        let [nurl, burl, lurl] = self.notice_urls(&tracked(TrackKind::Win));
+        let nurl = nurl + "&price=${AUCTION_PRICE}";
+        let burl = burl + "&price=${AUCTION_PRICE}";
+        let lurl = lurl + "&price=${AUCTION_PRICE}&loss=${AUCTION_LOSS}";
         let adm = if settings.adm_in_win_notice {
             None
         } else {

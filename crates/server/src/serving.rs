@@ -194,6 +194,17 @@ impl Serving {
         format!("{}/v1/{}?p={p}&s={s}", self.settings.public_url, ad.kind.path())
     }
 
+    /// The win, billing and loss notice URLs of a bid (one shared signed payload).
+    pub(crate) fn notice_urls(&self, ad: &TrackedAd) -> [String; 3] {
+        let (p, [w, b, l]) = self.signer.sign_notices(ad);
+        let base = &self.settings.public_url;
+        [
+            format!("{base}/v1/{}?p={p}&s={w}", TrackKind::Win.path()),
+            format!("{base}/v1/{}?p={p}&s={b}", TrackKind::Billing.path()),
+            format!("{base}/v1/{}?p={p}&s={l}", TrackKind::Loss.path()),
+        ]
+    }
+
     /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
     fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> (String, String) {
         let path = kind.path();
@@ -318,7 +329,7 @@ impl adp_events::EventObserver for RestartRecovery {
             EventKind::Win => TrackKind::Win,
             EventKind::Billing => TrackKind::Billing,
             EventKind::Loss => TrackKind::Loss,
-            EventKind::Decision | EventKind::Bid => return,
+            EventKind::Decision | EventKind::Bid | EventKind::Request | EventKind::Conversion => return,
         };
         // A URL lives at most ttl after its decision, which came before this event.
         let expires_ms = event.event_time_ms + self.ttl_ms;
@@ -550,12 +561,35 @@ pub(crate) fn page_domain(url: &str) -> Option<String> {
 }
 
 /// What a User-Agent string says about the device.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UserAgentInfo {
     pub device_type: Option<DeviceType>,
     pub os: Option<String>,
     pub browser: Option<String>,
     pub crawler: bool,
+}
+
+/// Distinct User-Agents remembered per serving thread; real traffic repeats a few thousand.
+const UA_CACHE_ENTRIES: usize = 4096;
+
+thread_local! {
+    static UA_CACHE: RefCell<HashMap<Box<str>, UserAgentInfo>> = RefCell::new(HashMap::new());
+}
+
+/// [`parse_user_agent`] through a per-thread cache (emptied when it fills up).
+pub fn parse_user_agent_cached(ua: &str) -> UserAgentInfo {
+    UA_CACHE.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some(hit) = cache.get(ua) {
+            return hit.clone();
+        }
+        let parsed = parse_user_agent(ua);
+        if cache.len() >= UA_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(ua.into(), parsed.clone());
+        parsed
+    })
 }
 
 /// Reads a User-Agent with woothee: device type, OS and browser as targeting names them.
@@ -622,7 +656,7 @@ fn attributes(req: &DecideRequest) -> Result<Attributes, ApiError> {
                 return Err(bad("too_long", "device.ua", "at most 2048 bytes"));
             }
             // Explicit fields win over what the User-Agent says.
-            let parsed = parse_user_agent(ua);
+            let parsed = parse_user_agent_cached(ua);
             a.device_type = a.device_type.or(parsed.device_type);
             a.os = a.os.take().or(parsed.os);
             a.browser = a.browser.take().or(parsed.browser);
@@ -1053,6 +1087,20 @@ mod tests {
         );
         assert!(parse_user_agent("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").crawler);
         assert_eq!(parse_user_agent("").device_type, None);
+    }
+
+    #[test]
+    fn the_user_agent_cache_answers_like_the_parser_even_when_it_overflows() {
+        let base =
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1";
+        for i in 0..UA_CACHE_ENTRIES + 10 {
+            let ua = format!("{base} build/{i}");
+            assert_eq!(parse_user_agent_cached(&ua), parse_user_agent(&ua));
+            // A repeat is a hit and must agree too.
+            assert_eq!(parse_user_agent_cached(&ua), parse_user_agent(&ua));
+        }
+        let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert!(parse_user_agent_cached(bot).crawler && parse_user_agent_cached(bot).crawler);
     }
 
     #[test]

@@ -17,6 +17,8 @@ type HmacSha256 = Hmac<Sha256>;
 const FORMAT: &str = "v3";
 const FIELDS: usize = 21;
 const FIELDS_V2: usize = 19;
+/// The kind tag of a payload shared by a bid's win, billing and loss notices.
+const NOTICE_TAG: &str = "n";
 /// Longest `p` accepted: seven 128-byte ids, a 4 KiB landing URL and the numbers, in base64.
 pub const MAX_PAYLOAD_LEN: usize = 8192;
 
@@ -105,6 +107,8 @@ pub enum TrackError {
     UnknownKey,
     BadSignature,
     WrongKind,
+    /// A notice signature that matches neither this notice kind nor the payload.
+    WrongKindOrSignature,
     Expired,
 }
 
@@ -115,6 +119,7 @@ impl TrackError {
             TrackError::UnknownKey => "unknown_signing_key",
             TrackError::BadSignature => "invalid_signature",
             TrackError::WrongKind => "wrong_tracking_kind",
+            TrackError::WrongKindOrSignature => "invalid_signature",
             TrackError::Expired => "expired",
         }
     }
@@ -168,12 +173,34 @@ impl UrlSigner {
 
     /// The payload and signature of a tracking URL for `ad`.
     pub fn sign_parts(&self, ad: &TrackedAd) -> (String, String) {
+        let p = self.payload(ad, ad.kind.tag());
+        let s =
+            self.mac(&self.active, &p).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default();
+        (p, s)
+    }
+
+    /// One payload for the win, billing and loss notices of a bid, and a signature for each
+    /// (in that order): the payload is encoded and hashed once.
+    pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [String; 3]) {
+        let p = self.payload(ad, NOTICE_TAG);
+        let Some(base) = self.mac(&self.active, &p) else { return (p, Default::default()) };
+        let sig = |kind: TrackKind| {
+            let mut m = base.clone();
+            m.update(b"|");
+            m.update(kind.tag().as_bytes());
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        };
+        let sigs = [sig(TrackKind::Win), sig(TrackKind::Billing), sig(TrackKind::Loss)];
+        (p, sigs)
+    }
+
+    fn payload(&self, ad: &TrackedAd, tag: &str) -> String {
         use std::fmt::Write;
         let mut record = String::with_capacity(256 + ad.landing_url.len());
         let _ = write!(
             record,
             "{FORMAT}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-            ad.kind.tag(),
+            tag,
             self.active,
             ad.expires_at,
             ad.request_id,
@@ -194,10 +221,7 @@ impl UrlSigner {
             ad.currency,
             ad.landing_url
         );
-        let p = URL_SAFE_NO_PAD.encode(record);
-        let s =
-            self.mac(&self.active, &p).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default();
-        (p, s)
+        URL_SAFE_NO_PAD.encode(record)
     }
 
     /// Checks a URL's `p` and `s` and returns what it carries.
@@ -217,11 +241,22 @@ impl UrlSigner {
             return Err(TrackError::Malformed);
         }
         let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TrackError::BadSignature)?;
-        let mac = self.mac(f[2], p).ok_or(TrackError::UnknownKey)?;
-        mac.verify_slice(&sig).map_err(|_| TrackError::BadSignature)?;
-        let kind_seen = TrackKind::from_tag(f[1]).ok_or(TrackError::Malformed)?;
-        if kind_seen != kind {
-            return Err(TrackError::WrongKind);
+        let mut mac = self.mac(f[2], p).ok_or(TrackError::UnknownKey)?;
+        if f[1] == NOTICE_TAG {
+            // One payload for a bid's win, billing and loss notices; each signature covers the
+            // payload and the notice kind, so one notice cannot pass for another.
+            if !matches!(kind, TrackKind::Win | TrackKind::Billing | TrackKind::Loss) {
+                return Err(TrackError::WrongKind);
+            }
+            mac.update(b"|");
+            mac.update(kind.tag().as_bytes());
+            mac.verify_slice(&sig).map_err(|_| TrackError::WrongKindOrSignature)?;
+        } else {
+            mac.verify_slice(&sig).map_err(|_| TrackError::BadSignature)?;
+            let kind_seen = TrackKind::from_tag(f[1]).ok_or(TrackError::Malformed)?;
+            if kind_seen != kind {
+                return Err(TrackError::WrongKind);
+            }
         }
         let num = |s: &str| s.parse::<i64>().map_err(|_| TrackError::Malformed);
         let ad = TrackedAd {
@@ -411,6 +446,22 @@ mod tests {
         let sig2 = s.mac("k2", &p2).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).expect("key");
         let got = s.verify(TrackKind::Impression, &p2, &sig2, 1_000).expect("v2 verifies");
         assert_eq!((got.line_item_id.as_str(), got.cost_micros, got.deal_id.as_str()), ("li", 2_500, ""));
+    }
+
+    #[test]
+    fn one_notice_payload_serves_win_billing_and_loss_but_never_crosses_kinds() {
+        let s = signer();
+        let (p, [win, bill, loss]) = s.sign_notices(&ad(TrackKind::Win));
+        assert_eq!(s.verify(TrackKind::Win, &p, &win, 1_000).map(|a| a.kind), Ok(TrackKind::Win));
+        assert_eq!(s.verify(TrackKind::Billing, &p, &bill, 1_000).map(|a| a.kind), Ok(TrackKind::Billing));
+        assert_eq!(s.verify(TrackKind::Loss, &p, &loss, 1_000).map(|a| a.kind), Ok(TrackKind::Loss));
+        // The win signature does not make a billing notice, nor an impression.
+        assert_eq!(s.verify(TrackKind::Billing, &p, &win, 1_000), Err(TrackError::WrongKindOrSignature));
+        assert_eq!(s.verify(TrackKind::Impression, &p, &win, 1_000), Err(TrackError::WrongKind));
+        // Replay guard keys differ per kind, so a win and its billing are each counted once.
+        let w = s.verify(TrackKind::Win, &p, &win, 1_000).expect("win");
+        let b = s.verify(TrackKind::Billing, &p, &bill, 1_000).expect("bill");
+        assert_ne!(ReplayGuard::key(&w), ReplayGuard::key(&b));
     }
 
     #[test]

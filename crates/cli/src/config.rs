@@ -30,6 +30,31 @@ pub struct Config {
     pub events: EventsConfig,
     pub frequency: FrequencyConfig,
     pub rtb: RtbConfig,
+    pub conversions: ConversionsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConversionsConfig {
+    /// Seconds after a click during which a conversion is credited to it.
+    pub click_window_secs: u64,
+    /// Seconds after an impression for view-through credit; 0 = off.
+    pub view_window_secs: u64,
+    /// Clicks and impressions remembered for attribution, at most.
+    pub max_touches: u64,
+    /// Append adp_click=<click id> to landing URLs on the click redirect.
+    pub append_click_id: bool,
+}
+
+impl Default for ConversionsConfig {
+    fn default() -> Self {
+        ConversionsConfig {
+            click_window_secs: 30 * 86_400,
+            view_window_secs: 0,
+            max_touches: 2_000_000,
+            append_click_id: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,6 +224,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             frequency: FrequencyConfig::default(),
             rtb: RtbConfig::default(),
+            conversions: ConversionsConfig::default(),
         }
     }
 }
@@ -451,6 +477,15 @@ impl Config {
         }
         if self.rtb.network_allowance_ms > 10_000 {
             return Err(key_error("rtb.network_allowance_ms", "", "at most 10000"));
+        }
+        if !(60..=90 * 86_400).contains(&self.conversions.click_window_secs) {
+            return Err(key_error("conversions.click_window_secs", "", "60 seconds to 90 days"));
+        }
+        if self.conversions.view_window_secs > 30 * 86_400 {
+            return Err(key_error("conversions.view_window_secs", "", "at most 30 days (0 = off)"));
+        }
+        if self.conversions.max_touches < 1000 {
+            return Err(key_error("conversions.max_touches", "", "must be at least 1000"));
         }
         if self.frequency.max_entries < 1000 {
             return Err(key_error("frequency.max_entries", "", "must be at least 1000"));

@@ -7,6 +7,7 @@ use adp_domain::{CatalogStore, EventSink, KeyStatus, Kind, Role};
 use adp_engine::pacing::PacingConfig;
 use adp_events::{DeliveryRollup, FsyncPolicy, LocalLog, LogConfig};
 use adp_server::bidder::{BillOn, RtbSettings};
+use adp_server::conversions::AttributionSettings;
 use adp_server::serving::{follow_catalog, run_pacing, RestartRecovery, Serving, ServingSettings};
 use adp_server::tracking::UrlSigner;
 use adp_server::{auth, demo, net, AppState, HttpSettings};
@@ -108,9 +109,12 @@ pub struct LoadtestArgs {
     /// Write the report as Markdown to this file
     #[arg(long)]
     pub report_md: Option<PathBuf>,
-    /// No progress line on stderr
+    /// Plot throughput and latency over time and the latency distribution to this file (.svg or .png)
     #[arg(long)]
-    pub quiet: bool,
+    pub plot: Option<PathBuf>,
+    /// No progress bar on stderr (it is drawn only when stderr is a terminal anyway)
+    #[arg(long, visible_alias = "quiet")]
+    pub no_progress: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -316,9 +320,14 @@ async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyComma
     }
 }
 
-/// `adplatform loadtest`: runs the load generator on threads of its own and writes the report.
+/// `adplatform loadtest`: runs the load generator on threads of its own and writes the report
+/// (and the plot).
 async fn loadtest(args: &LoadtestArgs) -> anyhow::Result<()> {
     let scenario = adp_loadgen::Scenario::load(&args.scenario)?;
+    if let Some(path) = &args.plot {
+        // A bad file name is said before the run, not after it.
+        adp_loadgen::PlotFormat::from_path(path)?;
+    }
     let mode = match (args.mode, args.rate) {
         (LoadMode::Closed, None) => adp_loadgen::Mode::Closed,
         (LoadMode::Closed, Some(_)) => bail!("--rate sets the arrival rate of --mode open; closed loop has none"),
@@ -339,7 +348,7 @@ async fn loadtest(args: &LoadtestArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         timeout: args.timeout,
         cpus: args.cpus.clone().map(|c| c.0).unwrap_or_default(),
-        progress: !args.quiet,
+        progress: !args.no_progress,
         seed: args.seed,
     };
     // The load threads block: keep them off this runtime's workers.
@@ -351,6 +360,9 @@ async fn loadtest(args: &LoadtestArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.report_md {
         std::fs::write(path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        adp_loadgen::write_plot(&report, path)?;
     }
     println!("{markdown}");
     Ok(())
@@ -496,6 +508,12 @@ pub async fn serve(
             network_allowance_ms: config.rtb.network_allowance_ms,
             max_bids_per_imp: config.rtb.max_bids_per_imp as usize,
             adm_in_win_notice: config.rtb.adm_in_win_notice,
+        },
+        attribution: AttributionSettings {
+            click_window_secs: config.conversions.click_window_secs,
+            view_window_secs: config.conversions.view_window_secs,
+            max_touches: config.conversions.max_touches,
+            append_click_id: config.conversions.append_click_id,
         },
     };
     let signer = UrlSigner::new(signing_keys(&config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;

@@ -183,6 +183,8 @@ pub struct DeliveryRow {
     /// OpenRTB bids made, and those the exchanges reported won.
     pub bids: u64,
     pub wins: u64,
+    /// Conversions credited to this line item's clicks (or views).
+    pub conversions: u64,
     pub spend_micros: i64,
 }
 

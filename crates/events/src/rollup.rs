@@ -79,8 +79,12 @@ impl DeliveryRollup {
         self.cells.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts one event under its event-time hour.
+    /// Counts one event under its event-time hour. Events without a line item (conversions
+    /// credited to no ad) are not delivery.
     pub fn apply(&self, event: &Event) {
+        if event.line_item_id.is_empty() {
+            return;
+        }
         let Some(hour) = hour_start(event.event_time_ms) else {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(event_id = %event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
@@ -105,6 +109,7 @@ impl DeliveryRollup {
                 clicks: t.clicks,
                 bids: t.bids,
                 wins: t.wins,
+                conversions: t.conversions,
                 spend_micros: t.spend_micros,
             })
             .collect()
@@ -175,6 +180,7 @@ mod tests {
             clicks: c,
             bids: 0,
             wins: 0,
+            conversions: 0,
             spend_micros: spend,
         }
     }

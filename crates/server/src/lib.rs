@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod bidder;
 pub mod catalog;
+pub mod conversions;
 pub mod demo;
 pub mod error;
 pub mod markup;

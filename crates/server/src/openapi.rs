@@ -304,6 +304,32 @@ pub fn document() -> Value {
             "parameters": params,
             "responses": tracking_errors(json!({"204": {"description": "counted"}, "200": {"description": "counted; the ad markup (win, adm_in_win_notice mode)"}}))}}));
     }
+    let conv_responses = {
+        let mut r = error_responses(&[("400", "bad parameter"), ("409", "order already counted")]);
+        r.insert("204".into(), json!({"description": "counted"}));
+        r.insert("200".into(), json!({"description": "counted (GIF)"}));
+        Value::Object(r)
+    };
+    paths.insert("/v1/t/conv".into(), json!({"get": {"tags": ["conversions"], "operationId": "conversion_pixel", "security": open.clone(),
+        "summary": "the advertiser's conversion pixel: credited to the click named by `click` (the landing URL's adp_click), else the user's last click (or view)",
+        "parameters": [query_param("adv", "advertiser id", json!({"type": "string"})),
+                       query_param("order", "order id; each counts once", json!({"type": "string"})),
+                       query_param("value", "value in currency units, e.g. 49.90", json!({"type": "string"})),
+                       query_param("cur", "ISO 4217, default the platform currency", json!({"type": "string"})),
+                       query_param("click", "click id (adp_click)", json!({"type": "string"})),
+                       query_param("uid", "user id", json!({"type": "string"})),
+                       query_param("f", "gif: answer with a 1x1 GIF", json!({"type": "string"}))],
+        "responses": conv_responses}}));
+    schemas.insert("ConversionRequest".into(), json!({"type": "object", "required": ["advertiser_id", "order_id"], "properties": {
+        "advertiser_id": {"type": "string"}, "order_id": {"type": "string"}, "click_id": {"type": "string"}, "user_id": {"type": "string"},
+        "value_micros": {"type": "integer", "minimum": 0}, "currency": {"type": "string"}}}));
+    schemas.insert("ConversionResult".into(), json!({"type": "object", "properties": {
+        "conversion_id": {"type": "string"}, "attributed": {"type": "boolean"}, "credit": {"type": ["string", "null"], "enum": ["click", "view", null]},
+        "line_item_id": {"type": ["string", "null"]}, "decision_id": {"type": ["string", "null"]}, "value_micros": {"type": "integer"}}}));
+    paths.insert("/v1/conversions".into(), json!({"post": {"tags": ["conversions"], "operationId": "report_conversion",
+        "summary": "a conversion reported server to server (an advertiser key reports its own)",
+        "requestBody": {"required": true, "content": json_content(schema_ref("ConversionRequest"))},
+        "responses": ok("202", "recorded", schema_ref("ConversionResult"), &[("400", "bad field"), ("403", "another advertiser's"), ("409", "order already counted")])}}));
     schemas.insert("DeliveryReport".into(), json!({"type": "object", "properties": {"from": {"type": "string", "format": "date-time"},
         "to": {"type": "string", "format": "date-time"}, "rows": {"type": "array", "items": schema_ref("DeliveryRow")}}}));
     paths.insert("/api/v1/reports/delivery".into(), json!({"get": {"tags": ["reports"], "operationId": "delivery_report",

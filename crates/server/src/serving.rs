@@ -4,6 +4,7 @@
 //! immutable snapshot through an atomic pointer, keep their scratch space per thread, and hand
 //! events to a bounded queue; they never take a global lock or wait on I/O.
 
+use crate::conversions::Touch;
 use crate::error::ApiError;
 use crate::markup;
 use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, UrlSigner};
@@ -42,6 +43,7 @@ pub struct ServingSettings {
     /// Counted tracking URLs remembered until they expire (sustains this / ttl events per second).
     pub replay_guard_entries: usize,
     pub rtb: crate::bidder::RtbSettings,
+    pub attribution: crate::conversions::AttributionSettings,
 }
 
 impl Default for ServingSettings {
@@ -54,6 +56,7 @@ impl Default for ServingSettings {
             pacing: PacingConfig::default(),
             replay_guard_entries: 4_000_000,
             rtb: crate::bidder::RtbSettings::default(),
+            attribution: crate::conversions::AttributionSettings::default(),
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct ServingStats {
     pub wins: AtomicU64,
     pub billed: AtomicU64,
     pub losses: AtomicU64,
+    pub conversions: AtomicU64,
 }
 
 pub struct Serving {
@@ -84,6 +88,7 @@ pub struct Serving {
     rollup: Arc<DeliveryRollup>,
     signer: UrlSigner,
     replay: ReplayGuard,
+    attribution: crate::conversions::Attribution,
     settings: ServingSettings,
     pub stats: ServingStats,
 }
@@ -115,6 +120,7 @@ impl Serving {
             rollup,
             signer,
             replay: ReplayGuard::new(settings.replay_guard_entries, 64),
+            attribution: crate::conversions::Attribution::new(settings.attribution.clone()),
             settings,
             stats: ServingStats::default(),
         }
@@ -165,6 +171,10 @@ impl Serving {
 
     pub(crate) fn settings(&self) -> &ServingSettings {
         &self.settings
+    }
+
+    pub(crate) fn attribution(&self) -> &crate::conversions::Attribution {
+        &self.attribution
     }
 
     pub(crate) fn freq(&self) -> &dyn FrequencyStore {
@@ -294,6 +304,10 @@ fn daily_target(li: &LineItemRt, now: DateTime<Utc>) -> Option<Micros> {
 /// the delivery rollup.
 pub struct RestartRecovery {
     rollup: Arc<DeliveryRollup>,
+    /// Clicks and impressions replayed, for conversion attribution.
+    touches: std::sync::Mutex<Vec<(bool, Touch)>>,
+    /// (advertiser, order id) of replayed conversions: each still counts once.
+    orders: std::sync::Mutex<Vec<(String, String)>>,
     replaying: std::sync::atomic::AtomicBool,
     counted: std::sync::Mutex<Vec<(u128, i64)>>,
     ttl_ms: i64,
@@ -304,6 +318,8 @@ impl RestartRecovery {
     pub fn new(rollup: Arc<DeliveryRollup>, tracking_ttl_secs: i64) -> RestartRecovery {
         RestartRecovery {
             rollup,
+            touches: std::sync::Mutex::new(Vec::new()),
+            orders: std::sync::Mutex::new(Vec::new()),
             replaying: std::sync::atomic::AtomicBool::new(true),
             counted: std::sync::Mutex::new(Vec::new()),
             ttl_ms: tracking_ttl_secs * 1000,
@@ -320,8 +336,22 @@ impl RestartRecovery {
 impl adp_events::EventObserver for RestartRecovery {
     fn observe(&self, event: &Event) {
         self.rollup.apply(event);
-        if !self.replaying.load(Ordering::Acquire) || event.decision_id.is_empty() {
+        if !self.replaying.load(Ordering::Acquire) {
             return;
+        }
+        if event.kind == EventKind::Conversion {
+            if let Ok(mut v) = self.orders.lock() {
+                v.push((event.advertiser_id.clone(), event.request_id.clone()));
+            }
+            return;
+        }
+        if event.decision_id.is_empty() {
+            return;
+        }
+        if matches!(event.kind, EventKind::Click | EventKind::Impression) {
+            if let Ok(mut v) = self.touches.lock() {
+                v.push((event.kind == EventKind::Click, Touch::from_event(event)));
+            }
         }
         let kind = match event.kind {
             EventKind::Impression => TrackKind::Impression,
@@ -375,6 +405,18 @@ impl Serving {
             }
             spend += row.spend_micros;
             lines.insert(row.line_item_id.clone());
+        }
+        let touches = recovery.touches.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        let now_ms = now.timestamp_millis();
+        for (click, t) in touches {
+            if click {
+                self.attribution.record_click(t, now_ms);
+            } else {
+                self.attribution.record_view(t, now_ms);
+            }
+        }
+        for (adv, order) in recovery.orders.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default() {
+            self.attribution.claim_order(&adv, &order);
         }
         let keys = recovery.counted.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
         let now_secs = now.timestamp();
@@ -1052,8 +1094,10 @@ impl Serving {
                 li.impressions.fetch_add(1, Ordering::Relaxed);
                 creative.impressions.fetch_add(1, Ordering::Relaxed);
                 self.stats.impressions.fetch_add(1, Ordering::Relaxed);
+                self.attribution.record_view(Touch::from_ad(&ad, now.timestamp_millis()), now.timestamp_millis());
             }
             TrackKind::Click => {
+                self.attribution.record_click(Touch::from_ad(&ad, now.timestamp_millis()), now.timestamp_millis());
                 li.clicks.fetch_add(1, Ordering::Relaxed);
                 creative.clicks.fetch_add(1, Ordering::Relaxed);
                 self.stats.clicks.fetch_add(1, Ordering::Relaxed);

@@ -137,6 +137,19 @@ async fn track_impression(State(st): State<AppState>, q: QueryPairs) -> Response
 
 async fn track_click(State(st): State<AppState>, q: QueryPairs) -> Response {
     let result = tracking_params(q).and_then(|(p, s, _)| serving(&st)?.track(TrackKind::Click, &p, &s));
+    let append = st.serving.as_ref().is_some_and(|s| s.settings().attribution.append_click_id);
+    let result = result.map(|mut ad| {
+        if append && !ad.landing_url.is_empty() {
+            // The click id rides along to the landing page, whose conversion pixel sends it back.
+            let sep = if ad.landing_url.contains('?') { '&' } else { '?' };
+            let (base, fragment) = match ad.landing_url.split_once('#') {
+                Some((b, f)) => (b.to_string(), format!("#{f}")),
+                None => (ad.landing_url.clone(), String::new()),
+            };
+            ad.landing_url = format!("{base}{sep}adp_click={}{fragment}", ad.decision_id);
+        }
+        ad
+    });
     match result {
         Ok(ad) => match HeaderValue::from_str(&ad.landing_url) {
             Ok(loc) => (
@@ -221,6 +234,7 @@ async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Jso
         "wins": load(&s.stats.wins),
         "billed": load(&s.stats.billed),
         "losses": load(&s.stats.losses),
+        "conversions": load(&s.stats.conversions),
         "events": s.event_stats(),
     })))
 }
@@ -300,6 +314,73 @@ async fn openrtb_bid(
     }
 }
 
+/// `GET /v1/t/conv?adv=&order=&value=&cur=&click=&uid=[&f=gif]`: the advertiser's conversion
+/// pixel. `value` is in currency units (e.g. 12.50); 204 (or a GIF) when counted.
+async fn conversion_pixel(State(st): State<AppState>, q: QueryPairs) -> Response {
+    let result = (|| {
+        let Query(pairs) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        let mut req = crate::conversions::ConversionRequest::default();
+        let mut gif = false;
+        for (k, v) in pairs {
+            match k.as_str() {
+                "adv" => req.advertiser_id = v,
+                "order" => req.order_id = v,
+                "click" | "adp_click" => req.click_id = Some(v),
+                "uid" => req.user_id = Some(v),
+                "cur" => req.currency = Some(v),
+                "value" => {
+                    req.value_micros = adp_openrtb::price::parse_price_micros(&v)
+                        .map_err(|e| ApiError::bad_request("invalid_value", "value", e.to_string()))?
+                }
+                "f" => gif = v == "gif",
+                other => {
+                    return Err(ApiError::bad_request(
+                        "unknown_parameter",
+                        other,
+                        "expected adv, order, value, cur, click, uid or f",
+                    ))
+                }
+            }
+        }
+        serving(&st)?.convert(&req, Utc::now()).map(|_| gif)
+    })();
+    cors(match result {
+        Ok(true) => {
+            ([(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")], PIXEL_GIF).into_response()
+        }
+        Ok(false) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+/// `POST /v1/conversions`: a conversion reported server to server with an API key (an
+/// advertiser's key reports its own conversions only).
+async fn conversion_s2s(
+    State(st): State<AppState>,
+    who: Principal,
+    body: Result<RawBody, ApiError>,
+) -> Result<(StatusCode, Json<crate::conversions::ConversionResult>), ApiError> {
+    let RawBody(bytes) = body?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let req: crate::conversions::ConversionRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
+        } else {
+            adp_domain::FieldError::from_serde(if path == "." { String::new() } else { path }, &inner).into()
+        }
+    })?;
+    if let Some(own) = who.advertiser_id() {
+        if own != req.advertiser_id {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "an advertiser reports its own conversions")
+                .with_field("advertiser_id"));
+        }
+    }
+    let result = serving(&st)?.convert(&req, Utc::now())?;
+    Ok((StatusCode::ACCEPTED, Json(result)))
+}
+
 type NoticeParams = (String, String, Option<String>, Option<String>);
 
 fn notice_params(q: QueryPairs) -> Result<NoticeParams, ApiError> {
@@ -355,6 +436,7 @@ pub fn hot_routes() -> Router<AppState> {
         .route("/v1/decide", get(decide_get).post(decide_post))
         .route("/v1/t/imp", get(track_impression))
         .route("/v1/t/click", get(track_click))
+        .route("/v1/t/conv", get(conversion_pixel))
         .route("/v1/rtb/win", get(notice_win))
         .route("/v1/rtb/bill", get(notice_billing))
         .route("/v1/rtb/loss", get(notice_loss))
@@ -366,4 +448,5 @@ pub fn reporting_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/reports/delivery", get(delivery_report))
         .route("/api/v1/serving/stats", get(serving_stats))
+        .route("/v1/conversions", post(conversion_s2s))
 }

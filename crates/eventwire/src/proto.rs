@@ -1,0 +1,342 @@
+//! proto: event schema v1 in the Protobuf encoding. The messages of `proto/event_v1.proto`,
+//! derived by hand (tests hold them to the .proto), a writer that encodes straight from a domain
+//! `Event` without copying it, and the checked conversion back. Pure functions, no I/O.
+
+use crate::id::{uuid_bytes, uuid_text};
+use crate::DecodeError;
+use adp_domain::events::{Event, EventKind};
+use adp_domain::targeting::DeviceType;
+use prost::encoding::{encode_key, encode_varint, fixed64, int32, int64, string, WireType};
+use prost::Message;
+
+/// `adp.events.v1.Event`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventV1 {
+    #[prost(oneof = "EventIdV1", tags = "1, 2")]
+    pub id: Option<EventIdV1>,
+    #[prost(enumeration = "EventKindV1", tag = "3")]
+    pub kind: i32,
+    #[prost(int64, tag = "4")]
+    pub event_time_ms: i64,
+    #[prost(int64, tag = "5")]
+    pub receive_time_ms: i64,
+    #[prost(string, tag = "6")]
+    pub request_id: String,
+    #[prost(string, tag = "7")]
+    pub decision_id: String,
+    #[prost(string, tag = "8")]
+    pub advertiser_id: String,
+    #[prost(string, tag = "9")]
+    pub campaign_id: String,
+    #[prost(string, tag = "10")]
+    pub line_item_id: String,
+    #[prost(string, tag = "11")]
+    pub creative_id: String,
+    #[prost(string, tag = "12")]
+    pub publisher_id: String,
+    #[prost(string, tag = "13")]
+    pub site_id: String,
+    #[prost(string, tag = "14")]
+    pub placement_id: String,
+    #[prost(fixed64, tag = "15")]
+    pub user_key: u64,
+    #[prost(int64, tag = "16")]
+    pub price_micros: i64,
+    #[prost(int64, tag = "17")]
+    pub cost_micros: i64,
+    #[prost(string, tag = "18")]
+    pub currency: String,
+    #[prost(string, optional, tag = "19")]
+    pub deal_id: Option<String>,
+    #[prost(string, optional, tag = "20")]
+    pub country: Option<String>,
+    #[prost(enumeration = "DeviceTypeV1", tag = "21")]
+    pub device_type: i32,
+    #[prost(string, optional, tag = "22")]
+    pub reason: Option<String>,
+}
+
+/// `adp.events.v1.Event.id`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum EventIdV1 {
+    /// The 16 bytes of a lower-case hyphenated UUID, big endian.
+    #[prost(bytes = "vec", tag = "1")]
+    IdUuid(Vec<u8>),
+    /// Any other id, unchanged.
+    #[prost(string, tag = "2")]
+    IdText(String),
+}
+
+/// `adp.events.v1.EventKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum EventKindV1 {
+    Unspecified = 0,
+    Request = 1,
+    Decision = 2,
+    Impression = 3,
+    Click = 4,
+    Bid = 5,
+    Win = 6,
+    Loss = 7,
+    Billing = 8,
+    Conversion = 9,
+}
+
+/// `adp.events.v1.DeviceType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum DeviceTypeV1 {
+    Unspecified = 0,
+    Phone = 1,
+    Tablet = 2,
+    Desktop = 3,
+    ConnectedTv = 4,
+    SetTopBox = 5,
+    ConnectedDevice = 6,
+    Ooh = 7,
+}
+
+impl From<EventKind> for EventKindV1 {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::Request => EventKindV1::Request,
+            EventKind::Decision => EventKindV1::Decision,
+            EventKind::Impression => EventKindV1::Impression,
+            EventKind::Click => EventKindV1::Click,
+            EventKind::Bid => EventKindV1::Bid,
+            EventKind::Win => EventKindV1::Win,
+            EventKind::Loss => EventKindV1::Loss,
+            EventKind::Billing => EventKindV1::Billing,
+            EventKind::Conversion => EventKindV1::Conversion,
+        }
+    }
+}
+
+impl EventKindV1 {
+    fn to_domain(self) -> Option<EventKind> {
+        Some(match self {
+            EventKindV1::Unspecified => return None,
+            EventKindV1::Request => EventKind::Request,
+            EventKindV1::Decision => EventKind::Decision,
+            EventKindV1::Impression => EventKind::Impression,
+            EventKindV1::Click => EventKind::Click,
+            EventKindV1::Bid => EventKind::Bid,
+            EventKindV1::Win => EventKind::Win,
+            EventKindV1::Loss => EventKind::Loss,
+            EventKindV1::Billing => EventKind::Billing,
+            EventKindV1::Conversion => EventKind::Conversion,
+        })
+    }
+}
+
+impl From<Option<DeviceType>> for DeviceTypeV1 {
+    fn from(device: Option<DeviceType>) -> Self {
+        match device {
+            None => DeviceTypeV1::Unspecified,
+            Some(DeviceType::Phone) => DeviceTypeV1::Phone,
+            Some(DeviceType::Tablet) => DeviceTypeV1::Tablet,
+            Some(DeviceType::Desktop) => DeviceTypeV1::Desktop,
+            Some(DeviceType::ConnectedTv) => DeviceTypeV1::ConnectedTv,
+            Some(DeviceType::SetTopBox) => DeviceTypeV1::SetTopBox,
+            Some(DeviceType::ConnectedDevice) => DeviceTypeV1::ConnectedDevice,
+            Some(DeviceType::Ooh) => DeviceTypeV1::Ooh,
+        }
+    }
+}
+
+impl From<DeviceTypeV1> for Option<DeviceType> {
+    fn from(device: DeviceTypeV1) -> Self {
+        match device {
+            DeviceTypeV1::Unspecified => None,
+            DeviceTypeV1::Phone => Some(DeviceType::Phone),
+            DeviceTypeV1::Tablet => Some(DeviceType::Tablet),
+            DeviceTypeV1::Desktop => Some(DeviceType::Desktop),
+            DeviceTypeV1::ConnectedTv => Some(DeviceType::ConnectedTv),
+            DeviceTypeV1::SetTopBox => Some(DeviceType::SetTopBox),
+            DeviceTypeV1::ConnectedDevice => Some(DeviceType::ConnectedDevice),
+            DeviceTypeV1::Ooh => Some(DeviceType::Ooh),
+        }
+    }
+}
+
+/// Bytes of the `id_uuid` field: key, length, 16 bytes.
+const UUID_FIELD_LEN: usize = 1 + 1 + 16;
+
+/// The exact length of [`encode_body`]'s output for `event`, whose id has the 16-byte form
+/// `uuid` (see [`uuid_bytes`]).
+pub(crate) fn body_len(event: &Event, uuid: Option<[u8; 16]>) -> usize {
+    fn text(tag: u32, s: &String) -> usize {
+        if s.is_empty() {
+            0
+        } else {
+            string::encoded_len(tag, s)
+        }
+    }
+    fn int(tag: u32, v: i64) -> usize {
+        if v == 0 {
+            0
+        } else {
+            int64::encoded_len(tag, &v)
+        }
+    }
+    let id = if uuid.is_some() { UUID_FIELD_LEN } else { string::encoded_len(2, &event.id) };
+    let device = DeviceTypeV1::from(event.device_type) as i32;
+    id + int32::encoded_len(3, &(EventKindV1::from(event.kind) as i32))
+        + int(4, event.event_time_ms)
+        + int(5, event.receive_time_ms)
+        + text(6, &event.request_id)
+        + text(7, &event.decision_id)
+        + text(8, &event.advertiser_id)
+        + text(9, &event.campaign_id)
+        + text(10, &event.line_item_id)
+        + text(11, &event.creative_id)
+        + text(12, &event.publisher_id)
+        + text(13, &event.site_id)
+        + text(14, &event.placement_id)
+        + if event.user_key == 0 { 0 } else { fixed64::encoded_len(15, &event.user_key) }
+        + int(16, event.price_micros)
+        + int(17, event.cost_micros)
+        + text(18, &event.currency)
+        + event.deal_id.as_ref().map_or(0, |s| string::encoded_len(19, s))
+        + event.country.as_ref().map_or(0, |s| string::encoded_len(20, s))
+        + if device == 0 { 0 } else { int32::encoded_len(21, &device) }
+        + event.reason.as_ref().map_or(0, |s| string::encoded_len(22, s))
+}
+
+/// Appends `event` as an `adp.events.v1.Event` message: fields in number order, proto3 defaults
+/// left out, as `EventV1::encode` would write them (a test holds the two to the same bytes).
+/// `uuid` is the id's 16-byte form, if it has one (see [`uuid_bytes`]).
+pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u8>) {
+    fn text(tag: u32, s: &String, out: &mut Vec<u8>) {
+        if !s.is_empty() {
+            string::encode(tag, s, out);
+        }
+    }
+    fn int(tag: u32, v: i64, out: &mut Vec<u8>) {
+        if v != 0 {
+            int64::encode(tag, &v, out);
+        }
+    }
+    match uuid {
+        Some(bytes) => {
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(bytes.len() as u64, out);
+            out.extend_from_slice(&bytes);
+        }
+        None => string::encode(2, &event.id, out),
+    }
+    // Never 0: every domain kind has a non-zero number.
+    int32::encode(3, &(EventKindV1::from(event.kind) as i32), out);
+    int(4, event.event_time_ms, out);
+    int(5, event.receive_time_ms, out);
+    text(6, &event.request_id, out);
+    text(7, &event.decision_id, out);
+    text(8, &event.advertiser_id, out);
+    text(9, &event.campaign_id, out);
+    text(10, &event.line_item_id, out);
+    text(11, &event.creative_id, out);
+    text(12, &event.publisher_id, out);
+    text(13, &event.site_id, out);
+    text(14, &event.placement_id, out);
+    if event.user_key != 0 {
+        fixed64::encode(15, &event.user_key, out);
+    }
+    int(16, event.price_micros, out);
+    int(17, event.cost_micros, out);
+    text(18, &event.currency, out);
+    if let Some(s) = &event.deal_id {
+        string::encode(19, s, out);
+    }
+    if let Some(s) = &event.country {
+        string::encode(20, s, out);
+    }
+    let device = DeviceTypeV1::from(event.device_type) as i32;
+    if device != 0 {
+        int32::encode(21, &device, out);
+    }
+    if let Some(s) = &event.reason {
+        string::encode(22, s, out);
+    }
+}
+
+/// Reads one `adp.events.v1.Event` message (fields it does not know are skipped) into an event.
+pub(crate) fn decode_body(body: &[u8]) -> Result<Event, DecodeError> {
+    let message = EventV1::decode(body).map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
+    message.into_event()
+}
+
+impl EventV1 {
+    /// The message for `event`, field for field (what [`encode_body`] writes without the copy).
+    pub fn from_event(event: &Event) -> Self {
+        let id = match uuid_bytes(&event.id) {
+            Some(bytes) => EventIdV1::IdUuid(bytes.to_vec()),
+            None => EventIdV1::IdText(event.id.clone()),
+        };
+        EventV1 {
+            id: Some(id),
+            kind: EventKindV1::from(event.kind) as i32,
+            event_time_ms: event.event_time_ms,
+            receive_time_ms: event.receive_time_ms,
+            request_id: event.request_id.clone(),
+            decision_id: event.decision_id.clone(),
+            advertiser_id: event.advertiser_id.clone(),
+            campaign_id: event.campaign_id.clone(),
+            line_item_id: event.line_item_id.clone(),
+            creative_id: event.creative_id.clone(),
+            publisher_id: event.publisher_id.clone(),
+            site_id: event.site_id.clone(),
+            placement_id: event.placement_id.clone(),
+            user_key: event.user_key,
+            price_micros: event.price_micros,
+            cost_micros: event.cost_micros,
+            currency: event.currency.clone(),
+            deal_id: event.deal_id.clone(),
+            country: event.country.clone(),
+            device_type: DeviceTypeV1::from(event.device_type) as i32,
+            reason: event.reason.clone(),
+        }
+    }
+
+    /// The domain event, if the message is a valid one: an id, a known kind, a known device type.
+    pub fn into_event(self) -> Result<Event, DecodeError> {
+        let id = match self.id {
+            Some(EventIdV1::IdUuid(bytes)) => {
+                let len = bytes.len();
+                uuid_text(<[u8; 16]>::try_from(bytes).map_err(|_| DecodeError::InvalidUuid { len })?)
+            }
+            Some(EventIdV1::IdText(text)) => text,
+            None => return Err(DecodeError::MissingField { field: "id" }),
+        };
+        let kind = EventKindV1::try_from(self.kind)
+            .map_err(|_| DecodeError::UnknownEnumValue { field: "kind", value: self.kind })?
+            .to_domain()
+            .ok_or(DecodeError::MissingField { field: "kind" })?;
+        let device_type = DeviceTypeV1::try_from(self.device_type)
+            .map_err(|_| DecodeError::UnknownEnumValue { field: "device_type", value: self.device_type })?
+            .into();
+        Ok(Event {
+            id,
+            kind,
+            event_time_ms: self.event_time_ms,
+            receive_time_ms: self.receive_time_ms,
+            request_id: self.request_id,
+            decision_id: self.decision_id,
+            advertiser_id: self.advertiser_id,
+            campaign_id: self.campaign_id,
+            line_item_id: self.line_item_id,
+            creative_id: self.creative_id,
+            publisher_id: self.publisher_id,
+            site_id: self.site_id,
+            placement_id: self.placement_id,
+            deal_id: self.deal_id,
+            user_key: self.user_key,
+            country: self.country,
+            device_type,
+            price_micros: self.price_micros,
+            cost_micros: self.cost_micros,
+            currency: self.currency,
+            reason: self.reason,
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! Malformed input: cut records, flipped bytes and random bytes are errors, never panics, in the
+//! wire format and in the Cap'n Proto comparison codec.
+
+mod support;
+
+use adp_eventwire::capnp_v1::{self, Packing};
+use adp_eventwire::{decode, decode_batch, encode, records, schema_version, DecodeError, MAGIC, SCHEMA_VERSION};
+use proptest::prelude::*;
+use support::{arb_event, full_event, minimal_event, ALL_KINDS};
+
+#[test]
+fn every_cut_of_a_record_is_an_error() {
+    for event in [full_event(ALL_KINDS[4]), minimal_event(ALL_KINDS[5])] {
+        let mut record = Vec::new();
+        encode(&event, &mut record);
+        for len in 0..record.len() {
+            assert!(decode(&record[..len]).is_err(), "cut at {len} of {}", record.len());
+        }
+        for packing in [Packing::Unpacked, Packing::Packed] {
+            let mut record = Vec::new();
+            capnp_v1::encode(&event, packing, &mut record).expect("writes");
+            for len in 0..record.len() {
+                assert!(capnp_v1::decode(&record[..len], packing).is_err(), "{packing:?} cut at {len}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_formats_refuse_each_others_records() {
+    let event = full_event(ALL_KINDS[2]);
+    let mut default = Vec::new();
+    encode(&event, &mut default);
+    let mut capnp = Vec::new();
+    capnp_v1::encode(&event, Packing::Unpacked, &mut capnp).expect("writes");
+    assert!(matches!(decode(&capnp), Err(DecodeError::BadMagic { .. })));
+    assert!(matches!(capnp_v1::decode(&default, Packing::Unpacked), Err(DecodeError::BadMagic { .. })));
+}
+
+#[test]
+fn a_json_log_record_is_not_mistaken_for_a_binary_one() {
+    // The local log's JSON payloads start with version byte 1, then `{`.
+    let json = serde_json::to_vec(&full_event(ALL_KINDS[1])).expect("serializes");
+    assert_eq!(decode(&json), Err(DecodeError::BadMagic { found: b'{', expected: MAGIC }));
+    let payload = [&[1u8][..], &json].concat();
+    assert_eq!(schema_version(&payload), Err(DecodeError::BadMagic { found: 1, expected: MAGIC }));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(&bytes);
+        let _ = decode_batch(&bytes);
+        let _ = records(&bytes).count();
+        let _ = capnp_v1::decode(&bytes, Packing::Unpacked);
+        let _ = capnp_v1::decode(&bytes, Packing::Packed);
+    }
+
+    #[test]
+    fn random_bodies_behind_a_valid_envelope_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut record = vec![MAGIC, SCHEMA_VERSION];
+        prost::encoding::encode_varint(body.len() as u64, &mut record);
+        record.extend_from_slice(&body);
+        let _ = decode(&record);
+        let capnp = [&[capnp_v1::CAPNP_MAGIC, SCHEMA_VERSION][..], &body].concat();
+        let _ = capnp_v1::decode(&capnp, Packing::Unpacked);
+        let _ = capnp_v1::decode(&capnp, Packing::Packed);
+    }
+
+    /// A record with one byte changed either decodes (to some event) or is an error.
+    #[test]
+    fn a_flipped_byte_never_panics(event in arb_event(), at in any::<prop::sample::Index>(), xor in 1u8..) {
+        let mut record = Vec::new();
+        encode(&event, &mut record);
+        let i = at.index(record.len());
+        record[i] ^= xor;
+        let _ = decode(&record);
+        let mut capnp = Vec::new();
+        capnp_v1::encode(&event, Packing::Unpacked, &mut capnp).expect("writes");
+        let i = at.index(capnp.len());
+        capnp[i] ^= xor;
+        let _ = capnp_v1::decode(&capnp, Packing::Unpacked);
+    }
+
+    #[test]
+    fn a_cut_record_is_an_error(event in arb_event(), at in any::<prop::sample::Index>()) {
+        let mut record = Vec::new();
+        encode(&event, &mut record);
+        let len = at.index(record.len());
+        prop_assert!(decode(&record[..len]).is_err());
+    }
+}

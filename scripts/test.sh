@@ -48,3 +48,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --locked "$@"
+
+# The deployment layer (Helm, Ansible, Terraform, scripts) checked offline; skip with
+# ADP_SKIP_DEPLOY_CHECKS=1 when iterating on Rust code only.
+if [ "${ADP_SKIP_DEPLOY_CHECKS:-0}" != 1 ]; then
+    log "deployment checks (scripts/check-deploy.sh)"
+    scripts/check-deploy.sh
+fi

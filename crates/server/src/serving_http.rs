@@ -44,6 +44,19 @@ fn cors(mut resp: Response) -> Response {
     resp
 }
 
+/// A JSON answer serialised with sonic-rs (SIMD string escaping: decide answers carry a
+/// kilobyte of markup full of quotes).
+fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    match sonic_rs::to_vec(value) {
+        Ok(bytes) => {
+            let mut resp = bytes.into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => ApiError::internal(format!("response not serialisable: {e}")).into_response(),
+    }
+}
+
 async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>) -> Response {
     let result = (|| {
         let RawBody(bytes) = body?;
@@ -51,7 +64,7 @@ async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>
         serving(&st)?.decide(&req)
     })();
     cors(match result {
-        Ok(resp) => Json(resp).into_response(),
+        Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),
     })
 }
@@ -102,7 +115,7 @@ fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
 async fn decide_get(State(st): State<AppState>, q: QueryPairs) -> Response {
     let result = decide_from_query(q).and_then(|req| serving(&st)?.decide(&req));
     cors(match result {
-        Ok(resp) => Json(resp).into_response(),
+        Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),
     })
 }
@@ -249,7 +262,7 @@ async fn stamp_arrival(mut req: axum::extract::Request, next: axum::middleware::
 }
 
 fn openrtb_json(status: StatusCode, body: &BidResponse) -> Response {
-    match serde_json::to_vec(body) {
+    match sonic_rs::to_vec(body) {
         Ok(bytes) => {
             let mut resp = (status, bytes).into_response();
             let h = resp.headers_mut();

@@ -1,5 +1,5 @@
 //! codec: encode and decode of realistic events (UUIDv7 ids, demo-style catalog ids) in the wire
-//! format (Protobuf, hand-written writer), the derived prost message, Cap'n Proto unpacked and
+//! format (Protobuf, hand-written writer and reader), the derived prost message, Cap'n Proto unpacked and
 //! packed, and serde_json (the local log's current format) as the reference. Each iteration
 //! handles the whole sample, so times divide by its length for ns/event; bytes/event is printed
 //! first. BENCH.md has a run's numbers.
@@ -8,9 +8,12 @@ use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
 use adp_eventwire::capnp_v1::{self, Packing};
 use adp_eventwire::proto::EventV1;
+use capnp::message::ScratchSpaceHeapAllocator;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::time::Instant;
 
 /// Events in the sample.
 const SAMPLE: usize = 256;
@@ -87,23 +90,36 @@ fn sample() -> Vec<Event> {
 enum Codec {
     /// The wire format: `adp_eventwire::encode`/`decode`.
     Prost,
-    /// The same bytes through the derived message: `EventV1::from_event` copies the event first.
+    /// The same bytes through the derived message: `EventV1::from_event` copies the event before
+    /// writing, `EventV1::decode` reads into the message that `into_event` then takes apart.
     ProstDerived,
     CapnpUnpacked,
+    /// Unpacked, the message built in scratch space kept from one event to the next.
+    CapnpScratch,
     CapnpPacked,
     Json,
 }
 
-const CODECS: [(&str, Codec); 5] = [
+const CODECS: [(&str, Codec); 6] = [
     ("prost", Codec::Prost),
     ("prost_derived", Codec::ProstDerived),
     ("capnp_unpacked", Codec::CapnpUnpacked),
+    ("capnp_unpacked_scratch", Codec::CapnpScratch),
     ("capnp_packed", Codec::CapnpPacked),
     ("serde_json", Codec::Json),
 ];
 
+thread_local! {
+    /// The scratch space a Cap'n Proto writer would keep (leaked: it lives as long as the bench).
+    static SCRATCH: RefCell<ScratchSpaceHeapAllocator<'static>> =
+        RefCell::new(ScratchSpaceHeapAllocator::new(Box::leak(vec![0u8; 8192].into_boxed_slice())));
+}
+
 fn encode(codec: Codec, event: &Event, out: &mut Vec<u8>) {
     match codec {
+        Codec::CapnpScratch => SCRATCH.with_borrow_mut(|scratch| {
+            capnp_v1::encode_with_scratch(event, Packing::Unpacked, scratch, out).expect("a Vec takes it")
+        }),
         Codec::Prost => adp_eventwire::encode(event, out),
         Codec::ProstDerived => {
             out.extend_from_slice(&[adp_eventwire::MAGIC, adp_eventwire::SCHEMA_VERSION]);
@@ -117,9 +133,11 @@ fn encode(codec: Codec, event: &Event, out: &mut Vec<u8>) {
 
 fn decode(codec: Codec, record: &[u8]) -> Event {
     match codec {
-        // The derived message is what `decode` reads with already.
-        Codec::Prost | Codec::ProstDerived => adp_eventwire::decode(record).expect("decodes"),
-        Codec::CapnpUnpacked => capnp_v1::decode(record, Packing::Unpacked).expect("decodes"),
+        Codec::Prost => adp_eventwire::decode(record).expect("decodes"),
+        Codec::ProstDerived => {
+            EventV1::decode_length_delimited(&record[2..]).expect("decodes").into_event().expect("an event")
+        }
+        Codec::CapnpUnpacked | Codec::CapnpScratch => capnp_v1::decode(record, Packing::Unpacked).expect("decodes"),
         Codec::CapnpPacked => capnp_v1::decode(record, Packing::Packed).expect("decodes"),
         Codec::Json => serde_json::from_slice(record).expect("decodes"),
     }
@@ -144,9 +162,72 @@ fn print_sizes(events: &[Event]) {
     }
 }
 
+/// Times of one pass over the sample, codecs taking turns round by round, so that load from
+/// elsewhere on the machine falls on all of them alike; the minimum is the least disturbed pass.
+fn interleaved(events: &[Event], rounds: usize) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Op {
+        Encode,
+        Decode,
+        Both,
+    }
+    let ops = [("encode", Op::Encode), ("decode", Op::Decode), ("encode+decode", Op::Both)];
+    let recs: Vec<Vec<Vec<u8>>> = CODECS.iter().map(|&(_, c)| records(c, events)).collect();
+    let mut times = vec![vec![Vec::with_capacity(rounds); CODECS.len()]; ops.len()];
+    let mut buf = Vec::with_capacity(4096);
+    for round in 0..rounds {
+        for k in 0..CODECS.len() {
+            let i = (k + round) % CODECS.len();
+            let codec = CODECS[i].1;
+            for (o, &(_, op)) in ops.iter().enumerate() {
+                let start = Instant::now();
+                match op {
+                    Op::Encode => {
+                        for e in events {
+                            buf.clear();
+                            encode(codec, black_box(e), &mut buf);
+                            black_box(&buf);
+                        }
+                    }
+                    Op::Decode => {
+                        for r in &recs[i] {
+                            black_box(decode(codec, black_box(r)));
+                        }
+                    }
+                    Op::Both => {
+                        for e in events {
+                            buf.clear();
+                            encode(codec, black_box(e), &mut buf);
+                            black_box(decode(codec, &buf));
+                        }
+                    }
+                }
+                times[o][i].push(start.elapsed().as_nanos() as f64 / events.len() as f64);
+            }
+        }
+    }
+    println!("interleaved, {rounds} rounds, ns/event (min / median):");
+    println!("| codec | {} |", ops.map(|(n, _)| n).join(" | "));
+    println!("|---|{}", "---|".repeat(ops.len()));
+    for (i, (name, _)) in CODECS.iter().enumerate() {
+        let cells: Vec<String> = (0..ops.len())
+            .map(|o| {
+                let t = &mut times[o][i];
+                t.sort_by(f64::total_cmp);
+                format!("{:.0} / {:.0}", t[0], t[t.len() / 2])
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+}
+
 fn codec(c: &mut Criterion) {
     let events = sample();
     print_sizes(&events);
+    // Only under `cargo bench`, not when `cargo test` runs the benches once.
+    if std::env::args().any(|a| a == "--bench") {
+        interleaved(&events, 1500);
+    }
 
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(events.len() as u64));

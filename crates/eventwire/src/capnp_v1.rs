@@ -8,7 +8,7 @@ use crate::id::{uuid_bytes, uuid_text};
 use crate::{DecodeError, SCHEMA_VERSION};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
-use capnp::message::{Builder, HeapAllocator, ReaderOptions};
+use capnp::message::{Allocator, Builder, HeapAllocator, ReaderOptions, ScratchSpaceHeapAllocator};
 
 /// First byte of a Cap'n Proto event record (the default format's is [`crate::MAGIC`]).
 pub const CAPNP_MAGIC: u8 = 0xAC;
@@ -31,7 +31,8 @@ fn text_words(s: &str) -> usize {
 }
 
 /// Appends one record: `[CAPNP_MAGIC][SCHEMA_VERSION]`, then the message in the standard stream
-/// framing (its segment table gives the length).
+/// framing (its segment table gives the length). The message is built in a fresh segment sized to
+/// fit it.
 pub fn encode(event: &Event, packing: Packing, out: &mut Vec<u8>) -> capnp::Result<()> {
     let texts = [
         &event.request_id,
@@ -46,15 +47,34 @@ pub fn encode(event: &Event, packing: Packing, out: &mut Vec<u8>) -> capnp::Resu
         &event.currency,
     ];
     let optional = [&event.deal_id, &event.country, &event.reason];
-    let id = uuid_bytes(&event.id);
     let words = FIXED_WORDS
-        + id.map_or_else(|| text_words(&event.id), |_| 0)
+        + uuid_bytes(&event.id).map_or_else(|| text_words(&event.id), |_| 0)
         + texts.iter().map(|s| text_words(s)).sum::<usize>()
         + optional.iter().map(|s| s.as_deref().map_or(0, text_words)).sum::<usize>();
-    // One segment that fits the whole message: one allocation, no segment table beyond the first.
+    // One segment that fits the whole message: one allocation, no second segment.
     let mut message = Builder::new(HeapAllocator::new().first_segment_words(u32::try_from(words).unwrap_or(u32::MAX)));
+    write(event, packing, &mut message, out)
+}
+
+/// As [`encode`], building the message in `scratch`, which a writer keeps from one event to the
+/// next (Cap'n Proto's way to save the allocation; the used part is zeroed after each message).
+pub fn encode_with_scratch(
+    event: &Event,
+    packing: Packing,
+    scratch: &mut ScratchSpaceHeapAllocator<'_>,
+    out: &mut Vec<u8>,
+) -> capnp::Result<()> {
+    write(event, packing, &mut Builder::new(scratch), out)
+}
+
+fn write<A: Allocator>(
+    event: &Event,
+    packing: Packing,
+    message: &mut Builder<A>,
+    out: &mut Vec<u8>,
+) -> capnp::Result<()> {
     let mut root = message.init_root::<event::Builder>();
-    match id {
+    match uuid_bytes(&event.id) {
         Some(bytes) => {
             let value = u128::from_be_bytes(bytes);
             let mut uuid = root.reborrow().init_id().init_uuid();
@@ -112,8 +132,8 @@ pub fn encode(event: &Event, packing: Packing, out: &mut Vec<u8>) -> capnp::Resu
     out.push(CAPNP_MAGIC);
     out.push(SCHEMA_VERSION);
     match packing {
-        Packing::Unpacked => capnp::serialize::write_message(out, &message),
-        Packing::Packed => capnp::serialize_packed::write_message(out, &message),
+        Packing::Unpacked => capnp::serialize::write_message(out, message),
+        Packing::Packed => capnp::serialize_packed::write_message(out, message),
     }
 }
 

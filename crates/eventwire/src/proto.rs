@@ -1,13 +1,13 @@
 //! proto: event schema v1 in the Protobuf encoding. The messages of `proto/event_v1.proto`,
-//! derived by hand (tests hold them to the .proto), a writer that encodes straight from a domain
-//! `Event` without copying it, and the checked conversion back. Pure functions, no I/O.
+//! derived by hand with prost (tests hold them to the .proto), and the codec the wire format
+//! uses: a writer straight from a domain `Event` and a reader straight into one, both without an
+//! intermediate message (tests hold them to the derived messages' bytes and results). Pure
+//! functions, no I/O.
 
 use crate::id::{uuid_bytes, uuid_text};
-use crate::DecodeError;
+use crate::{wire, DecodeError};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
-use prost::encoding::{encode_key, encode_varint, fixed64, int32, int64, string, WireType};
-use prost::Message;
 
 /// `adp.events.v1.Event`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -160,29 +160,29 @@ impl From<DeviceTypeV1> for Option<DeviceType> {
     }
 }
 
-/// Bytes of the `id_uuid` field: key, length, 16 bytes.
-const UUID_FIELD_LEN: usize = 1 + 1 + 16;
-
 /// The exact length of [`encode_body`]'s output for `event`, whose id has the 16-byte form
-/// `uuid` (see [`uuid_bytes`]).
+/// `uuid` (see `id::uuid_bytes`).
 pub(crate) fn body_len(event: &Event, uuid: Option<[u8; 16]>) -> usize {
-    fn text(tag: u32, s: &String) -> usize {
+    fn text(field: u32, s: &str) -> usize {
         if s.is_empty() {
             0
         } else {
-            string::encoded_len(tag, s)
+            wire::bytes_len(field, s.len())
         }
     }
-    fn int(tag: u32, v: i64) -> usize {
+    fn int(field: u32, v: i64) -> usize {
         if v == 0 {
             0
         } else {
-            int64::encoded_len(tag, &v)
+            wire::int_len(field, v)
         }
     }
-    let id = if uuid.is_some() { UUID_FIELD_LEN } else { string::encoded_len(2, &event.id) };
-    let device = DeviceTypeV1::from(event.device_type) as i32;
-    id + int32::encoded_len(3, &(EventKindV1::from(event.kind) as i32))
+    let id = match uuid {
+        Some(bytes) => wire::bytes_len(1, bytes.len()),
+        None => wire::bytes_len(2, event.id.len()),
+    };
+    let optional = |field, s: &Option<String>| s.as_ref().map_or(0, |s| wire::bytes_len(field, s.len()));
+    id + int(3, EventKindV1::from(event.kind) as i64)
         + int(4, event.event_time_ms)
         + int(5, event.receive_time_ms)
         + text(6, &event.request_id)
@@ -194,40 +194,40 @@ pub(crate) fn body_len(event: &Event, uuid: Option<[u8; 16]>) -> usize {
         + text(12, &event.publisher_id)
         + text(13, &event.site_id)
         + text(14, &event.placement_id)
-        + if event.user_key == 0 { 0 } else { fixed64::encoded_len(15, &event.user_key) }
+        + if event.user_key == 0 { 0 } else { wire::fixed64_len(15) }
         + int(16, event.price_micros)
         + int(17, event.cost_micros)
         + text(18, &event.currency)
-        + event.deal_id.as_ref().map_or(0, |s| string::encoded_len(19, s))
-        + event.country.as_ref().map_or(0, |s| string::encoded_len(20, s))
-        + if device == 0 { 0 } else { int32::encoded_len(21, &device) }
-        + event.reason.as_ref().map_or(0, |s| string::encoded_len(22, s))
+        + optional(19, &event.deal_id)
+        + optional(20, &event.country)
+        + int(21, DeviceTypeV1::from(event.device_type) as i64)
+        + optional(22, &event.reason)
 }
 
 /// Appends `event` as an `adp.events.v1.Event` message: fields in number order, proto3 defaults
 /// left out, as `EventV1::encode` would write them (a test holds the two to the same bytes).
-/// `uuid` is the id's 16-byte form, if it has one (see [`uuid_bytes`]).
+/// `uuid` is the id's 16-byte form, if it has one (see `id::uuid_bytes`).
 pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u8>) {
-    fn text(tag: u32, s: &String, out: &mut Vec<u8>) {
+    fn text(field: u32, s: &str, out: &mut Vec<u8>) {
         if !s.is_empty() {
-            string::encode(tag, s, out);
+            wire::put_bytes(field, s.as_bytes(), out);
         }
     }
-    fn int(tag: u32, v: i64, out: &mut Vec<u8>) {
+    fn int(field: u32, v: i64, out: &mut Vec<u8>) {
         if v != 0 {
-            int64::encode(tag, &v, out);
+            wire::put_int(field, v, out);
+        }
+    }
+    fn optional(field: u32, s: &Option<String>, out: &mut Vec<u8>) {
+        if let Some(s) = s {
+            wire::put_bytes(field, s.as_bytes(), out);
         }
     }
     match uuid {
-        Some(bytes) => {
-            encode_key(1, WireType::LengthDelimited, out);
-            encode_varint(bytes.len() as u64, out);
-            out.extend_from_slice(&bytes);
-        }
-        None => string::encode(2, &event.id, out),
+        Some(bytes) => wire::put_bytes(1, &bytes, out),
+        None => wire::put_bytes(2, event.id.as_bytes(), out),
     }
-    // Never 0: every domain kind has a non-zero number.
-    int32::encode(3, &(EventKindV1::from(event.kind) as i32), out);
+    int(3, EventKindV1::from(event.kind) as i64, out);
     int(4, event.event_time_ms, out);
     int(5, event.receive_time_ms, out);
     text(6, &event.request_id, out);
@@ -240,34 +240,128 @@ pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u
     text(13, &event.site_id, out);
     text(14, &event.placement_id, out);
     if event.user_key != 0 {
-        fixed64::encode(15, &event.user_key, out);
+        wire::put_fixed64(15, event.user_key, out);
     }
     int(16, event.price_micros, out);
     int(17, event.cost_micros, out);
     text(18, &event.currency, out);
-    if let Some(s) = &event.deal_id {
-        string::encode(19, s, out);
-    }
-    if let Some(s) = &event.country {
-        string::encode(20, s, out);
-    }
-    let device = DeviceTypeV1::from(event.device_type) as i32;
-    if device != 0 {
-        int32::encode(21, &device, out);
-    }
-    if let Some(s) = &event.reason {
-        string::encode(22, s, out);
-    }
+    optional(19, &event.deal_id, out);
+    optional(20, &event.country, out);
+    int(21, DeviceTypeV1::from(event.device_type) as i64, out);
+    optional(22, &event.reason, out);
 }
 
-/// Reads one `adp.events.v1.Event` message (fields it does not know are skipped) into an event.
-pub(crate) fn decode_body(body: &[u8]) -> Result<Event, DecodeError> {
-    let message = EventV1::decode(body).map_err(|e| DecodeError::Malformed { reason: e.to_string() })?;
-    message.into_event()
+/// The event id as read: its 16-byte form, anything else sent in `id_uuid`, or text.
+enum IdField {
+    Uuid([u8; 16]),
+    NotUuid { len: usize },
+    Text(String),
+}
+
+/// Reads one `adp.events.v1.Event` message into an event, straight from the bytes: what
+/// `EventV1::decode` and [`EventV1::into_event`] do together (a test holds the two to the same
+/// results), without the intermediate message. Fields it does not know are skipped; a known
+/// field with another wire type is an error; of a field given twice the last one counts.
+pub(crate) fn decode_body(mut buf: &[u8]) -> Result<Event, DecodeError> {
+    let buf = &mut buf;
+    let (mut id, mut kind, mut device_type) = (None, 0i32, 0i32);
+    // Every field at its proto3 default; id, kind and device type are checked and set at the end.
+    let mut event = Event {
+        id: String::new(),
+        kind: EventKind::Request,
+        event_time_ms: 0,
+        receive_time_ms: 0,
+        request_id: String::new(),
+        decision_id: String::new(),
+        advertiser_id: String::new(),
+        campaign_id: String::new(),
+        line_item_id: String::new(),
+        creative_id: String::new(),
+        publisher_id: String::new(),
+        site_id: String::new(),
+        placement_id: String::new(),
+        deal_id: None,
+        user_key: 0,
+        country: None,
+        device_type: None,
+        price_micros: 0,
+        cost_micros: 0,
+        currency: String::new(),
+        reason: None,
+    };
+    while !buf.is_empty() {
+        let (field, wire_type) = wire::read_key(buf)?;
+        let expected = match field {
+            1 | 2 | 6..=14 | 18..=20 | 22 => wire::LEN,
+            3..=5 | 16 | 17 | 21 => wire::VARINT,
+            15 => wire::I64,
+            _ => {
+                wire::skip_field(field, wire_type, buf)?;
+                continue;
+            }
+        };
+        if wire_type != expected {
+            return Err(DecodeError::Malformed { reason: format!("field {field} has wire type {wire_type}") });
+        }
+        match field {
+            1 => {
+                let bytes = wire::read_len_delimited(buf)?;
+                id = Some(match <[u8; 16]>::try_from(bytes) {
+                    Ok(uuid) => IdField::Uuid(uuid),
+                    Err(_) => IdField::NotUuid { len: bytes.len() },
+                });
+            }
+            2 => id = Some(IdField::Text(wire::read_string(buf)?)),
+            // int32 fields take the varint's low 32 bits.
+            3 => kind = wire::read_varint(buf)? as i32,
+            4 => event.event_time_ms = wire::read_varint(buf)? as i64,
+            5 => event.receive_time_ms = wire::read_varint(buf)? as i64,
+            6 => event.request_id = wire::read_string(buf)?,
+            7 => event.decision_id = wire::read_string(buf)?,
+            8 => event.advertiser_id = wire::read_string(buf)?,
+            9 => event.campaign_id = wire::read_string(buf)?,
+            10 => event.line_item_id = wire::read_string(buf)?,
+            11 => event.creative_id = wire::read_string(buf)?,
+            12 => event.publisher_id = wire::read_string(buf)?,
+            13 => event.site_id = wire::read_string(buf)?,
+            14 => event.placement_id = wire::read_string(buf)?,
+            15 => event.user_key = u64::from_le_bytes(wire::read_fixed::<8>(buf)?),
+            16 => event.price_micros = wire::read_varint(buf)? as i64,
+            17 => event.cost_micros = wire::read_varint(buf)? as i64,
+            18 => event.currency = wire::read_string(buf)?,
+            19 => event.deal_id = Some(wire::read_string(buf)?),
+            20 => event.country = Some(wire::read_string(buf)?),
+            21 => device_type = wire::read_varint(buf)? as i32,
+            _ => event.reason = Some(wire::read_string(buf)?),
+        }
+    }
+    event.id = match id {
+        Some(IdField::Uuid(bytes)) => uuid_text(bytes),
+        Some(IdField::NotUuid { len }) => return Err(DecodeError::InvalidUuid { len }),
+        Some(IdField::Text(text)) => text,
+        None => return Err(DecodeError::MissingField { field: "id" }),
+    };
+    event.kind = kind_from_wire(kind)?;
+    event.device_type = device_from_wire(device_type)?;
+    Ok(event)
+}
+
+fn kind_from_wire(kind: i32) -> Result<EventKind, DecodeError> {
+    EventKindV1::try_from(kind)
+        .map_err(|_| DecodeError::UnknownEnumValue { field: "kind", value: kind })?
+        .to_domain()
+        .ok_or(DecodeError::MissingField { field: "kind" })
+}
+
+fn device_from_wire(device: i32) -> Result<Option<DeviceType>, DecodeError> {
+    DeviceTypeV1::try_from(device)
+        .map(Into::into)
+        .map_err(|_| DecodeError::UnknownEnumValue { field: "device_type", value: device })
 }
 
 impl EventV1 {
-    /// The message for `event`, field for field (what [`encode_body`] writes without the copy).
+    /// The message for `event`, field for field (what the wire format's writer puts down without
+    /// the copy).
     pub fn from_event(event: &Event) -> Self {
         let id = match uuid_bytes(&event.id) {
             Some(bytes) => EventIdV1::IdUuid(bytes.to_vec()),
@@ -308,13 +402,8 @@ impl EventV1 {
             Some(EventIdV1::IdText(text)) => text,
             None => return Err(DecodeError::MissingField { field: "id" }),
         };
-        let kind = EventKindV1::try_from(self.kind)
-            .map_err(|_| DecodeError::UnknownEnumValue { field: "kind", value: self.kind })?
-            .to_domain()
-            .ok_or(DecodeError::MissingField { field: "kind" })?;
-        let device_type = DeviceTypeV1::try_from(self.device_type)
-            .map_err(|_| DecodeError::UnknownEnumValue { field: "device_type", value: self.device_type })?
-            .into();
+        let kind = kind_from_wire(self.kind)?;
+        let device_type = device_from_wire(self.device_type)?;
         Ok(Event {
             id,
             kind,

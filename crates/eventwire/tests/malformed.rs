@@ -61,7 +61,7 @@ proptest! {
     #[test]
     fn random_bodies_behind_a_valid_envelope_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut record = vec![MAGIC, SCHEMA_VERSION];
-        prost::encoding::encode_varint(body.len() as u64, &mut record);
+        prost::encode_length_delimiter(body.len(), &mut record).expect("a Vec has room");
         record.extend_from_slice(&body);
         let _ = decode(&record);
         let capnp = [&[capnp_v1::CAPNP_MAGIC, SCHEMA_VERSION][..], &body].concat();

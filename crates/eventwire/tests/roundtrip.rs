@@ -6,6 +6,7 @@ mod support;
 use adp_domain::events::Event;
 use adp_eventwire::capnp_v1::{self, Packing};
 use adp_eventwire::{decode, decode_batch, encode, encode_batch, encoded_len, records};
+use capnp::message::ScratchSpaceHeapAllocator;
 use proptest::prelude::*;
 use support::{arb_event, full_event, minimal_event, ALL_DEVICES, ALL_KINDS};
 
@@ -74,6 +75,22 @@ fn a_batch_gives_back_its_events_in_order() {
     assert_eq!(batch.len(), events.iter().map(encoded_len).sum::<usize>());
     assert_eq!(decode_batch(&batch), Ok(events.clone()));
     assert_eq!(records(&batch).count(), events.len());
+}
+
+#[test]
+fn capnp_scratch_space_is_reused_cleanly_across_events_of_every_size() {
+    // Small enough that the larger events spill into a second segment. A field left unset after a
+    // larger event would read back the stale value if the used part were not zeroed.
+    let mut buffer = vec![0u8; 256];
+    let mut scratch = ScratchSpaceHeapAllocator::new(&mut buffer);
+    let mut long = full_event(ALL_KINDS[7]);
+    long.reason = Some("r".repeat(600));
+    let events: Vec<Event> = ALL_KINDS.iter().flat_map(|&k| [full_event(k), minimal_event(k), long.clone()]).collect();
+    for event in events.iter().chain(events.iter().rev()) {
+        let mut out = Vec::new();
+        capnp_v1::encode_with_scratch(event, Packing::Unpacked, &mut scratch, &mut out).expect("writes");
+        assert_eq!(capnp_v1::decode(&out, Packing::Unpacked).as_ref(), Ok(event));
+    }
 }
 
 proptest! {

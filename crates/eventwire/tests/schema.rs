@@ -6,10 +6,9 @@ mod support;
 use adp_domain::events::Event;
 use adp_eventwire::proto::{DeviceTypeV1, EventKindV1, EventV1};
 use adp_eventwire::{decode, encode, DecodeError, MAGIC, SCHEMA_VERSION};
-use prost::encoding::{decode_varint, encode_key, encode_varint, WireType};
+use proptest::prelude::*;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
-use proptest::prelude::*;
 use protox::file::{File, FileResolver};
 use std::path::Path;
 use support::{arb_event, full_event, minimal_event, ALL_KINDS};
@@ -66,15 +65,31 @@ fn newer_writer_pool() -> DescriptorPool {
 fn body(record: &[u8]) -> &[u8] {
     assert_eq!(&record[..2], &[MAGIC, SCHEMA_VERSION]);
     let mut rest = &record[2..];
-    let len = decode_varint(&mut rest).expect("body length");
-    assert_eq!(len, rest.len() as u64);
+    let len = prost::decode_length_delimiter(&mut rest).expect("body length");
+    assert_eq!(len, rest.len());
     rest
+}
+
+fn varint(value: u64, out: &mut Vec<u8>) {
+    prost::encode_length_delimiter(value as usize, out).expect("a Vec has room");
+}
+
+/// Wire types, from the Protobuf encoding.
+const VARINT: u64 = 0;
+const I64: u64 = 1;
+const LEN: u64 = 2;
+const SGROUP: u64 = 3;
+const EGROUP: u64 = 4;
+const I32: u64 = 5;
+
+fn key(field: u64, wire_type: u64, out: &mut Vec<u8>) {
+    varint(field << 3 | wire_type, out);
 }
 
 /// A record around a message body.
 fn record(body: &[u8]) -> Vec<u8> {
     let mut out = vec![MAGIC, SCHEMA_VERSION];
-    encode_varint(body.len() as u64, &mut out);
+    varint(body.len() as u64, &mut out);
     out.extend_from_slice(body);
     out
 }
@@ -231,19 +246,19 @@ fn a_newer_writers_added_fields_are_skipped() {
 fn unknown_fields_of_every_wire_type_anywhere_in_the_message_are_skipped() {
     let event = full_event(ALL_KINDS[6]);
     let mut unknown = Vec::new();
-    encode_key(100, WireType::Varint, &mut unknown);
-    encode_varint(u64::MAX, &mut unknown);
-    encode_key(101, WireType::SixtyFourBit, &mut unknown);
+    key(100, VARINT, &mut unknown);
+    varint(u64::MAX, &mut unknown);
+    key(101, I64, &mut unknown);
     unknown.extend_from_slice(&[1; 8]);
-    encode_key(102, WireType::LengthDelimited, &mut unknown);
-    encode_varint(3, &mut unknown);
+    key(102, LEN, &mut unknown);
+    varint(3, &mut unknown);
     unknown.extend_from_slice(b"abc");
-    encode_key(103, WireType::ThirtyTwoBit, &mut unknown);
+    key(103, I32, &mut unknown);
     unknown.extend_from_slice(&[2; 4]);
-    encode_key(104, WireType::StartGroup, &mut unknown);
-    encode_key(1, WireType::Varint, &mut unknown);
-    encode_varint(5, &mut unknown);
-    encode_key(104, WireType::EndGroup, &mut unknown);
+    key(104, SGROUP, &mut unknown);
+    key(1, VARINT, &mut unknown);
+    varint(5, &mut unknown);
+    key(104, EGROUP, &mut unknown);
     let known = body(&encoded(&event)).to_vec();
     for message in [[known.as_slice(), &unknown].concat(), [unknown.as_slice(), &known].concat()] {
         assert_eq!(decode(&record(&message)), Ok(event.clone()));
@@ -270,8 +285,58 @@ fn enum_values_a_reader_does_not_know_are_refused_by_name() {
     assert_eq!(decode(&record(&message.encode_to_vec())), Err(DecodeError::InvalidUuid { len: 15 }));
 }
 
+/// What the derived message makes of a body: the reference the wire format's reader must match.
+fn derived_decode(body: &[u8]) -> Result<Event, DecodeError> {
+    EventV1::decode(body).map_err(|e| DecodeError::Malformed { reason: e.to_string() })?.into_event()
+}
+
+/// Bytes that are partly a message: pieces of real records, stray keys of every wire type for
+/// known and unknown fields, random bytes.
+fn arb_message_soup() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        arb_event().prop_map(|e| body(&encoded(&e)).to_vec()),
+        (1u64..30, 0u64..8).prop_map(|(f, w)| {
+            let mut out = Vec::new();
+            key(f, w, &mut out);
+            out
+        }),
+        any::<u64>().prop_map(|v| {
+            let mut out = Vec::new();
+            varint(v, &mut out);
+            out
+        }),
+        proptest::collection::vec(any::<u8>(), 0..24),
+    ];
+    proptest::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// The wire format's reader and the derived message agree on every input: the same event,
+    /// or both an error.
+    #[test]
+    fn the_reader_agrees_with_the_derived_message(
+        soup in arb_message_soup(),
+        event in arb_event(),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..,
+    ) {
+        let mut flipped = body(&encoded(&event)).to_vec();
+        if !flipped.is_empty() {
+            let i = at.index(flipped.len());
+            flipped[i] ^= xor;
+        }
+        for message in [soup, flipped, body(&encoded(&event)).to_vec()] {
+            let ours = decode(&record(&message));
+            let reference = derived_decode(&message);
+            match (&ours, &reference) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                _ => prop_assert!(false, "reader {:?} but derived message {:?} for {:02x?}", ours, reference, message),
+            }
+        }
+    }
 
     /// The hand-written writer puts down the bytes the derived message does, and the .proto's
     /// dynamic message reads and writes them back unchanged.

@@ -1,0 +1,463 @@
+//! sink: writes batches of consumed events into ClickHouse exactly once in the counts. All the
+//! ClickHouse I/O of the ingest path lives here; the Kafka side is in [`crate::ingest`].
+//!
+//! # Why the counts are exact (on 18.16 and current servers)
+//!
+//! 1. **One writer per partition.** One `adplatform ingest` process owns the topic's
+//!    partitions (manual assignment, no group rebalances), and its sink writes one batch at a
+//!    time: nothing else inserts into `events` concurrently for those partitions.
+//! 2. **Dedup by event id before every insert.** The batch is deduplicated in memory (same
+//!    partition and id: kept once), then ClickHouse is asked which of its ids `events` already
+//!    holds ([`EventsSink::existing`]): per UTC hour of the batch, a range of ids on the table's
+//!    primary key `(event_hour, event_id)`, restricted to the batch's partitions. A copy of an
+//!    event has the same id, the same event time (so the same hour) and the same key (so the
+//!    same Kafka partition), hence it is found. Only absent rows are inserted.
+//! 3. **Raw and rollup in one INSERT.** The rollup is a materialized view of `events`, so the
+//!    rows a single INSERT adds to `events` are exactly the rows it adds to the rollup, whatever
+//!    part of the INSERT the server committed. After an insert error the outcome is unknown (the
+//!    server may have committed all, part or nothing): the sink first makes sure the INSERT is no
+//!    longer running (`KILL QUERY ... SYNC` on its query id, then `system.processes`), then asks
+//!    again which ids exist and inserts only the rest.
+//! 4. **Offsets after the data.** The next offset of each partition is written to
+//!    `ingest_offsets` (and committed to Kafka, for lag tools) only after ClickHouse acknowledged
+//!    the insert. A crash in between re-reads the tail, which step 2 turns into no-ops.
+//!
+//! The one thing this cannot see is ClickHouse itself dying between writing a block's `events`
+//! part and its rollup part (18.16 writes the table, then its views, as separate parts): raw is
+//! then complete and the rollup misses that block. Nothing on the client side can cause it.
+
+use crate::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS};
+use crate::store::{quote, quote_bytes, ClickHouse, Result, StoreError};
+use adp_domain::events::Event;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Bytes of RowBinary sent per chunk of an insert.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Two ids of one hour more than this far apart (ms, by their UUIDv7 time) are looked up as two
+/// ranges.
+const RANGE_GAP_MS: u64 = 2_000;
+/// Id ranges per lookup query.
+const TERMS_PER_QUERY: usize = 400;
+/// More id ranges than this in a batch: one range per hour instead.
+const MAX_TERMS: usize = 4_000;
+
+/// A consumed Kafka message that decoded into an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    pub partition: i32,
+    pub offset: i64,
+    pub event: Event,
+}
+
+/// What the consumer hands the sink: decoded events and, per partition, the offset after the
+/// last message consumed (undecodable messages included).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub events: Vec<Incoming>,
+    pub next_offsets: BTreeMap<i32, i64>,
+    /// Messages that did not decode (skipped, their offsets still advance).
+    pub undecodable: u64,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.next_offsets.is_empty()
+    }
+
+    /// Messages in the batch, decodable or not.
+    pub fn messages(&self) -> u64 {
+        self.events.len() as u64 + self.undecodable
+    }
+}
+
+/// Counters of the ingest, shared with whoever watches it. Names follow
+/// `adp_ingest_<name>_total`; `lag` is a gauge (messages in Kafka not yet in ClickHouse).
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    pub consumed: AtomicU64,
+    pub undecodable: AtomicU64,
+    pub rejected: AtomicU64,
+    pub inserted: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+    pub batches: AtomicU64,
+    pub insert_errors: AtomicU64,
+    pub lag: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestSnapshot {
+    pub consumed: u64,
+    pub undecodable: u64,
+    /// Events ClickHouse cannot hold (time outside 1970..2106).
+    pub rejected: u64,
+    pub inserted: u64,
+    pub duplicates_skipped: u64,
+    pub batches: u64,
+    pub insert_errors: u64,
+    pub lag: u64,
+}
+
+impl IngestCounters {
+    pub fn snapshot(&self) -> IngestSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        IngestSnapshot {
+            consumed: g(&self.consumed),
+            undecodable: g(&self.undecodable),
+            rejected: g(&self.rejected),
+            inserted: g(&self.inserted),
+            duplicates_skipped: g(&self.duplicates_skipped),
+            batches: g(&self.batches),
+            insert_errors: g(&self.insert_errors),
+            lag: g(&self.lag),
+        }
+    }
+}
+
+/// A batch after in-memory deduplication, ready to check and insert.
+struct Prepared {
+    /// (row index in the batch, id bytes), in (partition, offset) order.
+    rows: Vec<(usize, [u8; 16])>,
+    in_batch_duplicates: u64,
+    rejected: u64,
+}
+
+/// What one successful [`EventsSink::write`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+/// The ClickHouse side of the ingest: one instance per topic, one batch at a time.
+pub struct EventsSink {
+    ch: ClickHouse,
+    topic: String,
+    insert_timeout: Duration,
+    seq: u64,
+    /// The query id of an insert whose outcome is unknown.
+    uncertain: Option<String>,
+    /// The rows that insert carried: found stored on the retry, they count as inserted.
+    attempted: HashSet<(u32, [u8; 16])>,
+}
+
+impl EventsSink {
+    pub fn new(ch: ClickHouse, topic: &str) -> EventsSink {
+        EventsSink { ch, topic: topic.to_string(), insert_timeout: Duration::from_secs(120), seq: 0, uncertain: None, attempted: HashSet::new() }
+    }
+
+    pub fn clickhouse(&self) -> &ClickHouse {
+        &self.ch
+    }
+
+    /// Where to resume: the next offset of each partition recorded in `ingest_offsets`.
+    pub async fn load_offsets(&self) -> Result<BTreeMap<i32, i64>> {
+        let rows = self.ch.fetch_tsv(&load_offsets_sql(self.ch.database(), &self.topic)).await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let (Some(p), Some(o)) = (r.first(), r.get(1)) else { continue };
+            let p: i32 = p.parse().map_err(|_| StoreError::Protocol(format!("partition `{p}`")))?;
+            let o: i64 = o.parse().map_err(|_| StoreError::Protocol(format!("offset `{o}`")))?;
+            out.insert(p, o);
+        }
+        Ok(out)
+    }
+
+    fn next_batch_id(&mut self) -> u64 {
+        self.seq += 1;
+        let ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        (ms << 12) | (self.seq & 0xfff)
+    }
+
+    /// Writes a batch's events once: settles an earlier uncertain insert, skips ids already
+    /// stored, inserts the rest. An error leaves the batch to be written again with the same
+    /// call; nothing is ever counted twice.
+    pub async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome> {
+        self.settle().await?;
+        let prepared = prepare(batch);
+        if prepared.rows.is_empty() {
+            self.attempted.clear();
+            return Ok(WriteOutcome {
+                inserted: 0,
+                duplicates: prepared.in_batch_duplicates,
+                rejected: prepared.rejected,
+            });
+        }
+        let existing = self.existing(batch, &prepared.rows).await?;
+        let batch_id = self.next_batch_id();
+        let mut body = Vec::with_capacity(prepared.rows.len() * 256);
+        let mut sending = HashSet::with_capacity(prepared.rows.len());
+        for (i, id) in &prepared.rows {
+            let row = &batch.events[*i];
+            let key = (row.partition as u32, *id);
+            if existing.contains(&key) {
+                continue;
+            }
+            let from = Provenance { partition: key.0, offset: row.offset, batch_id };
+            // Times were checked in `prepare`.
+            if encode_event_row(&mut body, &row.event, id, from).is_ok() {
+                sending.insert(key);
+            }
+        }
+        // Rows an earlier, failed attempt at this batch managed to store are ours, not copies.
+        let landed_earlier = existing.iter().filter(|k| self.attempted.contains(k)).count() as u64;
+        let duplicates = prepared.in_batch_duplicates + existing.len() as u64 - landed_earlier;
+        let inserted = sending.len() as u64 + landed_earlier;
+        if !sending.is_empty() {
+            let query_id = format!("adp-ingest-{batch_id}");
+            self.uncertain = Some(query_id.clone());
+            self.attempted.extend(sending);
+            self.insert(&query_id, body).await?;
+            self.uncertain = None;
+        }
+        self.attempted.clear();
+        Ok(WriteOutcome { inserted, duplicates, rejected: prepared.rejected })
+    }
+
+    async fn insert(&self, query_id: &str, body: Vec<u8>) -> Result<()> {
+        let sql = format!("INSERT INTO {} ({EVENT_COLUMNS}) FORMAT RowBinary", self.ch.table("events"));
+        let mut insert = self
+            .ch
+            .client()
+            .insert_formatted_with(sql)
+            .with_setting("query_id", query_id)
+            .with_timeouts(Some(Duration::from_secs(30)), Some(self.insert_timeout));
+        let body = bytes::Bytes::from(body);
+        let mut start = 0;
+        while start < body.len() {
+            let end = (start + CHUNK_BYTES).min(body.len());
+            insert.send(body.slice(start..end)).await?;
+            start = end;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// Makes sure an insert whose outcome is unknown is no longer running, so that what it
+    /// wrote (all, part or nothing) is visible to the next lookup.
+    async fn settle(&mut self) -> Result<()> {
+        let Some(query_id) = self.uncertain.clone() else { return Ok(()) };
+        let q = quote(&query_id);
+        self.ch.execute(&format!("KILL QUERY WHERE query_id = {q} SYNC")).await?;
+        for _ in 0..600 {
+            let rows = self.ch.fetch_tsv(&format!("SELECT count() FROM system.processes WHERE query_id = {q}")).await?;
+            if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("0") {
+                tracing::info!(query_id, "uncertain insert settled; rechecking which events are stored");
+                self.uncertain = None;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(StoreError::Protocol(format!("insert {query_id} is still running after KILL QUERY")))
+    }
+
+    /// The (partition, id) pairs of `rows` that `events` already holds.
+    async fn existing(&self, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Result<HashSet<(u32, [u8; 16])>> {
+        let mut found = HashSet::new();
+        for sql in lookup_sql(self.ch.database(), batch, rows) {
+            let bytes = self.ch.fetch_raw(&sql, "RowBinary").await?;
+            if bytes.len() % 20 != 0 {
+                return Err(StoreError::Protocol(format!("id lookup returned {} bytes", bytes.len())));
+            }
+            for rec in bytes.chunks_exact(20) {
+                let p = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&rec[4..]);
+                found.insert((p, id));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records where each partition of the batch continues, after its events were stored.
+    pub async fn record_offsets(&mut self, batch: &Batch) -> Result<()> {
+        if batch.next_offsets.is_empty() {
+            return Ok(());
+        }
+        let batch_id = self.next_batch_id();
+        self.ch.execute(&record_offsets_sql(self.ch.database(), &self.topic, &batch.next_offsets, batch_id)).await
+    }
+}
+
+/// The statement recording where each partition continues.
+pub fn record_offsets_sql(database: &str, topic: &str, next: &BTreeMap<i32, i64>, batch_id: u64) -> String {
+    let mut values = String::new();
+    for (p, o) in next {
+        if !values.is_empty() {
+            values.push_str(", ");
+        }
+        let _ = write!(values, "({}, {p}, {o}, {batch_id}, now())", quote(topic));
+    }
+    format!(
+        "INSERT INTO {database}.ingest_offsets (topic, kafka_partition, next_offset, batch_id, updated_at) VALUES {values}"
+    )
+}
+
+/// The query reading where each partition continues: rows of (partition, next offset).
+pub fn load_offsets_sql(database: &str, topic: &str) -> String {
+    format!(
+        "SELECT kafka_partition, max(next_offset) FROM {database}.ingest_offsets WHERE topic = {} GROUP BY kafka_partition",
+        quote(topic)
+    )
+}
+
+/// The id lookups of a batch's rows (after [`prepare`]); each answers RowBinary rows of
+/// `(kafka_partition UInt32, event_id FixedString(16))` for the ids `events` already holds.
+fn lookup_sql(database: &str, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Vec<String> {
+    let mut by_hour: BTreeMap<i64, Vec<[u8; 16]>> = BTreeMap::new();
+    let mut partitions: Vec<i32> = Vec::new();
+    for (i, id) in rows {
+        let row = &batch.events[*i];
+        by_hour.entry(crate::report::hour_of(row.event.event_time_ms)).or_default().push(*id);
+        partitions.push(row.partition);
+    }
+    partitions.sort_unstable();
+    partitions.dedup();
+    let mut terms = Vec::new();
+    for (hour, ids) in &mut by_hour {
+        ids.sort_unstable();
+        for (lo, hi) in id_ranges(ids) {
+            terms.push(lookup_term(*hour, &lo, &hi));
+        }
+    }
+    if terms.len() > MAX_TERMS {
+        terms = by_hour.iter().filter_map(|(hour, ids)| Some(lookup_term(*hour, ids.first()?, ids.last()?))).collect();
+    }
+    let partitions = partitions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    terms
+        .chunks(TERMS_PER_QUERY)
+        .map(|chunk| {
+            format!(
+                "SELECT kafka_partition, event_id FROM {database}.events WHERE kafka_partition IN ({partitions}) AND ({})",
+                chunk.join(" OR ")
+            )
+        })
+        .collect()
+}
+
+/// The id lookups [`EventsSink::write`] would run for `batch` (for tests and the chDB proof).
+pub fn batch_lookup_sql(database: &str, batch: &Batch) -> Vec<String> {
+    lookup_sql(database, batch, &prepare(batch).rows)
+}
+
+/// In-memory deduplication (same partition and id: the first copy is kept) and time checks.
+fn prepare(batch: &Batch) -> Prepared {
+    let mut order: Vec<usize> = (0..batch.events.len()).collect();
+    order.sort_by_key(|i| (batch.events[*i].partition, batch.events[*i].offset));
+    let mut seen: HashMap<(i32, [u8; 16]), ()> = HashMap::with_capacity(batch.events.len());
+    let mut rows = Vec::with_capacity(batch.events.len());
+    let mut in_batch_duplicates = 0;
+    let mut rejected = 0;
+    for i in order {
+        let row = &batch.events[i];
+        if !(0..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event.event_time_ms) {
+            rejected += 1;
+            continue;
+        }
+        let id = event_id_bytes(&row.event.id);
+        if seen.insert((row.partition, id), ()).is_some() {
+            in_batch_duplicates += 1;
+            continue;
+        }
+        rows.push((i, id));
+    }
+    Prepared { rows, in_batch_duplicates, rejected }
+}
+
+/// The time (ms) in a UUIDv7's first 48 bits.
+fn uuid_ms(id: &[u8; 16]) -> u64 {
+    u64::from_be_bytes([0, 0, id[0], id[1], id[2], id[3], id[4], id[5]])
+}
+
+/// Sorted ids split into ranges wherever two neighbours are more than [`RANGE_GAP_MS`] apart.
+fn id_ranges(sorted: &[[u8; 16]]) -> Vec<([u8; 16], [u8; 16])> {
+    let mut out: Vec<([u8; 16], [u8; 16])> = Vec::new();
+    for id in sorted {
+        match out.last_mut() {
+            Some((_, hi)) if uuid_ms(id).saturating_sub(uuid_ms(hi)) <= RANGE_GAP_MS => *hi = *id,
+            _ => out.push((*id, *id)),
+        }
+    }
+    out
+}
+
+fn lookup_term(hour: i64, lo: &[u8; 16], hi: &[u8; 16]) -> String {
+    let day = chrono::DateTime::from_timestamp(hour, 0).map(|t| t.date_naive().to_string()).unwrap_or_default();
+    format!(
+        "(event_date = '{day}' AND event_hour = toDateTime({hour}, 'UTC') AND event_id >= {} AND event_id <= {})",
+        quote_bytes(lo),
+        quote_bytes(hi)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adp_domain::events::EventKind;
+
+    fn incoming(partition: i32, offset: i64, id: &str, t: i64) -> Incoming {
+        Incoming {
+            partition,
+            offset,
+            event: Event {
+                id: id.into(),
+                kind: EventKind::Impression,
+                event_time_ms: t,
+                receive_time_ms: t,
+                request_id: String::new(),
+                decision_id: String::new(),
+                advertiser_id: String::new(),
+                campaign_id: String::new(),
+                line_item_id: String::new(),
+                creative_id: String::new(),
+                publisher_id: String::new(),
+                site_id: String::new(),
+                placement_id: String::new(),
+                deal_id: None,
+                user_key: 0,
+                country: None,
+                device_type: None,
+                price_micros: 0,
+                cost_micros: 0,
+                currency: String::new(),
+                reason: None,
+            },
+        }
+    }
+
+    #[test]
+    fn prepare_keeps_the_first_copy_per_partition() {
+        let batch = Batch {
+            events: vec![
+                incoming(1, 5, "a", 1000),
+                incoming(0, 9, "a", 1000),
+                incoming(1, 3, "a", 1000),
+                incoming(0, 10, "b", -5),
+            ],
+            ..Batch::default()
+        };
+        let p = prepare(&batch);
+        let kept: Vec<(i32, i64)> = p.rows.iter().map(|(i, _)| (batch.events[*i].partition, batch.events[*i].offset)).collect();
+        assert_eq!(kept, vec![(0, 9), (1, 3)]);
+        assert_eq!(p.in_batch_duplicates, 1);
+        assert_eq!(p.rejected, 1);
+    }
+
+    #[test]
+    fn ranges_split_on_time_gaps() {
+        let id = |ms: u64, n: u8| {
+            let mut b = [0u8; 16];
+            b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+            b[15] = n;
+            b
+        };
+        let ids = vec![id(1000, 1), id(1500, 2), id(9000, 3), id(9001, 4)];
+        let r = id_ranges(&ids);
+        assert_eq!(r, vec![(ids[0], ids[1]), (ids[2], ids[3])]);
+        assert!(lookup_term(3600, &ids[0], &ids[1]).starts_with("(event_date = '1970-01-01' AND event_hour"));
+    }
+}

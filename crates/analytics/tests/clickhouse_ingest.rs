@@ -1,0 +1,229 @@
+//! Kafka → ingest → ClickHouse 18.16 with real servers (Tansu and Debian's clickhouse-server,
+//! started by the testkit on free ports): exact counts per dimension with duplicated events, and
+//! a ClickHouse crash in the middle of the ingest (no loss, no duplicates, offsets still while
+//! it is down).
+
+use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
+use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
+use adp_analytics::{ClickHouse, ClickHouseSettings, IngestCounters, IngestSettings, MigrateSettings};
+use adp_domain::events::Event;
+use chrono::DateTime;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::TopicPartitionList;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "adpt.events";
+const PARTITIONS: u32 = 3;
+
+fn settings(ch: &ClickHouseServer, broker: &TansuBroker, database: &str) -> IngestSettings {
+    IngestSettings {
+        clickhouse: ClickHouseSettings { url: ch.url(), database: database.into(), ..ClickHouseSettings::default() },
+        brokers: broker.brokers(),
+        topic: TOPIC.into(),
+        group_id: format!("{database}-ingest"),
+        batch_rows: 5_000,
+        batch_ms: 200,
+        ttl_days: 0,
+        client_settings: Vec::new(),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("adp_analytics=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn queries() -> Vec<ReportQuery> {
+    let base = ReportQuery {
+        from: DateTime::from_timestamp(1_704_067_200, 0).expect("t"),
+        to: DateTime::from_timestamp(1_705_000_000, 0).expect("t"),
+        time_zone: chrono_tz::UTC,
+        dimensions: vec![],
+        metrics: Metric::ALL.to_vec(),
+        filters: ReportFilters::default(),
+    };
+    let mut out = vec![base.clone()];
+    for d in Dimension::ALL {
+        out.push(ReportQuery { dimensions: vec![d], ..base.clone() });
+    }
+    out.push(ReportQuery {
+        time_zone: chrono_tz::America::Los_Angeles,
+        dimensions: vec![Dimension::Day, Dimension::Advertiser, Dimension::Campaign, Dimension::LineItem],
+        ..base.clone()
+    });
+    out.push(ReportQuery {
+        dimensions: vec![Dimension::Hour, Dimension::Placement, Dimension::Country, Dimension::DeviceType],
+        filters: ReportFilters { advertiser_id: vec!["adv-1".into()], ..ReportFilters::default() },
+        ..base
+    });
+    out
+}
+
+/// Every report equals the in-process rollup of the unique events, and `events` holds each id
+/// exactly once.
+async fn assert_exact(ch: &ClickHouse, unique: &[Event]) {
+    let mut oracle = Rollup::new();
+    unique.iter().for_each(|e| oracle.add(e));
+    for q in queries() {
+        let got = adp_analytics::query(ch, &q).await.expect("report");
+        let want = oracle.query(&q).expect("oracle");
+        assert_eq!(got.len(), want.len(), "rows of {:?}", q.dimensions);
+        assert_eq!(got, want, "report by {:?} differs", q.dimensions);
+    }
+    let t = ch.table("events");
+    let rows = ch
+        .fetch_tsv(&format!("SELECT count(), uniqExact(event_id) FROM {t}"))
+        .await
+        .expect("count");
+    assert_eq!(rows[0], vec![unique.len().to_string(), unique.len().to_string()], "raw rows = unique events");
+    let total = adp_analytics::query(
+        ch,
+        &ReportQuery { dimensions: vec![], metrics: vec![Metric::Impressions], ..queries()[0].clone() },
+    )
+    .await
+    .expect("total");
+    let impressions = unique
+        .iter()
+        .filter(|e| {
+            matches!(e.kind, adp_domain::events::EventKind::Impression | adp_domain::events::EventKind::Billing)
+        })
+        .count() as i64;
+    assert_eq!(total[0].metric(Metric::Impressions), adp_analytics::MetricValue::Count(impressions));
+}
+
+/// Offsets committed to Kafka for the ingest's group, per partition (-1 when none).
+fn committed(broker: &TansuBroker, group: &str) -> Vec<i64> {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.brokers()).set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS as i32 {
+        tpl.add_partition(TOPIC, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
+    (0..PARTITIONS as i32)
+        .map(|p| got.find_partition(TOPIC, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_counts_per_dimension_with_duplicates() {
+    let started = Instant::now();
+    init_logging();
+    let ch_server = ClickHouseServer::start();
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let settings = settings(&ch_server, &broker, "adp_exact");
+    let ch = ClickHouse::connect(&settings.clickhouse).expect("connect");
+    let first = adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate");
+    assert_eq!(first.applied, vec![1]);
+    let again = adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate again");
+    assert!(again.applied.is_empty(), "migrations are recorded and not applied twice");
+
+    // 2024-01-01 on, one event every 13 s (about 3.6 days), then every 7th event again, as a
+    // crashed forwarder would re-send it (new offsets, same id).
+    let unique = sample_events(24_000, 1_704_067_200_000, 13_000, 42);
+    let copies: Vec<Event> = unique.iter().step_by(7).cloned().collect();
+    produce(&broker.brokers(), TOPIC, &unique[..12_000]);
+    produce(&broker.brokers(), TOPIC, &copies[..copies.len() / 2]);
+    produce(&broker.brokers(), TOPIC, &unique[12_000..]);
+    produce(&broker.brokers(), TOPIC, &copies[copies.len() / 2..]);
+    let messages = (unique.len() + copies.len()) as u64;
+
+    let counters = Arc::new(IngestCounters::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+        let _ = stop_rx.await;
+    }));
+    wait_until("every message ingested", Duration::from_secs(60), || {
+        counters.consumed.load(Ordering::Relaxed) == messages && counters.lag.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    wait_until("the last batch stored", Duration::from_secs(30), || {
+        let s = counters.snapshot();
+        s.inserted + s.duplicates_skipped == messages
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let snapshot = task.await.expect("join").expect("ingest");
+    assert_eq!(snapshot.inserted, unique.len() as u64);
+    assert_eq!(snapshot.duplicates_skipped, copies.len() as u64);
+    assert_eq!(snapshot.undecodable, 0);
+    assert_exact(&ch, &unique).await;
+
+    // Recorded offsets are the end of each partition; Kafka has them too.
+    let sink = adp_analytics::sink::EventsSink::new(ch.clone(), TOPIC);
+    let offsets = sink.load_offsets().await.expect("offsets");
+    assert_eq!(offsets.values().sum::<i64>(), messages as i64);
+    let kafka: i64 = committed(&broker, &settings.group_id).iter().sum();
+    assert_eq!(kafka, messages as i64, "offsets committed to Kafka after the inserts");
+
+    // A restart reads nothing again and the counts stay.
+    let counters = Arc::new(IngestCounters::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(());
+    let snapshot = task.await.expect("join").expect("ingest");
+    assert_eq!(snapshot.consumed, 0, "resumes after the recorded offsets");
+    assert_exact(&ch, &unique).await;
+    println!("exact_counts_per_dimension_with_duplicates: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
+    let started = Instant::now();
+    init_logging();
+    let mut ch_server = ClickHouseServer::start();
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let settings = settings(&ch_server, &broker, "adp_crash");
+    let ch = ClickHouse::connect(&settings.clickhouse).expect("connect");
+    adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate");
+
+    let unique = sample_events(60_000, 1_704_067_200_000, 5_000, 9);
+    produce(&broker.brokers(), TOPIC, &unique[..30_000]);
+
+    let counters = Arc::new(IngestCounters::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+        let _ = stop_rx.await;
+    }));
+    wait_until("a few batches stored", Duration::from_secs(60), || counters.batches.load(Ordering::Relaxed) >= 2)
+        .await;
+    // Crash ClickHouse (SIGKILL) while batches are flowing.
+    ch_server.kill();
+    let batches_at_crash = counters.batches.load(Ordering::Relaxed);
+    let kafka_at_crash = committed(&broker, &settings.group_id);
+    produce(&broker.brokers(), TOPIC, &unique[30_000..]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = counters.snapshot();
+    assert_eq!(s.batches, batches_at_crash, "no batch completes while ClickHouse is down");
+    assert!(s.insert_errors > 0, "the inserts failed and are being retried");
+    assert_eq!(committed(&broker, &settings.group_id), kafka_at_crash, "offsets do not move while ClickHouse is down");
+    ch_server.restart();
+
+    wait_until("every event stored after the restart", Duration::from_secs(60), || {
+        let s = counters.snapshot();
+        s.consumed == unique.len() as u64 && s.lag == 0 && s.inserted + s.duplicates_skipped == s.consumed
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let snapshot = task.await.expect("join").expect("ingest");
+    println!("after the crash: {snapshot:?}");
+    assert_exact(&ch, &unique).await;
+    println!("clickhouse_crash_during_ingest_loses_and_doubles_nothing: {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -59,6 +59,9 @@ type Key = (DateTime<Utc>, String);
 #[derive(Debug, Default)]
 pub struct DeliveryRollup {
     cells: Mutex<BTreeMap<Key, DeliveryTotals>>,
+    /// The same events by hour and every report dimension, for `GET /api/v1/reports` in
+    /// embedded mode (the same semantics as the ClickHouse backend).
+    report: Mutex<adp_analytics::report::Rollup>,
     /// Events whose time cannot be placed in an hour (out of chrono's range).
     skipped: AtomicU64,
 }
@@ -79,9 +82,10 @@ impl DeliveryRollup {
         self.cells.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts one event under its event-time hour. Events without a line item (conversions
-    /// credited to no ad) are not delivery.
+    /// Counts one event under its event-time hour. Events without a line item (requests,
+    /// conversions credited to no ad) are not delivery, but they are in the report rollup.
     pub fn apply(&self, event: &Event) {
+        self.report.lock().unwrap_or_else(PoisonError::into_inner).add(event);
         if event.line_item_id.is_empty() {
             return;
         }
@@ -113,6 +117,14 @@ impl DeliveryRollup {
                 spend_micros: t.spend_micros,
             })
             .collect()
+    }
+
+    /// Answers a report query from the in-process report rollup.
+    pub fn report(
+        &self,
+        query: &adp_analytics::report::ReportQuery,
+    ) -> Result<Vec<adp_analytics::report::ReportRow>, adp_analytics::report::ReportError> {
+        self.report.lock().unwrap_or_else(PoisonError::into_inner).query(query)
     }
 
     /// Everything counted so far, over all hours and line items.

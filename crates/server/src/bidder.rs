@@ -382,6 +382,19 @@ impl Serving {
             }
         }
         let late = deadline.is_some_and(|d| Instant::now() >= d);
+        if !test {
+            for (i, (_, (placement, _))) in slots_owned.iter().enumerate() {
+                let nf = if outcomes[i].is_empty() { last_reason[i] } else { None };
+                self.request_event(
+                    &req.id.chars().take(128).collect::<String>(),
+                    Some(placement),
+                    &attrs,
+                    user,
+                    now,
+                    nf,
+                );
+            }
+        }
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {
             if wins.is_empty() {
                 imps_why.push((imp.id.clone(), last_reason[i].map_or("no_bid", no_fill_code)));
@@ -701,8 +714,9 @@ impl Serving {
         };
         let cur = if ad.currency.is_empty() { settings.currency.as_str() } else { ad.currency.as_str() };
         // An exchange cannot clear above the bid; if it says so, book the bid (and say why).
+        // (A loss notice's price is the winner's, above our bid by nature: not capped.)
         let (clearing_cur, capped) = match clearing {
-            Some(c) if c > ad.price_micros => (Some(ad.price_micros), true),
+            Some(c) if c > ad.price_micros && kind != TrackKind::Loss => (Some(ad.price_micros), true),
             c => (c, false),
         };
         let clearing_platform = match clearing_cur {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod markup;
 pub mod net;
 pub mod openapi;
+pub mod reports;
 pub mod serving;
 pub mod serving_http;
 pub mod tracking;
@@ -44,6 +45,9 @@ impl Default for HttpSettings {
     }
 }
 
+/// Reports the state of a component wired in by the binary (e.g. the Kafka forwarder) as JSON.
+pub type StatsHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<AppStateInner>);
@@ -53,6 +57,9 @@ pub struct AppStateInner {
     pub catalog: CatalogService,
     /// The serving role, when this process runs it.
     pub serving: Option<Arc<serving::Serving>>,
+    /// The Kafka forwarder's counters, when events are forwarded (a soft dependency: shown in
+    /// the serving stats and `/readyz`, never failing readiness).
+    pub kafka_stats: Option<StatsHook>,
     openapi: String,
 }
 
@@ -70,18 +77,29 @@ impl AppState {
         let version = store.catalog_version().await?;
         let catalog = CatalogService::new(Arc::clone(&store), ChangeFeed::new(version));
         let openapi = openapi::document().to_string();
-        Ok(AppState(Arc::new(AppStateInner { store, catalog, serving: None, openapi })))
+        Ok(AppState(Arc::new(AppStateInner { store, catalog, serving: None, kafka_stats: None, openapi })))
     }
 
     /// Adds the serving role (before the state is shared).
     pub fn with_serving(self, serving: Arc<serving::Serving>) -> AppState {
-        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| AppStateInner {
+        let inner = self.into_inner();
+        AppState(Arc::new(AppStateInner { serving: Some(serving), ..inner }))
+    }
+
+    /// Adds the Kafka forwarder's counters (before the state is shared).
+    pub fn with_kafka_stats(self, stats: StatsHook) -> AppState {
+        let inner = self.into_inner();
+        AppState(Arc::new(AppStateInner { kafka_stats: Some(stats), ..inner }))
+    }
+
+    fn into_inner(self) -> AppStateInner {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| AppStateInner {
             store: Arc::clone(&shared.store),
             catalog: shared.catalog.clone(),
-            serving: None,
+            serving: shared.serving.clone(),
+            kafka_stats: shared.kafka_stats.clone(),
             openapi: shared.openapi.clone(),
-        });
-        AppState(Arc::new(AppStateInner { serving: Some(serving), ..inner }))
+        })
     }
 
     pub fn feed(&self) -> &ChangeFeed {
@@ -97,7 +115,12 @@ async fn readyz(State(st): State<AppState>) -> Response {
     let store = st.store.health().await;
     let ready = store.ready();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": {"catalog_store": store}});
+    let mut body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": {"catalog_store": store}});
+    if let Some(kafka) = &st.kafka_stats {
+        // Soft: while the broker is away events wait in the local log, so serving goes on.
+        let up = kafka()["broker_up"].as_bool().unwrap_or(false);
+        body["checks"]["kafka"] = json!({"status": if up { "up" } else { "down" }, "required": false});
+    }
     (status, Json(body)).into_response()
 }
 

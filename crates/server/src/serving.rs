@@ -198,6 +198,47 @@ impl Serving {
         })
     }
 
+    /// Records that a placement (or an RTB imp) was asked for: the denominator of fill rate.
+    /// Not billable: a full queue drops it, counted.
+    pub(crate) fn request_event(
+        &self,
+        request_id: &str,
+        placement: Option<&PlacementRt>,
+        attrs: &Attributes,
+        user: Option<u64>,
+        now: DateTime<Utc>,
+        no_fill: Option<NoFill>,
+    ) {
+        let (publisher_id, site_id, placement_id) =
+            placement.map(|p| (p.publisher_id.clone(), p.site_id.clone(), p.id.clone())).unwrap_or_default();
+        let event = Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: EventKind::Request,
+            event_time_ms: now.timestamp_millis(),
+            receive_time_ms: now.timestamp_millis(),
+            request_id: request_id.to_string(),
+            decision_id: String::new(),
+            advertiser_id: String::new(),
+            campaign_id: String::new(),
+            line_item_id: String::new(),
+            creative_id: String::new(),
+            publisher_id,
+            site_id,
+            placement_id,
+            deal_id: None,
+            user_key: user.unwrap_or(0),
+            country: attrs.country.clone(),
+            device_type: attrs.device_type,
+            price_micros: 0,
+            cost_micros: 0,
+            currency: String::new(),
+            reason: no_fill.map(|nf| nf.code().to_string()),
+        };
+        if self.events.submit(event).is_err() {
+            self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The signed URL of a tracker or notice for `ad`.
     pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
         let (p, s) = self.signer.sign_parts(ad);
@@ -866,6 +907,9 @@ impl Serving {
         let mut decisions = Vec::with_capacity(outcomes.len());
         for (i, (outcome, slot)) in outcomes.into_iter().zip(&slots).enumerate() {
             let placement_id = req.placements[i].id.clone();
+            if !req.test {
+                self.request_event(&request_id, slot.placement, &attrs, user, now, outcome.as_ref().err().copied());
+            }
             match outcome {
                 Err(nf) => {
                     self.stats.unfilled.fetch_add(1, Ordering::Relaxed);

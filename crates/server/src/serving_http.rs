@@ -249,6 +249,7 @@ async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Jso
         "losses": load(&s.stats.losses),
         "conversions": load(&s.stats.conversions),
         "events": s.event_stats(),
+        "kafka": st.kafka_stats.as_ref().map(|stats| stats()),
     })))
 }
 
@@ -461,5 +462,6 @@ pub fn reporting_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/reports/delivery", get(delivery_report))
         .route("/api/v1/serving/stats", get(serving_stats))
+        .route("/api/v1/reports", get(crate::reports::report))
         .route("/v1/conversions", post(conversion_s2s))
 }

@@ -1,5 +1,6 @@
 //! Bid request decoding: serde_json against sonic-rs on realistic requests (minified, as
-//! exchanges send them), plus what the server pays per request (parse, normalise, validate).
+//! exchanges send them), `parse_request` (nesting guard + sonic-rs), and what the server pays
+//! per request (parse, normalise, validate).
 //!
 //! `cargo bench -p adp-openrtb --bench parse -- --warm-up-time 1 --measurement-time 3`
 
@@ -52,6 +53,8 @@ fn parse(c: &mut Criterion) {
         group.bench_function("sonic_rs", |b| {
             b.iter(|| sonic_rs::from_slice::<BidRequest>(black_box(&body)).expect("parse"))
         });
+        // What the server calls: the nesting guard, then sonic-rs.
+        group.bench_function("parse_request", |b| b.iter(|| parse_request(black_box(&body)).expect("parse")));
         group.finish();
     }
 }

@@ -11,6 +11,10 @@
 //! - `null` wherever a field is optional or a list (a `null` list is an empty list);
 //! - a single value where a list is expected (`"mimes": "video/mp4"` → `["video/mp4"]`);
 //! - `native.request` given as a JSON object instead of a string (kept as its JSON text).
+//!
+//! `ext` objects (and an object `native.request`) are kept as `serde_json::Value`, any shape,
+//! but at most [`MAX_EXT_DEPTH`] levels deep: building a `Value` recurses, and sonic-rs's own
+//! limit (255 levels) is deeper than a debug build's stack allows.
 
 use serde::de::{
     self, value::MapAccessDeserializer, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor,
@@ -220,7 +224,7 @@ pub fn string_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
             d.deserialize_any(self)
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
-            let value: serde_json::Value = serde::Deserialize::deserialize(MapAccessDeserializer::new(map))?;
+            let value = ValueVisitor { depth: MAX_EXT_DEPTH }.visit_map(map)?;
             Ok(value.to_string())
         }
     }
@@ -307,5 +311,93 @@ struct Str(String);
 impl<'de> serde::Deserialize<'de> for Str {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         string(d).map(Str)
+    }
+}
+
+/// How deep an `ext` value may nest (objects and arrays, counted from the `ext` itself).
+pub const MAX_EXT_DEPTH: usize = 32;
+
+/// An `ext` (or any free-form value): any JSON, `null` is `None`, at most [`MAX_EXT_DEPTH`]
+/// levels deep.
+pub fn ext<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    match d.deserialize_any(ValueVisitor { depth: MAX_EXT_DEPTH })? {
+        serde_json::Value::Null => Ok(None),
+        v => Ok(Some(v)),
+    }
+}
+
+/// Builds a `serde_json::Value` like serde_json's own visitor, with a depth budget.
+#[derive(Clone, Copy)]
+struct ValueVisitor {
+    depth: usize,
+}
+
+impl ValueVisitor {
+    /// For an array or object at this level: the visitor of its items (one level less), or an
+    /// error when no level is left for the container itself.
+    fn child<E: de::Error>(self) -> Result<ValueVisitor, E> {
+        match self.depth.checked_sub(1) {
+            Some(depth) => Ok(ValueVisitor { depth }),
+            None => Err(E::custom(format_args!("ext nested deeper than {MAX_EXT_DEPTH} levels"))),
+        }
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for ValueVisitor {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let child = self.child()?;
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element_seed(child)? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let child = self.child()?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(child)?;
+            out.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }

@@ -6,6 +6,12 @@
 //! optional scalars to `None`; serializing skips both, so a parsed request re-serializes
 //! compactly. Field names are the spec's, except `Site::referrer` (`ref`) and `Geo::kind` /
 //! `Metric::kind` (`type`).
+//!
+//! The large optional objects (`site`, `app`, `dooh`, `device`, `user`, `imp.video`,
+//! `imp.audio`, `content`) are boxed: it keeps `BidRequest` and `Imp` small to move around
+//! (decoding moves every object at least once) and measurably cut decoding work (~5% fewer
+//! instructions on the bench samples). Reading is unchanged (`if let Some(d) = &req.device`,
+//! `req.site.as_deref()`); building one needs `Box::new`.
 
 use crate::de;
 use crate::enums::*;
@@ -22,19 +28,19 @@ pub struct BidRequest {
     pub imp: Vec<Imp>,
     /// The website, for site inventory (at most one of `site`, `app`, `dooh`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub site: Option<Site>,
+    pub site: Option<Box<Site>>,
     /// The app, for app inventory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<App>,
+    pub app: Option<Box<App>>,
     /// The digital out-of-home screen, for DOOH inventory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dooh: Option<Dooh>,
+    pub dooh: Option<Box<Dooh>>,
     /// The user's device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<Device>,
+    pub device: Option<Box<Device>>,
     /// The user of the device (the advertising audience).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
     /// 1 = test mode: auctions are not billable. Default 0.
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub test: Option<i32>,
@@ -84,7 +90,7 @@ pub struct BidRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regs: Option<Regs>,
     /// Exchange-specific extensions; any JSON value is kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -104,7 +110,7 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schain: Option<SupplyChain>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -121,7 +127,7 @@ pub struct SupplyChain {
     #[serde(default, deserialize_with = "de::opt_string", skip_serializing_if = "Option::is_none")]
     pub ver: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -147,7 +153,7 @@ pub struct SupplyChainNode {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub hp: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -170,7 +176,7 @@ pub struct Regs {
     #[serde(default, deserialize_with = "de::vec_int", skip_serializing_if = "Vec::is_empty")]
     pub gpp_sid: Vec<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -188,10 +194,10 @@ pub struct Imp {
     pub banner: Option<Banner>,
     /// Present if offered as video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video: Option<Video>,
+    pub video: Option<Box<Video>>,
     /// Present if offered as audio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<Audio>,
+    pub audio: Option<Box<Audio>>,
     /// Present if offered as native.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<Native>,
@@ -244,7 +250,7 @@ pub struct Imp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -261,7 +267,7 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -305,7 +311,7 @@ pub struct Banner {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub vcm: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -328,7 +334,7 @@ pub struct Format {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub wmin: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -444,7 +450,7 @@ pub struct Video {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub durfloors: Vec<DurFloors>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -527,7 +533,7 @@ pub struct Audio {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub durfloors: Vec<DurFloors>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -548,7 +554,7 @@ pub struct Native {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub battr: Vec<CreativeAttribute>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -565,7 +571,7 @@ pub struct DurFloors {
     #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
     pub bidfloor: Option<f64>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -579,7 +585,7 @@ pub struct Pmp {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -614,7 +620,7 @@ pub struct Deal {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub durfloors: Vec<DurFloors>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -631,7 +637,7 @@ pub struct Qty {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -645,7 +651,7 @@ pub struct Refresh {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub count: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -659,7 +665,7 @@ pub struct RefSettings {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub minint: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -707,7 +713,7 @@ pub struct Site {
     pub publisher: Option<Publisher>,
     /// The content in which the impression appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<Content>,
+    pub content: Option<Box<Content>>,
     /// Comma separated keywords.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keywords: Option<String>,
@@ -718,7 +724,7 @@ pub struct Site {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventorypartnerdomain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -766,7 +772,7 @@ pub struct App {
     pub publisher: Option<Publisher>,
     /// The content in which the impression appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<Content>,
+    pub content: Option<Box<Content>>,
     /// Comma separated keywords.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keywords: Option<String>,
@@ -777,7 +783,7 @@ pub struct App {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventorypartnerdomain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -807,9 +813,9 @@ pub struct Dooh {
     pub keywords: Option<String>,
     /// The content being displayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<Content>,
+    pub content: Option<Box<Content>>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -832,7 +838,7 @@ pub struct Publisher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -933,7 +939,7 @@ pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -956,7 +962,7 @@ pub struct Producer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -973,7 +979,7 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -990,7 +996,7 @@ pub struct Channel {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1094,7 +1100,7 @@ pub struct Device {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macmd5: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1123,7 +1129,7 @@ pub struct UserAgent {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub source: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1137,7 +1143,7 @@ pub struct BrandVersion {
     #[serde(default, deserialize_with = "de::vec_string", skip_serializing_if = "Vec::is_empty")]
     pub version: Vec<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1184,7 +1190,7 @@ pub struct Geo {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub utcoffset: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1225,7 +1231,7 @@ pub struct User {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub eids: Vec<Eid>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1245,7 +1251,7 @@ pub struct Data {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub segment: Vec<Segment>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1262,7 +1268,7 @@ pub struct Segment {
     #[serde(default, deserialize_with = "de::opt_string", skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1285,7 +1291,7 @@ pub struct Eid {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub uids: Vec<Uid>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1299,6 +1305,6 @@ pub struct Uid {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atype: Option<AgentType>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }

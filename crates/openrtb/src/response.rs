@@ -30,7 +30,7 @@ pub struct BidResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbr: Option<NoBidReason>,
     /// Bidder-specific extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -47,7 +47,7 @@ pub struct SeatBid {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub group: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -152,7 +152,7 @@ pub struct Bid {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub slotinpod: Option<i32>,
     /// Extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 

@@ -382,3 +382,36 @@ mod differential {
         }
     }
 }
+
+/// Hostile nesting is an error, not a stack overflow, in `ext`, in unknown fields and at the
+/// top level: bodies deeper than `SONIC_MAX_DEPTH` never reach sonic-rs (it skips unknown
+/// values recursively without a limit), serde_json stops at 128 levels, and `ext` values are
+/// limited to `de::MAX_EXT_DEPTH` levels by this crate.
+#[test]
+fn deep_nesting_is_rejected() {
+    let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [300, 100_000] {
+        for body in [
+            format!(r#"{{"id":"x","imp":[{{"id":"1","banner":{{"w":1,"h":1}}}}],"ext":{}}}"#, deep(depth)),
+            deep(depth),
+        ] {
+            assert!(parse_request_sonic(body.as_bytes()).is_err(), "depth {depth}");
+            assert!(parse_request_serde_json(body.as_bytes()).is_err(), "depth {depth}");
+            assert!(parse_request(body.as_bytes()).is_err(), "depth {depth}");
+        }
+        // An unknown field is skipped: serde_json does that iteratively (no limit needed);
+        // sonic-rs would recurse, so it never sees such a body.
+        let unknown = format!(r#"{{"id":"x","unknown":{}}}"#, deep(depth));
+        assert!(parse_request_sonic(unknown.as_bytes()).is_err(), "refused, not overflowed");
+        assert_eq!(parse_request(unknown.as_bytes()), parse_request_serde_json(unknown.as_bytes()));
+    }
+    let ok = format!(r#"{{"id":"x","ext":{{"a":{}}}}}"#, deep(adp_openrtb::de::MAX_EXT_DEPTH - 1));
+    assert_eq!(
+        parse_request_serde_json(ok.as_bytes()).expect("at the limit"),
+        parse_request(ok.as_bytes()).expect("ok")
+    );
+    let too_deep = format!(r#"{{"id":"x","ext":{{"a":{}}}}}"#, deep(adp_openrtb::de::MAX_EXT_DEPTH));
+    let e = parse_request(too_deep.as_bytes()).expect_err("over the limit");
+    assert!(e.path.starts_with("ext.a[0]"), "{}", e.path);
+    assert!(e.message.contains("nested deeper"), "{e}");
+}

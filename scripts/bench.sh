@@ -5,12 +5,15 @@
 #   2. criterion micro-benchmarks of the engine (short measurement);
 #   3. HTTP decide vs a minimal hyper server under wrk (scripts/bench-http.sh);
 #   4. the load generator itself vs wrk against the hyper server (it must reach >= 80% of wrk);
-#   5. a loadtest scenario against `adplatform serve --demo`, with the server's own counters.
+#   5. a loadtest scenario against `adplatform serve --demo`, with the server's own counters;
+#   6. the OpenRTB scenario (rtb-mixed: bid requests, win/billing/loss notices) against a fresh
+#      `adplatform serve --demo`, with the server's own counters.
 # The results replace the part of BENCHMARKS.md between the `bench.sh` markers, and are also
-# written to bench/results/latest.md.
+# written to bench/results/latest.md; the two loadtests' plots go to bench/results/*.svg.
 #
 # Usage: scripts/bench.sh
 # Settings (environment): SERVER_CPU=1 LOAD_CPU=0 DURATION=10s SCENARIO=bench/scenarios/direct-web.toml
+#                         RTB_SCENARIO=bench/scenarios/rtb-mixed.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +21,10 @@ SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 DURATION=${DURATION:-10s}
 SCENARIO=${SCENARIO:-bench/scenarios/direct-web.toml}
+RTB_SCENARIO=${RTB_SCENARIO:-bench/scenarios/rtb-mixed.toml}
 BASELINE_PORT=18391
 DEMO_PORT=18392
+RTB_PORT=18393
 ADMIN_KEY=bench-suite-admin-key-0123456789
 
 for tool in cargo wrk taskset curl python3; do
@@ -87,7 +92,7 @@ pids+=($!)
 wait_for "http://127.0.0.1:$BASELINE_PORT/"
 wrk_rps=$(taskset -c "$LOAD_CPU" wrk -t1 -c32 -d"$DURATION" -s bench/wrk/decide.lua "http://127.0.0.1:$BASELINE_PORT" | sed -n 's/^Requests\/sec: *//p')
 target/release/adplatform loadtest --target "http://127.0.0.1:$BASELINE_PORT" --scenario bench/scenarios/generator-only.toml \
-    --mode closed --connections 32 --threads 1 --cpus "$LOAD_CPU" --duration "$DURATION" --warmup 1s --quiet \
+    --mode closed --connections 32 --threads 1 --cpus "$LOAD_CPU" --duration "$DURATION" --warmup 1s --no-progress \
     --report-json "$work/gen.json" >/dev/null
 gen_rps=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['throughput_rps']))" "$work/gen.json")
 kill "${pids[-1]}"
@@ -108,10 +113,12 @@ ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never \
     --data-dir "$work/data" --admin-key "$ADMIN_KEY" >/dev/null 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$DEMO_PORT/readyz"
+mkdir -p bench/results
 target/release/adplatform loadtest --target "http://127.0.0.1:$DEMO_PORT" --scenario "$SCENARIO" \
-    --mode closed --connections 32 --threads 1 --cpus "$LOAD_CPU" --duration "$DURATION" --warmup 2s --quiet \
-    --report-json "$work/load.json" --report-md "$work/load.md" >/dev/null
+    --mode closed --connections 32 --threads 1 --cpus "$LOAD_CPU" --duration "$DURATION" --warmup 2s --no-progress \
+    --report-json "$work/load.json" --report-md "$work/load.md" --plot bench/results/loadtest-decide.svg >/dev/null
 stats=$(curl -s -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$DEMO_PORT/api/v1/serving/stats")
+kill "${pids[-1]}"
 {
     echo
     echo "### Loadtest \`$SCENARIO\` against \`serve --demo\` (server 1 thread on CPU $SERVER_CPU)"
@@ -122,9 +129,35 @@ stats=$(curl -s -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$DEMO_PO
     sed -e 's/^## /##### /' -e 's/^# /#### /' "$work/load.md"
     echo
     echo "Server's own counters after the run: \`$stats\`"
+    echo
+    echo "Plot: \`bench/results/loadtest-decide.svg\`"
 } >>"$out"
 
-mkdir -p bench/results
+# A fresh demo server, so that the direct run's spend and frequency counts do not shape the bids.
+log "OpenRTB loadtest scenario against a fresh demo server"
+ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never \
+    taskset -c "$SERVER_CPU" target/release/adplatform serve --demo --listen "127.0.0.1:$RTB_PORT" \
+    --data-dir "$work/data-rtb" --admin-key "$ADMIN_KEY" >/dev/null 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$RTB_PORT/readyz"
+target/release/adplatform loadtest --target "http://127.0.0.1:$RTB_PORT" --scenario "$RTB_SCENARIO" \
+    --mode closed --connections 32 --threads 1 --cpus "$LOAD_CPU" --duration "$DURATION" --warmup 2s --no-progress \
+    --report-json "$work/rtb.json" --report-md "$work/rtb.md" --plot bench/results/loadtest-rtb.svg >/dev/null
+rtb_stats=$(curl -s -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$RTB_PORT/api/v1/serving/stats")
+kill "${pids[-1]}"
+{
+    echo
+    echo "### Loadtest \`$RTB_SCENARIO\` (OpenRTB) against \`serve --demo\` (server 1 thread on CPU $SERVER_CPU)"
+    echo
+    echo "\`adplatform loadtest --target URL --scenario $RTB_SCENARIO --mode closed --connections 32 --threads 1 --cpus $LOAD_CPU --duration $DURATION --warmup 2s\`"
+    echo
+    sed -e 's/^## /##### /' -e 's/^# /#### /' "$work/rtb.md"
+    echo
+    echo "Server's own counters after the run: \`$rtb_stats\`"
+    echo
+    echo "Plot: \`bench/results/loadtest-rtb.svg\`"
+} >>"$out"
+
 cp "$out" bench/results/latest.md
 python3 - "$out" <<'PY'
 import re, sys

@@ -91,7 +91,7 @@ pub async fn run_ingest_with(
         return Err(IngestError::Settings("batch_ms must be at least 1".into()));
     }
     let ch = ClickHouse::connect(&settings.clickhouse)?;
-    let mut sink = EventsSink::new(ch.clone(), &settings.topic);
+    let mut sink = EventsSink::new(ch.clone(), &settings.topic).with_ttl_days(settings.ttl_days);
     let mut shutdown = std::pin::pin!(shutdown);
 
     // ClickHouse first: where to resume is recorded there.
@@ -209,7 +209,7 @@ pub async fn run_ingest_with(
             messages = batch.messages(),
             "batch stored"
         );
-        if last_retention.map_or(true, |t| t.elapsed() > Duration::from_secs(3600)) {
+        if last_retention.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
             last_retention = Some(Instant::now());
             if let Err(e) = crate::schema::apply_retention(&ch, settings.ttl_days, chrono::Utc::now()).await {
                 tracing::warn!(error = %e, "raw events retention failed; trying again in an hour");
@@ -285,7 +285,7 @@ impl Reader {
         let mut warned_decode: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let every = Duration::from_secs(if assigned.is_empty() { 1 } else { 30 });
-            if last_meta.map_or(true, |t| t.elapsed() > every) {
+            if last_meta.is_none_or(|t| t.elapsed() > every) {
                 last_meta = Some(Instant::now());
                 self.assign_new_partitions(&mut assigned);
                 if assigned.is_empty() {
@@ -303,7 +303,7 @@ impl Reader {
                         Err(e) => {
                             batch.undecodable += 1;
                             self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                            if warned_decode.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
+                            if warned_decode.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                                 warned_decode = Some(Instant::now());
                                 tracing::warn!(partition, offset, error = %e, "skipping a message that is not an event record");
                             }

@@ -189,7 +189,12 @@ mod tests {
     #[test]
     fn sql_uses_whitelisted_expressions_and_quoted_values() {
         let sql = report_sql("adp", &q()).expect("sql");
-        assert!(sql.starts_with("SELECT toDate(toTimeZone(hour, 'Asia/Kolkata')) AS d0, advertiser_id AS d1, sum(requests)"), "{sql}");
+        assert!(
+            sql.starts_with(
+                "SELECT toDate(toTimeZone(hour, 'Asia/Kolkata')) AS d0, advertiser_id AS d1, sum(requests)"
+            ),
+            "{sql}"
+        );
         assert!(sql.contains("hour >= toDateTime(3600, 'UTC') AND hour < toDateTime(7200, 'UTC')"), "{sql}");
         assert!(sql.contains("AND advertiser_id IN ('a\\'b', 'c') GROUP BY d0, d1"), "{sql}");
         assert!(report_sql("adp; DROP", &q()).is_err());

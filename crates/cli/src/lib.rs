@@ -5,7 +5,7 @@ pub mod config;
 
 use adp_domain::{CatalogStore, EventSink, KeyStatus, Kind, Role};
 use adp_engine::pacing::PacingConfig;
-use adp_events::{DeliveryRollup, FsyncPolicy, LocalLog, LogConfig};
+use adp_events::{DeliveryRollup, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
 use adp_server::bidder::{BillOn, RtbSettings};
 use adp_server::conversions::AttributionSettings;
 use adp_server::serving::{follow_catalog, run_pacing, RestartRecovery, Serving, ServingSettings};
@@ -40,8 +40,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the platform: every role's HTTP routes on one address (embedded mode)
     Serve(ServeArgs),
-    /// Apply catalog store schema migrations and exit
-    Migrate(DataDirArg),
+    /// Apply catalog store schema migrations (or, with --clickhouse, the ClickHouse schema) and exit
+    Migrate(MigrateArgs),
+    /// Read events from Kafka and write them into ClickHouse until stopped (SIGTERM / Ctrl-C)
+    Ingest,
     /// Validate the configuration and print it with secrets redacted
     CheckConfig,
     /// Manage API keys directly in the catalog store
@@ -133,6 +135,16 @@ pub struct ServeArgs {
 }
 
 #[derive(Args, Debug, Default)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// Create or upgrade the ClickHouse analytics schema ([clickhouse] url, database) instead of
+    /// the catalog, and drop raw events older than clickhouse.ttl_days
+    #[arg(long)]
+    pub clickhouse: bool,
+}
+
+#[derive(Args, Debug, Default)]
 pub struct DataDirArg {
     /// Data directory holding the catalog database
     #[arg(long)]
@@ -220,7 +232,18 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
             init_logging(&config);
             serve(config, shutdown_signal()).await
         }
-        Command::Migrate(dir) => {
+        Command::Migrate(MigrateArgs { clickhouse: true, data_dir }) => {
+            let overrides = Overrides { data_dir: data_dir.data_dir.clone(), ..Default::default() };
+            let config = load_config(&cli, &env, &overrides)?;
+            init_logging(&config);
+            migrate_clickhouse(&config).await
+        }
+        Command::Ingest => {
+            let config = load_config(&cli, &env, &Overrides::default())?;
+            init_logging(&config);
+            ingest(&config, shutdown_signal()).await
+        }
+        Command::Migrate(MigrateArgs { data_dir: dir, .. }) => {
             let overrides = Overrides { data_dir: dir.data_dir.clone(), ..Default::default() };
             let config = load_config(&cli, &env, &overrides)?;
             init_logging(&config);
@@ -318,6 +341,58 @@ async fn apikey(cli: &Cli, env: &BTreeMap<String, String>, command: &ApikeyComma
             Ok(())
         }
     }
+}
+
+/// `adplatform migrate --clickhouse`: creates or upgrades the analytics schema, applies retention.
+async fn migrate_clickhouse(config: &Config) -> anyhow::Result<()> {
+    let settings = config.clickhouse_settings()?;
+    let ch = adp_analytics::ClickHouse::connect(&settings)?;
+    let ttl_days = u32::try_from(config.clickhouse.ttl_days).unwrap_or(u32::MAX);
+    let report = adp_analytics::migrate(&ch, &adp_analytics::MigrateSettings { ttl_days })
+        .await
+        .with_context(|| format!("cannot migrate the ClickHouse schema at {}", settings.url))?;
+    println!(
+        "clickhouse schema at version {} in database {} ({}; {} expired day partitions dropped)",
+        report.version,
+        settings.database,
+        match report.applied.as_slice() {
+            [] => "already up to date".to_string(),
+            v => format!("applied {v:?}"),
+        },
+        report.dropped_partitions.len()
+    );
+    Ok(())
+}
+
+/// `adplatform ingest`: Kafka → ClickHouse until `shutdown` resolves; counters are logged every
+/// 10 seconds and at the end.
+pub async fn ingest(config: &Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let settings = config.ingest_settings()?;
+    let counters = Arc::new(adp_analytics::IngestCounters::default());
+    let watch = Arc::clone(&counters);
+    let reporter = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = watch.snapshot();
+            tracing::info!(
+                consumed = s.consumed,
+                inserted = s.inserted,
+                duplicates_skipped = s.duplicates_skipped,
+                batches = s.batches,
+                insert_errors = s.insert_errors,
+                lag = s.lag,
+                "ingest progress"
+            );
+        }
+    });
+    tracing::info!(topic = %settings.topic, clickhouse = %settings.clickhouse.url, "ingest running");
+    let result = adp_analytics::run_ingest_with(settings, counters, shutdown).await;
+    reporter.abort();
+    let snapshot = result.context("ingest failed")?;
+    println!("{}", serde_json::to_string(&snapshot)?);
+    Ok(())
 }
 
 /// `adplatform loadtest`: runs the load generator on threads of its own and writes the report
@@ -522,7 +597,18 @@ pub async fn serve(
     let changes = state.feed().subscribe();
     serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
     serving.restore(&recovery);
-    let state = state.with_serving(Arc::clone(&serving));
+    let mut state = state.with_serving(Arc::clone(&serving));
+    // With kafka.brokers set, every event the log commits is forwarded to the broker.
+    let forwarder = match config.kafka.brokers.trim() {
+        "" => None,
+        _ => {
+            let forwarder = KafkaForwarder::start(log.watermark(), config.kafka_forwarder()?)
+                .context("cannot start the kafka forwarder")?;
+            let stats = forwarder.stats_handle();
+            state = state.with_kafka_stats(Arc::new(move || serde_json::to_value(stats.stats()).unwrap_or_default()));
+            Some(forwarder)
+        }
+    };
     let follower = tokio::spawn(follow_catalog(Arc::clone(&serving), Arc::clone(&store), changes));
     let pacer = tokio::spawn(run_pacing(Arc::clone(&serving)));
 
@@ -552,6 +638,14 @@ pub async fn serve(
     // Everything accepted reaches the disk before we exit.
     if let Err(e) = log.flush() {
         tracing::error!(error = %e, "event log flush failed at shutdown");
+    }
+    if let Some(forwarder) = forwarder {
+        // What the broker has not confirmed by then stays in the log for the next start.
+        let wait = grace.min(Duration::from_secs(5));
+        match tokio::task::spawn_blocking(move || forwarder.stop(wait)).await {
+            Ok(stats) => tracing::info!(kafka = ?stats, "kafka forwarder stopped"),
+            Err(e) => tracing::error!(error = %e, "kafka forwarder failed to stop"),
+        }
     }
     tracing::info!(events = ?log.stats(), "stopped");
     Ok(())

@@ -216,7 +216,9 @@ fn every_loadtest_flag_parses() {
         "r.json",
         "--report-md",
         "r.md",
-        "--quiet",
+        "--plot",
+        "p.svg",
+        "--no-progress",
     ])
     .expect("parses");
     let Cmd::Loadtest(a) = cli.command else { panic!("not loadtest") };
@@ -224,7 +226,17 @@ fn every_loadtest_flag_parses() {
     assert_eq!(a.warmup, std::time::Duration::from_millis(500));
     assert_eq!((a.mode, a.rate, a.connections, a.threads), (LoadMode::Open, Some(1000.0), 8, 2));
     assert_eq!(a.cpus, Some(CpuList(vec![2, 3, 5])));
-    assert_eq!((a.seed, a.quiet), (Some(7), true));
+    assert_eq!((a.seed, a.no_progress), (Some(7), true));
+    assert_eq!(a.plot.as_deref(), Some(std::path::Path::new("p.svg")));
+    // `--quiet`, its older name, still works.
+    let Cmd::Loadtest(a) =
+        Cli::try_parse_from(["adplatform", "loadtest", "--target", "x", "--scenario", "s", "--quiet"])
+            .expect("parses")
+            .command
+    else {
+        panic!("not loadtest")
+    };
+    assert!(a.no_progress);
     assert!(Cli::try_parse_from([
         "adplatform",
         "loadtest",

@@ -7,6 +7,11 @@
 //! by the event as JSON. A finished segment is always fsynced before the next one is started, so
 //! only the last segment can have a torn tail; `open` truncates such a tail and refuses damage
 //! anywhere else. One process owns a directory at a time.
+//!
+//! Readers other than the replay at `open` (the Kafka forwarder) follow the log with a
+//! [`LogReader`] from a [`LogPosition`] up to the [`LogWatermark`]: the end of what the writer has
+//! committed (written and synced per the fsync policy). They never see a record that a failed
+//! write or sync could still cut.
 
 use adp_domain::events::Event;
 use adp_domain::{EventSink, SinkError, SinkStats};
@@ -16,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -122,6 +127,113 @@ impl Counters {
     }
 }
 
+/// A record boundary in the log: a segment, a byte offset in it, and how many events the log
+/// holds before it. `LogPosition::default()` is the start of an empty log (before segment 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    /// Segment sequence number; 0 is before the first segment.
+    pub segment: u64,
+    /// Bytes of complete records before this position in `segment`.
+    pub offset: u64,
+    /// Events in the log before this position, counted from the first segment.
+    pub events: u64,
+}
+
+#[derive(Default)]
+struct WatermarkState {
+    end: LogPosition,
+    closed: bool,
+}
+
+/// The committed end of a log, shared with its readers: it moves forward as the writer commits
+/// events (written and synced per the fsync policy) and carries the log's counters. Cheap to
+/// read; readers that have caught up wait on it with [`LogWatermark::wait_beyond`].
+pub struct LogWatermark {
+    dir: PathBuf,
+    opened: LogPosition,
+    incarnation: u64,
+    state: Mutex<WatermarkState>,
+    moved: Condvar,
+    counters: Arc<Counters>,
+}
+
+impl LogWatermark {
+    fn new(dir: PathBuf, end: LogPosition, counters: Arc<Counters>) -> LogWatermark {
+        // Tells this opening of the log from earlier ones (and from other processes).
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let incarnation = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
+        LogWatermark {
+            dir,
+            opened: end,
+            incarnation,
+            state: Mutex::new(WatermarkState { end, closed: false }),
+            moved: Condvar::new(),
+            counters,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatermarkState> {
+        // The state is two plain values, each written whole: a panic cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The committed end when the log was opened, before anything new was written. A position a
+    /// reader saved before this opening is valid only up to here: past it, the tail it pointed
+    /// into was cut at open (torn or lost in a crash) and new records may start earlier.
+    pub fn opened(&self) -> LogPosition {
+        self.opened
+    }
+
+    /// Tells this opening of the log from every other one: positions saved with the same
+    /// incarnation are valid as they are.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The end of the committed events: a reader may read up to here.
+    pub fn committed(&self) -> LogPosition {
+        self.lock().end
+    }
+
+    /// True once the log has been closed: the committed end will not move again.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Waits until the committed end is past `pos` or the log is closed, at most `timeout`;
+    /// returns the committed end.
+    pub fn wait_beyond(&self, pos: &LogPosition, timeout: Duration) -> LogPosition {
+        let guard = self.lock();
+        let (guard, _) = self
+            .moved
+            .wait_timeout_while(guard, timeout, |s| !s.closed && s.end.events <= pos.events)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.end
+    }
+
+    /// The log's counters (the same as `LocalLog::stats`).
+    pub fn stats(&self) -> SinkStats {
+        self.counters.snapshot()
+    }
+
+    fn advance(&self, segment: u64, offset: u64, events: u64) {
+        let mut state = self.lock();
+        state.end = LogPosition { segment, offset, events: state.end.events + events };
+        drop(state);
+        self.moved.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.moved.notify_all();
+    }
+}
+
 enum Msg {
     /// Boxed so that the preallocated queue stays small.
     Event(Box<Event>),
@@ -135,6 +247,7 @@ pub struct LocalLog {
     sender: Option<SyncSender<Msg>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
+    watermark: Arc<LogWatermark>,
     replayed: u64,
 }
 
@@ -196,12 +309,16 @@ impl LocalLog {
         );
 
         let counters = Arc::new(Counters::default());
+        let end =
+            last.map_or(LogPosition::default(), |(segment, offset)| LogPosition { segment, offset, events: replayed });
+        let watermark = Arc::new(LogWatermark::new(dir.clone(), end, counters.clone()));
         let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
         let writer = Writer {
             dir: dir.clone(),
             config,
             observer,
             counters: counters.clone(),
+            watermark: watermark.clone(),
             current,
             next_seq,
             pending: Vec::new(),
@@ -211,7 +328,12 @@ impl LocalLog {
             .name("adp-event-log".into())
             .spawn(move || writer.run(receiver))
             .map_err(io_err(&dir))?;
-        Ok(LocalLog { dir, sender: Some(sender), writer: Some(handle), counters, replayed })
+        Ok(LocalLog { dir, sender: Some(sender), writer: Some(handle), counters, watermark, replayed })
+    }
+
+    /// The committed end of this log, for readers that follow it (see [`LogReader`]).
+    pub fn watermark(&self) -> Arc<LogWatermark> {
+        Arc::clone(&self.watermark)
     }
 
     /// How many events `open` replayed from disk.
@@ -242,10 +364,12 @@ impl LocalLog {
     fn shutdown(&mut self) -> Result<(), LogError> {
         // Dropping the sender lets the writer drain the queue and then stop.
         self.sender = None;
-        match self.writer.take() {
+        let joined = match self.writer.take() {
             Some(handle) => handle.join().map_err(|_| LogError::Closed),
             None => Ok(()),
-        }
+        };
+        self.watermark.close();
+        joined
     }
 }
 
@@ -369,21 +493,167 @@ fn scan_segment(path: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Scan, Lo
         if crc32fast::hash(&payload) != crc {
             return damaged(pos, "checksum mismatch".to_string());
         }
-        if payload[0] != RECORD_VERSION {
-            return Err(LogError::UnsupportedVersion { segment: path.to_path_buf(), offset: pos, version: payload[0] });
-        }
-        match serde_json::from_slice::<Event>(&payload[1..]) {
-            Ok(event) => on_event(event),
-            // The checksum matched, so this is what was written: a bug, not a torn write.
-            Err(e) => {
-                return Err(LogError::Corrupt {
-                    segment: path.to_path_buf(),
-                    offset: pos,
-                    reason: format!("record does not decode as an event: {e}"),
-                })
-            }
-        }
+        on_event(decode_payload(&|| path.to_path_buf(), pos, &payload)?);
         pos += (RECORD_HEADER_BYTES + len) as u64;
+    }
+}
+
+/// Decodes the payload of a record whose checksum matched, read at `offset` of the segment
+/// `path` names.
+fn decode_payload(path: &dyn Fn() -> PathBuf, offset: u64, payload: &[u8]) -> Result<Event, LogError> {
+    match payload.split_first() {
+        // sonic-rs: the same serde data model as serde_json, parsed with SIMD (replay at open and
+        // the Kafka forwarder decode every record).
+        Some((&RECORD_VERSION, json)) => sonic_rs::from_slice::<Event>(json).map_err(|e| {
+            // The checksum matched, so this is what was written: a bug, not a torn write.
+            LogError::Corrupt { segment: path(), offset, reason: format!("record does not decode as an event: {e}") }
+        }),
+        Some((&version, _)) => Err(LogError::UnsupportedVersion { segment: path(), offset, version }),
+        None => Err(LogError::Corrupt { segment: path(), offset, reason: "empty record".into() }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// following the log
+
+/// Reads committed events in log order from a position, up to a [`LogWatermark`]'s committed end,
+/// segment after segment: what a forwarder uses to follow the log while it is being written.
+/// It only reads; the log's owner keeps writing meanwhile.
+pub struct LogReader {
+    dir: PathBuf,
+    pos: LogPosition,
+    /// The open segment `pos.segment`, read up to `pos.offset`.
+    file: Option<BufReader<File>>,
+    /// The length of `pos.segment` once it is known to be finished.
+    finished_len: Option<u64>,
+    payload: Vec<u8>,
+}
+
+impl LogReader {
+    /// A reader of the log in `dir` starting at `from`, which must be a record boundary (a
+    /// position a reader or the watermark gave). A position past the end of its segment (its tail
+    /// was cut after a crash) continues at the segment's end; a segment that is gone continues at
+    /// the next one.
+    pub fn new(dir: impl AsRef<Path>, from: LogPosition) -> LogReader {
+        LogReader { dir: dir.as_ref().to_path_buf(), pos: from, file: None, finished_len: None, payload: Vec::new() }
+    }
+
+    /// The position after the last event read.
+    pub fn position(&self) -> LogPosition {
+        self.pos
+    }
+
+    /// Reads the next event before `end` (a committed end from the log's watermark), or `None`
+    /// when the reader has reached it. Damage before `end` is an error: committed records are
+    /// complete and checksummed, so it means the disk lost them.
+    pub fn next(&mut self, end: &LogPosition) -> Result<Option<Event>, LogError> {
+        loop {
+            if self.file.is_none() && !self.open_segment(end)? {
+                return Ok(None);
+            }
+            let limit = match self.pos.segment.cmp(&end.segment) {
+                std::cmp::Ordering::Equal => end.offset,
+                std::cmp::Ordering::Greater => return Ok(None),
+                // A finished segment: complete, synced and never written again.
+                std::cmp::Ordering::Less => match self.finished_len {
+                    Some(len) => len,
+                    None => {
+                        let path = segment_path(&self.dir, self.pos.segment);
+                        let len = fs::metadata(&path).map_err(io_err(&path))?.len();
+                        self.finished_len = Some(len);
+                        len
+                    }
+                },
+            };
+            if self.pos.offset >= limit {
+                if self.pos.segment < end.segment && self.next_segment(end)? {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let record = self.read_record(limit);
+            if record.is_err() {
+                // Reopen at the last good position next time rather than mid-record.
+                self.file = None;
+            }
+            return record.map(Some);
+        }
+    }
+
+    /// Reads the record at `pos` from the open segment, which holds complete records up to
+    /// `limit`, and moves past it.
+    fn read_record(&mut self, limit: u64) -> Result<Event, LogError> {
+        let (dir, seq, offset) = (&self.dir, self.pos.segment, self.pos.offset);
+        let path = || segment_path(dir, seq);
+        let io = |source| LogError::Io { path: path(), source };
+        let damaged = |reason: String| LogError::Corrupt { segment: path(), offset, reason };
+        let Some(file) = self.file.as_mut() else { return Err(LogError::Closed) };
+        let remaining = limit - offset;
+        if remaining < RECORD_HEADER_BYTES as u64 {
+            return Err(damaged(format!("torn record header ({remaining} bytes)")));
+        }
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        file.read_exact(&mut header).map_err(io)?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == 0 || len > MAX_PAYLOAD_BYTES || remaining - (RECORD_HEADER_BYTES as u64) < len as u64 {
+            return Err(damaged(format!("impossible record length {len} with {remaining} bytes left")));
+        }
+        self.payload.resize(len, 0);
+        file.read_exact(&mut self.payload).map_err(io)?;
+        if crc32fast::hash(&self.payload) != crc {
+            return Err(damaged("checksum mismatch".to_string()));
+        }
+        let event = decode_payload(&path, offset, &self.payload)?;
+        self.pos.offset += (RECORD_HEADER_BYTES + len) as u64;
+        self.pos.events += 1;
+        Ok(event)
+    }
+
+    /// Opens `pos.segment` at `pos.offset`, or moves on to the next segment there is. False when
+    /// there is no segment to read yet.
+    fn open_segment(&mut self, end: &LogPosition) -> Result<bool, LogError> {
+        if self.pos.segment == 0 {
+            return self.next_segment(end);
+        }
+        let path = segment_path(&self.dir, self.pos.segment);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(segment = %path.display(), "event log segment is gone; reading on from the next one");
+                return self.next_segment(end);
+            }
+            Err(e) => return Err(LogError::Io { path, source: e }),
+        };
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        if self.pos.offset > len {
+            tracing::warn!(
+                segment = %path.display(),
+                position = self.pos.offset,
+                len,
+                "event log segment is shorter than the read position (its tail was cut); reading on from its end"
+            );
+            self.pos.offset = len;
+        }
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(self.pos.offset)).map_err(io_err(&path))?;
+        self.file = Some(reader);
+        Ok(true)
+    }
+
+    /// Moves to the first segment after `pos.segment` (up to `end.segment`) and opens it. False
+    /// when there is none.
+    fn next_segment(&mut self, end: &LogPosition) -> Result<bool, LogError> {
+        self.file = None;
+        self.finished_len = None;
+        let next = list_segments(&self.dir)?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .find(|seq| *seq > self.pos.segment && *seq <= end.segment);
+        let Some(seq) = next else { return Ok(false) };
+        self.pos.segment = seq;
+        self.pos.offset = 0;
+        self.open_segment(end)
     }
 }
 
@@ -435,6 +705,7 @@ struct Writer {
     config: LogConfig,
     observer: Arc<dyn EventObserver>,
     counters: Arc<Counters>,
+    watermark: Arc<LogWatermark>,
     current: Option<Segment>,
     next_seq: u64,
     /// Events in `current` past `committed_len`: written, not yet synced, counted or observed.
@@ -638,6 +909,9 @@ impl Writer {
 
     fn commit(&mut self, events: Vec<Event>) {
         self.counters.written.fetch_add(events.len() as u64, Ordering::Relaxed);
+        if let Some(segment) = &self.current {
+            self.watermark.advance(segment.seq, segment.committed_len, events.len() as u64);
+        }
         for event in &events {
             notify(self.observer.as_ref(), event);
         }

@@ -455,7 +455,11 @@ fn follow_bid(ctx: &Rc<ThreadCtx>, rng: &mut SmallRng, auction: &Auction, bid: B
     } else if let Some(lurl) = bid.lurl.as_deref().filter(|_| chance(rng, c.loss_notice_rate)) {
         // Lost to a higher bid (loss reason 102): the price is the winner's.
         let price = price_text(bid.price * c.loss_price_ratio, true);
-        steps.push((delay(rng, c.loss_delay_ms), CallbackKind::Loss, fill_macros(lurl, &price, Some("102"), auction, &bid)));
+        steps.push((
+            delay(rng, c.loss_delay_ms),
+            CallbackKind::Loss,
+            fill_macros(lurl, &price, Some("102"), auction, &bid),
+        ));
     }
     if steps.is_empty() {
         return;
@@ -810,5 +814,37 @@ mod tests {
         for bad in ["127.0.0.1:8080", "https://127.0.0.1:8080", "http://127.0.0.1:8080/v1/decide", "::"] {
             assert!(parse_target(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn notice_macros_are_filled_and_prices_written_in_cents() {
+        let auction =
+            Auction { id: "req-1".into(), bid_id: "resp-9".into(), seat: "adplatform".into(), currency: "EUR".into() };
+        let bid = BidBody {
+            id: "b1".into(),
+            impid: "2".into(),
+            price: 2.5,
+            nurl: None,
+            burl: None,
+            lurl: None,
+            adid: Some("cr-7".into()),
+        };
+        let url = "http://h:1/v1/rtb/loss?p=x&s=y&price=${AUCTION_PRICE}&loss=${AUCTION_LOSS}&i=${AUCTION_IMP_ID}\
+                   &a=${AUCTION_ID}&b=${AUCTION_BID_ID}&c=${AUCTION_CURRENCY}&d=${AUCTION_AD_ID}&s2=${AUCTION_SEAT_ID}\
+                   &u=${UNKNOWN}&t=${";
+        let filled = fill_macros(url, "2.88", Some("102"), &auction, &bid);
+        assert_eq!(
+            filled,
+            "http://h:1/v1/rtb/loss?p=x&s=y&price=2.88&loss=102&i=2&a=req-1&b=resp-9&c=EUR&d=cr-7&s2=adplatform\
+             &u=${UNKNOWN}&t=${"
+        );
+        // A win notice has no loss reason to fill.
+        assert_eq!(fill_macros("x?l=${AUCTION_LOSS}", "1", None, &auction, &bid), "x?l=${AUCTION_LOSS}");
+        assert_eq!(price_text(2.5 * 0.8, false), "2.00");
+        assert_eq!(price_text(1.2, false), "1.20");
+        assert_eq!(price_text(2.125, false), "2.12");
+        assert_eq!(price_text(2.125, true), "2.13");
+        assert_eq!(price_text(2.5 * 1.15, true), "2.88");
+        assert_eq!(price_text(0.004, false), "0.00");
     }
 }

@@ -548,13 +548,19 @@ impl Scenario {
         }
         let Some(openrtb) = self.openrtb.as_ref().filter(|_| self.target.kind == TargetKind::Openrtb) else {
             if !imps.is_empty() {
-                return Err(invalid(format!("{key}.imps"), "imps are for `[target] kind = \"openrtb\"`; decide asks for placements"));
+                return Err(invalid(
+                    format!("{key}.imps"),
+                    "imps are for `[target] kind = \"openrtb\"`; decide asks for placements",
+                ));
             }
             return placements(key, ids, adhoc);
         };
         if !ids.is_empty() || !adhoc.is_empty() {
             let field = if ids.is_empty() { "adhoc_placements" } else { "placements" };
-            return Err(invalid(format!("{key}.{field}"), "placements are for the decide target; an OpenRTB page or app lists `imps`"));
+            return Err(invalid(
+                format!("{key}.{field}"),
+                "placements are for the decide target; an OpenRTB page or app lists `imps`",
+            ));
         }
         if imps.is_empty() || imps.len() > crate::openrtb::MAX_IMPS {
             return Err(invalid(
@@ -761,14 +767,14 @@ pub(crate) fn user_segment_indices(s: &SegmentsSpec, rank: u64) -> Vec<usize> {
 /// What a scenario sends: decide requests or bid requests. Cheap to clone: one per load thread.
 #[derive(Clone, Debug)]
 pub enum Traffic {
-    Decide(RequestSampler),
+    Decide(Box<RequestSampler>),
     OpenRtb(Box<BidRequestSampler>),
 }
 
 impl Traffic {
     pub fn new(s: &Scenario) -> Result<Traffic, ScenarioError> {
         Ok(match s.target.kind {
-            TargetKind::Decide => Traffic::Decide(RequestSampler::new(s)?),
+            TargetKind::Decide => Traffic::Decide(Box::new(RequestSampler::new(s)?)),
             TargetKind::Openrtb => Traffic::OpenRtb(Box::new(BidRequestSampler::new(s)?)),
         })
     }
@@ -951,11 +957,13 @@ mod tests {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                RequestSampler::new(&s).expect("sampler");
+                let traffic = Traffic::new(&s).expect("sampler");
+                let mut rng = SmallRng::seed_from_u64(1);
+                assert!(!traffic.sample(&mut rng).body.is_empty());
                 n += 1;
             }
         }
-        assert!(n >= 2, "expected the bundled scenarios in {}", dir.display());
+        assert!(n >= 5, "expected the bundled scenarios in {}", dir.display());
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! Producer throughput against a real Kafka-API broker, in events per second.
+//!
+//! ```text
+//! cargo run --release -p adp-events --example kafka_throughput -- [BROKERS] [EVENTS] [producer|forwarder]
+//! taskset -c 1 target/release/examples/kafka_throughput 127.0.0.1:19092 1000000   # one core
+//! ```
+//!
+//! BROKERS defaults to ADP_TEST_KAFKA or the address in /var/tmp/adplatform-services/env
+//! (`scripts/services.sh start`). Two measurements, each into a fresh topic:
+//!
+//! * `producer`: events already in memory → adp-eventwire value + key → the idempotent producer
+//!   with the forwarder's settings (lz4, acks=all, linger 10 ms) → every delivery confirmed.
+//! * `forwarder`: the whole path as deployed — events already committed to a local log, a
+//!   `KafkaForwarder` reading them (JSON records), encoding and producing them, until the
+//!   broker confirmed the last one.
+
+use adp_domain::events::{Event, EventKind};
+use adp_domain::EventSink;
+use adp_events::forwarder::{message_key, message_value};
+use adp_events::{ForwarderConfig, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The adplatform binary's allocator, so that the numbers are the deployed ones.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn brokers_from_env() -> Option<String> {
+    if let Ok(b) = std::env::var("ADP_TEST_KAFKA") {
+        return Some(b);
+    }
+    let text = std::fs::read_to_string("/var/tmp/adplatform-services/env").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("ADP_TEST_KAFKA=")).map(|s| s.trim().to_string())
+}
+
+fn event(i: u64) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        kind: if matches!(i % 3, 0) { EventKind::Decision } else { EventKind::Impression },
+        event_time_ms: 1_772_323_200_000 + i as i64,
+        receive_time_ms: 1_772_323_200_002 + i as i64,
+        request_id: format!("req-{}", i / 3),
+        decision_id: format!("dec-{}", i / 3),
+        advertiser_id: "shoes".into(),
+        campaign_id: "spring".into(),
+        line_item_id: format!("li-{}", i % 7),
+        creative_id: "mrec-300x250".into(),
+        publisher_id: "demo-publisher".into(),
+        site_id: "demo-site".into(),
+        placement_id: "demo-mrec".into(),
+        deal_id: None,
+        user_key: i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        country: Some("DE".into()),
+        device_type: None,
+        price_micros: 2_500_000,
+        cost_micros: 2_500,
+        currency: "EUR".into(),
+        reason: None,
+    }
+}
+
+#[derive(Default)]
+struct Counting {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+fn report(what: &str, n: u64, bytes: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{what:<10} {n} events in {secs:.3} s: {:.0} events/s, {:.1} MB/s of values",
+        n as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+}
+
+fn producer_only(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::error::Error>> {
+    let topic = format!("bench-{}.events", uuid::Uuid::now_v7().simple());
+    let config = ForwarderConfig { brokers: brokers.into(), ..ForwarderConfig::default() };
+    create_topic(brokers, &topic, config.partitions)?;
+    let producer: BaseProducer<Counting> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", config.linger_ms.to_string())
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "201000")
+        .set("message.timeout.ms", "0")
+        .create_with_context(Counting::default())?;
+    let mut value = Vec::with_capacity(512);
+    let mut bytes = 0u64;
+    let started = Instant::now();
+    for e in events {
+        message_value(e, &mut value);
+        bytes += value.len() as u64;
+        let mut record = BaseRecord::to(&topic).key(message_key(e)).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let elapsed = started.elapsed();
+    let ctx = producer.context();
+    assert_eq!(ctx.ok.load(Ordering::Relaxed), events.len() as u64, "every event confirmed");
+    assert_eq!(ctx.failed.load(Ordering::Relaxed), 0);
+    report("producer", events.len() as u64, bytes, elapsed);
+    Ok(())
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), Box<dyn std::error::Error>> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in runtime.block_on(admin.create_topics([&new], &options))? {
+        result.map_err(|(t, e)| format!("cannot create {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn forwarder(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let log_config = LogConfig { fsync: FsyncPolicy::Never, ..LogConfig::default() };
+    let log = LocalLog::open(dir.path(), log_config, Arc::new(|_: &Event| {}))?;
+    for e in events {
+        while log.submit(e.clone()).is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    log.flush()?;
+    eprintln!("log written; forwarding");
+    let mut bytes = 0u64;
+    let mut value = Vec::new();
+    for e in events {
+        message_value(e, &mut value);
+        bytes += value.len() as u64;
+    }
+    let prefix = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let started = Instant::now();
+    let f = KafkaForwarder::start(
+        log.watermark(),
+        ForwarderConfig {
+            brokers: brokers.into(),
+            topic_prefix: prefix,
+            // ADP_BENCH_KAFKA="key=value,key=value": extra librdkafka settings to try.
+            client_settings: std::env::var("ADP_BENCH_KAFKA")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ForwarderConfig::default()
+        },
+    )?;
+    if !f.wait_forwarded(Duration::from_secs(120)) {
+        return Err(format!("not all forwarded: {:?}", f.stats()).into());
+    }
+    let elapsed = started.elapsed();
+    let stats = f.stop(Duration::from_secs(5));
+    assert_eq!(stats.forwarded, events.len() as u64);
+    report("forwarder", events.len() as u64, bytes, elapsed);
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let brokers = args.next().or_else(brokers_from_env).ok_or("give BROKERS or run scripts/services.sh start")?;
+    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
+    let which = args.next().unwrap_or_else(|| "both".into());
+    let events: Vec<Event> = (0..n).map(event).collect();
+    if which != "forwarder" {
+        producer_only(&brokers, &events)?;
+    }
+    if which != "producer" {
+        forwarder(&brokers, &events)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! kafka: what the forwarder says to the Kafka API — client settings, the record (key and value)
+//! of an event, the delivery context, and topic creation. No log reading and no cursor here.
+
+use super::{Compression, ForwarderConfig};
+use adp_domain::events::Event;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, ProducerContext};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The message key of an event: its `decision_id` when it has one, so that an ad's decision,
+/// impression, click and notices land on one partition in order; else its own `id`.
+pub fn message_key(event: &Event) -> &str {
+    if event.decision_id.is_empty() {
+        &event.id
+    } else {
+        &event.decision_id
+    }
+}
+
+/// The message value of an event: one adp-eventwire record (schema v1), replacing `out`.
+pub fn message_value(event: &Event, out: &mut Vec<u8>) {
+    out.clear();
+    adp_eventwire::encode(event, out);
+}
+
+/// librdkafka settings shared by the producer and the admin client.
+fn base_config(config: &ForwarderConfig, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("client.id", client_id)
+        // Come back quickly after an outage; librdkafka's default backs off up to 10 s.
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000")
+        .set("socket.keepalive.enable", "true")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// The operator's extra librdkafka settings, applied last.
+fn with_overrides(mut c: ClientConfig, config: &ForwarderConfig) -> ClientConfig {
+    for (k, v) in &config.client_settings {
+        c.set(k, v);
+        if k == "debug" {
+            c.set_log_level(RDKafkaLogLevel::Debug);
+        }
+    }
+    c
+}
+
+/// The producer's settings: idempotent (no duplicates or reordering from its own retries),
+/// acknowledged by all in-sync replicas, compressed, batched, and with no local delivery timeout:
+/// a message waits in the producer until the broker takes it, however long it is away.
+pub(crate) fn producer_config(config: &ForwarderConfig) -> ClientConfig {
+    let mut c = base_config(config, "adplatform-forwarder");
+    let queue = config.max_in_flight.max(100_000) + 1_000;
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", config.compression.as_str())
+        .set("linger.ms", config.linger_ms.to_string())
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", queue.to_string())
+        .set("message.timeout.ms", "0");
+    with_overrides(c, config)
+}
+
+/// One delivery report: the opaque given to `send` and the error, if the broker did not take it.
+pub(crate) struct Delivery {
+    pub opaque: usize,
+    pub error: Option<KafkaError>,
+}
+
+/// Collects delivery reports (served on the forwarding thread inside `poll`) and notes global
+/// errors; sends librdkafka's log lines to `tracing`.
+#[derive(Default)]
+pub(crate) struct DeliveryContext {
+    reports: Mutex<Vec<Delivery>>,
+    /// librdkafka said every broker connection is down (cleared by the forwarder on success).
+    pub all_brokers_down: AtomicBool,
+}
+
+impl DeliveryContext {
+    /// Moves the reports collected so far into `out`.
+    pub fn take_reports(&self, out: &mut Vec<Delivery>) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        out.append(&mut reports);
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_to_tracing(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                if !self.all_brokers_down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(reason, "kafka: all brokers are down");
+                }
+            }
+            Some(RDKafkaErrorCode::Fatal) => tracing::error!(%error, reason, "kafka producer fatal error"),
+            // librdkafka logs these itself (and suppresses repeats).
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => tracing::debug!(%error, reason, "kafka client error"),
+            _ => tracing::warn!(%error, reason, "kafka client error"),
+        }
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let error = result.as_ref().err().map(|(e, _)| e.clone());
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner).push(Delivery { opaque, error });
+    }
+}
+
+/// The admin client's context: log lines to `tracing`.
+struct AdminContext;
+
+impl ClientContext for AdminContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_to_tracing(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "kafka admin client error");
+    }
+}
+
+fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        // A broker going away is logged at error level by librdkafka; the forwarder says what
+        // it means (events wait in the local log), so these are warnings here.
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error
+        | RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility = fac, "librdkafka: {message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, "librdkafka: {message}"),
+    }
+}
+
+pub(crate) fn create_producer(config: &ForwarderConfig) -> Result<BaseProducer<DeliveryContext>, KafkaError> {
+    producer_config(config).create_with_context(DeliveryContext::default())
+}
+
+/// Creates the topic with `config.partitions` partitions if it does not exist, and returns its
+/// partition count. Blocks up to about `timeout`.
+pub(crate) fn ensure_topic(config: &ForwarderConfig, timeout: Duration) -> Result<usize, String> {
+    let topic = config.topic();
+    let admin: AdminClient<AdminContext> = with_overrides(base_config(config, "adplatform-forwarder-admin"), config)
+        .create_with_context(AdminContext)
+        .map_err(|e| format!("cannot create a kafka admin client: {e}"))?;
+    let new_topic = NewTopic::new(&topic, config.partitions, TopicReplication::Fixed(config.replication_factor));
+    let options = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for the kafka admin client: {e}"))?;
+    let created = runtime
+        .block_on(async {
+            tokio::time::timeout(timeout + Duration::from_secs(1), admin.create_topics([&new_topic], &options)).await
+        })
+        .map_err(|_| format!("creating topic {topic} timed out"))?
+        .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+    for result in created {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions = config.partitions, "kafka topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+        }
+    }
+    // A topic just created may take a moment to show in the metadata.
+    let deadline = std::time::Instant::now() + timeout;
+    let partitions = loop {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(&topic), timeout)
+            .map_err(|e| format!("cannot read the metadata of topic {topic}: {e}"))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        if partitions > 0 {
+            break partitions;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("topic {topic} has no partitions yet"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if partitions != config.partitions as usize {
+        tracing::warn!(
+            topic,
+            partitions,
+            configured = config.partitions,
+            "kafka topic exists with another partition count; keeping it (changing it would move keys)"
+        );
+    }
+    Ok(partitions)
+}
+
+impl Compression {
+    /// The librdkafka `compression.type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Snappy => "snappy",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adp_domain::events::EventKind;
+
+    fn event(id: &str, decision_id: &str) -> Event {
+        Event {
+            id: id.into(),
+            kind: EventKind::Click,
+            event_time_ms: 1_772_323_200_000,
+            receive_time_ms: 1_772_323_200_010,
+            request_id: "req".into(),
+            decision_id: decision_id.into(),
+            advertiser_id: "adv".into(),
+            campaign_id: "cmp".into(),
+            line_item_id: "li".into(),
+            creative_id: "cr".into(),
+            publisher_id: "pub".into(),
+            site_id: "site".into(),
+            placement_id: "pl".into(),
+            deal_id: None,
+            user_key: 42,
+            country: Some("DE".into()),
+            device_type: None,
+            price_micros: 2_500_000,
+            cost_micros: 2_500,
+            currency: "EUR".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn key_is_the_decision_id_else_the_event_id() {
+        assert_eq!(message_key(&event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "d-1")), "d-1");
+        assert_eq!(
+            message_key(&event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "")),
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+        );
+    }
+
+    #[test]
+    fn value_is_one_eventwire_record() {
+        let e = event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "d-1");
+        let mut out = vec![1, 2, 3];
+        message_value(&e, &mut out);
+        assert_eq!(adp_eventwire::decode(&out).expect("decodes"), e);
+    }
+
+    #[test]
+    fn producer_is_idempotent_acks_all_and_never_times_out_locally() {
+        let config = ForwarderConfig { brokers: "127.0.0.1:1".into(), ..ForwarderConfig::default() };
+        let c = producer_config(&config);
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("compression.type"), Some("lz4"));
+        assert_eq!(c.get("message.timeout.ms"), Some("0"));
+    }
+}

@@ -3,7 +3,8 @@
 # generators pinned to different CPUs:
 #   1. engine decisions/s and latency (crates/engine/examples/decide_latency.rs);
 #   2. criterion micro-benchmarks of the engine (short measurement);
-#   3. HTTP decide vs a minimal hyper server under wrk (scripts/bench-http.sh);
+#   3. HTTP decide, and OpenRTB bids (banner, video), vs a minimal hyper server under wrk
+#      (scripts/bench-http.sh);
 #   4. the load generator itself vs wrk against the hyper server (it must reach >= 80% of wrk);
 #   5. a loadtest scenario against `adplatform serve --demo`, with the server's own counters;
 #   6. the OpenRTB scenario (rtb-mixed: bid requests, win/billing/loss notices) against a fresh
@@ -85,6 +86,12 @@ taskset -c "$SERVER_CPU" cargo bench -p adp-engine --bench decide -- --warm-up-t
 
 log "HTTP decide vs hyper baseline"
 SERVER_CPU=$SERVER_CPU LOAD_CPU=$LOAD_CPU scripts/bench-http.sh | sed 's/^### /#### /' >>"$out"
+# The OpenRTB bidder the same way: a ~2.4 KB banner site request and a ~2.3 KB video app request.
+for target in bid-banner bid-video; do
+    log "HTTP $target vs hyper"
+    TARGET=$target SKIP_BUILD=1 SERVER_CPU=$SERVER_CPU LOAD_CPU=$LOAD_CPU scripts/bench-http.sh \
+        | sed 's/^### /#### /' >>"$out"
+done
 
 log "load generator vs wrk on the hyper baseline"
 taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" >/dev/null 2>&1 &

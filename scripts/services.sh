@@ -59,6 +59,17 @@ ensure_packages() {
     fi
 }
 
+# chDB (ClickHouse in-process, a current release) proves the ClickHouse DDL and report queries
+# on a new server too (crates/analytics/tests/clickhouse_chdb.rs).
+ensure_chdb() {
+    local py
+    py=$(python_cmd)
+    "$py" -c 'import chdb' 2>/dev/null || {
+        log "pip install chdb-core"
+        "$py" -m pip install --quiet --break-system-packages chdb-core >&2
+    }
+}
+
 python_cmd() {
     if command -v python3 >/dev/null 2>&1; then
         echo python3
@@ -231,6 +242,7 @@ mkdir -p "$DIR"
 case "${1:-}" in
 start)
     ensure_packages
+    ensure_chdb
     start_kafka
     start_clickhouse
     start_redis

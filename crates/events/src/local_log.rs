@@ -3,8 +3,9 @@
 //! touches the disk.
 //!
 //! On disk a segment is `<dir>/<20-digit sequence>.seg` holding records
-//! `[u32 LE payload length][u32 LE crc32(payload)][payload]`, payload = version byte `1` followed
-//! by the event as JSON. A finished segment is always fsynced before the next one is started, so
+//! `[u32 LE payload length][u32 LE crc32(payload)][payload]`, payload = version byte `2` followed
+//! by the event in the binary event format (adp-eventwire, schema v1); logs written by earlier
+//! releases (version byte `1`, JSON) are still read. A finished segment is always fsynced before the next one is started, so
 //! only the last segment can have a torn tail; `open` truncates such a tail and refuses damage
 //! anywhere else. One process owns a directory at a time.
 //!
@@ -26,7 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The record format version written in each payload's first byte.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
+/// Records of earlier releases: the event as JSON.
+pub const RECORD_VERSION_JSON: u8 = 1;
 /// Bytes before each payload: length and crc32, both u32 little endian.
 pub const RECORD_HEADER_BYTES: usize = 8;
 /// The largest payload written or accepted on read; a larger length field is damage.
@@ -416,9 +419,9 @@ fn notify(observer: &dyn EventObserver, event: &Event) {
 
 /// Encodes one event as a record. Fails only if the event cannot be serialised or is too large.
 pub fn encode_record(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
-    let mut payload = Vec::with_capacity(512);
+    let mut payload = Vec::with_capacity(320);
     payload.push(RECORD_VERSION);
-    serde_json::to_writer(&mut payload, event).map_err(|e| format!("cannot encode event: {e}"))?;
+    adp_eventwire::encode(event, &mut payload);
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(format!("event is {} bytes encoded, more than {MAX_PAYLOAD_BYTES}", payload.len()));
     }
@@ -504,7 +507,12 @@ fn decode_payload(path: &dyn Fn() -> PathBuf, offset: u64, payload: &[u8]) -> Re
     match payload.split_first() {
         // sonic-rs: the same serde data model as serde_json, parsed with SIMD (replay at open and
         // the Kafka forwarder decode every record).
-        Some((&RECORD_VERSION, json)) => sonic_rs::from_slice::<Event>(json).map_err(|e| {
+        Some((&RECORD_VERSION, wire)) => adp_eventwire::decode(wire).map_err(|e| LogError::Corrupt {
+            segment: path(),
+            offset,
+            reason: format!("record does not decode as an event: {e}"),
+        }),
+        Some((&RECORD_VERSION_JSON, json)) => sonic_rs::from_slice::<Event>(json).map_err(|e| {
             // The checksum matched, so this is what was written: a bug, not a torn write.
             LogError::Corrupt { segment: path(), offset, reason: format!("record does not decode as an event: {e}") }
         }),
@@ -958,7 +966,7 @@ mod tests {
     }
 
     #[test]
-    fn record_layout_is_length_crc_version_json() {
+    fn record_layout_is_length_crc_version_eventwire() {
         let mut out = Vec::new();
         encode_record(&event(), &mut out).unwrap();
         let len = u32::from_le_bytes(out[0..4].try_into().unwrap()) as usize;
@@ -967,7 +975,16 @@ mod tests {
         assert_eq!(payload.len(), len);
         assert_eq!(crc, crc32fast::hash(payload));
         assert_eq!(payload[0], RECORD_VERSION);
-        assert_eq!(serde_json::from_slice::<Event>(&payload[1..]).unwrap(), event());
+        assert_eq!(adp_eventwire::decode(&payload[1..]).unwrap(), event());
+        assert_eq!(decode_payload(&PathBuf::new, 0, payload).unwrap(), event());
+    }
+
+    #[test]
+    fn json_records_of_earlier_releases_still_decode() {
+        let mut payload = vec![RECORD_VERSION_JSON];
+        serde_json::to_writer(&mut payload, &event()).unwrap();
+        assert_eq!(decode_payload(&PathBuf::new, 0, &payload).unwrap(), event());
+        assert!(matches!(decode_payload(&PathBuf::new, 0, &[9, 1, 2]), Err(LogError::UnsupportedVersion { .. })));
     }
 
     #[test]

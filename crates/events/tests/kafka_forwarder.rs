@@ -246,7 +246,12 @@ fn a_killed_forwarder_forwards_every_acknowledged_event_after_restart() {
         }
         acked = words.next().and_then(|n| n.parse().ok()).expect("acked count");
         let forwarded: u64 = words.nth(1).and_then(|n| n.parse().ok()).expect("forwarded count");
-        if acked >= 20_000 && forwarded >= 2_000 {
+        // ... and only once the forwarder has written its cursor at least once (every 200 ms),
+        // so that the restart has a cursor to resume from.
+        let cursor_written = std::fs::read_dir(dir.path())
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".cursor")))
+            .unwrap_or(false);
+        if acked >= 20_000 && forwarded >= 2_000 && cursor_written {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(40), "the child is too slow: {line}");

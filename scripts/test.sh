@@ -47,7 +47,7 @@ log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
 
 # The deployment layer (Helm, Ansible, Terraform, scripts) checked offline; skip with
 # ADP_SKIP_DEPLOY_CHECKS=1 when iterating on Rust code only.

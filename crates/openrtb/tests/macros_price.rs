@@ -265,8 +265,14 @@ proptest! {
     )) {
         let template = parts.concat();
         let out = substitute(&template, &values());
-        let unsubstituted = out.contains("${AUCTION_PRICE}");
-        prop_assert!(!unsubstituted, "{} -> {}", template, out);
+        // Substitution is one pass, as the spec has it: leftovers of broken macros may join into
+        // macro-looking text (`${AUCTION_PRICE${X}}` → `${AUCTION_PRICE}`), which is not
+        // substituted again. With at most one `${` nothing can join, so a price macro in the
+        // template is always replaced.
+        if template.matches("${").count() <= 1 {
+            let unsubstituted = out.contains("${AUCTION_PRICE}");
+            prop_assert!(!unsubstituted, "{} -> {}", template, out);
+        }
     }
 
     #[test]
@@ -316,4 +322,11 @@ proptest! {
         let jpy = fx.convert_micros(amount, "USD", "JPY").expect("jpy");
         prop_assert_eq!(fx.convert_micros(jpy, "JPY", "USD"), Some(amount));
     }
+}
+
+#[test]
+fn substitution_is_one_pass() {
+    // Broken pieces may join into macro-looking text; it is not substituted a second time.
+    let out = substitute("${AUCTION_PRICE${AUCTION_PRICEAUCTION_PRICE}}", &values());
+    assert_eq!(out, "${AUCTION_PRICE}");
 }

@@ -15,11 +15,17 @@ use std::path::PathBuf;
 
 const BASE: &str = "https://iabtechlab.com/openrtb/2.6/";
 
+/// `$OPENRTB_SCHEMA_DIR`, else `shared/openrtb/schema` beside the repository, else the
+/// machine's `/work/shared/openrtb/schema` (a clone elsewhere, e.g. in /tmp, still finds it).
 fn schema_dir() -> PathBuf {
-    match std::env::var_os("OPENRTB_SCHEMA_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/openrtb/schema"),
+    if let Some(dir) = std::env::var_os("OPENRTB_SCHEMA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
     }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/openrtb/schema");
+    if beside.join("BidResponse.json").exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/openrtb/schema")
 }
 
 fn load(name: &str) -> Value {

@@ -11,6 +11,7 @@ pub mod conversions;
 pub mod demo;
 pub mod error;
 pub mod markup;
+pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod reports;
@@ -163,6 +164,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/catalog/version", get(catalog_version))
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(api::catalog_routes())

@@ -221,6 +221,8 @@ pub fn document() -> Value {
         "responses": {"200": {"description": "ready", "content": json_content(schema_ref("Readiness"))},
                       "503": {"description": "not ready", "content": json_content(schema_ref("Readiness"))}}}}),
     );
+    paths.insert("/metrics".into(), json!({"get": {"tags": ["operations"], "operationId": "metrics", "security": open,
+        "summary": "serving, bidder, event and Kafka counters (OpenMetrics text)", "responses": {"200": {"description": "OpenMetrics text"}}}}));
     paths.insert(
         "/api/v1/openapi.json".into(),
         json!({"get": {"tags": ["operations"], "operationId": "openapi", "security": open,

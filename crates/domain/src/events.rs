@@ -5,10 +5,11 @@ use crate::targeting::DeviceType;
 use crate::Micros;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// An ad request or bid request arrived (one per request, not per placement).
+    /// An ad request or bid request arrived (per placement or imp).
+    #[default]
     Request,
     /// An ad was chosen for a placement (not billable).
     Decision,
@@ -28,8 +29,9 @@ pub enum EventKind {
     Conversion,
 }
 
-/// One event, schema v1.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One event, schema v1. `Default` is every field empty (a request event at time 0), for
+/// building events field by field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// UUIDv7 (time-sortable), hyphenated.
     pub id: String,

@@ -266,29 +266,7 @@ pub(crate) fn decode_body(mut buf: &[u8]) -> Result<Event, DecodeError> {
     let buf = &mut buf;
     let (mut id, mut kind, mut device_type) = (None, 0i32, 0i32);
     // Every field at its proto3 default; id, kind and device type are checked and set at the end.
-    let mut event = Event {
-        id: String::new(),
-        kind: EventKind::Request,
-        event_time_ms: 0,
-        receive_time_ms: 0,
-        request_id: String::new(),
-        decision_id: String::new(),
-        advertiser_id: String::new(),
-        campaign_id: String::new(),
-        line_item_id: String::new(),
-        creative_id: String::new(),
-        publisher_id: String::new(),
-        site_id: String::new(),
-        placement_id: String::new(),
-        deal_id: None,
-        user_key: 0,
-        country: None,
-        device_type: None,
-        price_micros: 0,
-        cost_micros: 0,
-        currency: String::new(),
-        reason: None,
-    };
+    let mut event = Event::default();
     while !buf.is_empty() {
         let (field, wire_type) = wire::read_key(buf)?;
         let expected = match field {

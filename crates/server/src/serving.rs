@@ -217,22 +217,14 @@ impl Serving {
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now.timestamp_millis(),
             request_id: request_id.to_string(),
-            decision_id: String::new(),
-            advertiser_id: String::new(),
-            campaign_id: String::new(),
-            line_item_id: String::new(),
-            creative_id: String::new(),
             publisher_id,
             site_id,
             placement_id,
-            deal_id: None,
             user_key: user.unwrap_or(0),
             country: attrs.country.clone(),
             device_type: attrs.device_type,
-            price_micros: 0,
-            cost_micros: 0,
-            currency: String::new(),
             reason: no_fill.map(|nf| nf.code().to_string()),
+            ..Event::default()
         };
         if self.events.submit(event).is_err() {
             self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
@@ -620,8 +612,14 @@ fn bounded(s: &str, field: &str) -> Result<(), ApiError> {
 
 /// Parses a decide request body, naming the field at fault.
 pub fn parse_decide(body: &[u8]) -> Result<DecideRequest, ApiError> {
+    parse_json_body(body)
+}
+
+/// Parses a JSON request body into `T`: malformed JSON → 400 `malformed_json`; a field of the
+/// wrong type, missing or unknown → the field error naming its path.
+pub fn parse_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: DecideRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    let req: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {

@@ -375,16 +375,7 @@ async fn conversion_s2s(
     body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<crate::conversions::ConversionResult>), ApiError> {
     let RawBody(bytes) = body?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    let req: crate::conversions::ConversionRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
-        } else {
-            adp_domain::FieldError::from_serde(if path == "." { String::new() } else { path }, &inner).into()
-        }
-    })?;
+    let req: crate::conversions::ConversionRequest = crate::serving::parse_json_body(&bytes)?;
     if let Some(own) = who.advertiser_id() {
         if own != req.advertiser_id {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "an advertiser reports its own conversions")

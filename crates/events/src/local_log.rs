@@ -937,32 +937,9 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adp_domain::events::EventKind;
 
     fn event() -> Event {
-        Event {
-            id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
-            kind: EventKind::Impression,
-            event_time_ms: 1_772_323_200_000,
-            receive_time_ms: 1_772_323_200_010,
-            request_id: "req".into(),
-            decision_id: String::new(),
-            advertiser_id: "adv".into(),
-            campaign_id: "cmp".into(),
-            line_item_id: "li".into(),
-            creative_id: "cr".into(),
-            publisher_id: "pub".into(),
-            site_id: "site".into(),
-            placement_id: "pl".into(),
-            deal_id: None,
-            user_key: 42,
-            country: Some("DE".into()),
-            device_type: None,
-            price_micros: 2_500_000,
-            cost_micros: 2_500,
-            currency: "EUR".into(),
-            reason: None,
-        }
+        crate::testing::sample_event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "")
     }
 
     #[test]

@@ -223,33 +223,7 @@ impl Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adp_domain::events::EventKind;
-
-    fn event(id: &str, decision_id: &str) -> Event {
-        Event {
-            id: id.into(),
-            kind: EventKind::Click,
-            event_time_ms: 1_772_323_200_000,
-            receive_time_ms: 1_772_323_200_010,
-            request_id: "req".into(),
-            decision_id: decision_id.into(),
-            advertiser_id: "adv".into(),
-            campaign_id: "cmp".into(),
-            line_item_id: "li".into(),
-            creative_id: "cr".into(),
-            publisher_id: "pub".into(),
-            site_id: "site".into(),
-            placement_id: "pl".into(),
-            deal_id: None,
-            user_key: 42,
-            country: Some("DE".into()),
-            device_type: None,
-            price_micros: 2_500_000,
-            cost_micros: 2_500,
-            currency: "EUR".into(),
-            reason: None,
-        }
-    }
+    use crate::testing::sample_event as event;
 
     #[test]
     fn key_is_the_decision_id_else_the_event_id() {

@@ -1,0 +1,1 @@
+//! adp-dragonfly: shared counters on DragonflyDB (Redis protocol).

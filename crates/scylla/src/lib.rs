@@ -1,0 +1,1 @@
+//! adp-scylla: the catalog store on ScyllaDB.

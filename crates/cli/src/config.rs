@@ -13,12 +13,18 @@ const RESERVED_ENV: &[&str] = &["ADP_CONFIG"];
 /// Short aliases: variable → key.
 const ENV_ALIASES: &[(&str, &str)] = &[("ADP_ADMIN_KEY", "auth.admin_key")];
 /// Keys whose values are never printed.
-const SECRET_KEYS: &[&str] = &["auth.admin_key", "tracking.signing_keys", "clickhouse.password"];
+const SECRET_KEYS: &[&str] =
+    &["auth.admin_key", "tracking.signing_keys", "clickhouse.password", "scylla.password", "dragonfly.url"];
+
+/// The roles one process can run (`server.roles`).
+pub const ROLES: &[&str] = &["decide", "bid", "track", "api", "ingest"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `embedded`: every role in one process on SQLite and local state.
+    /// `embedded`: every role in one process on SQLite and local state. `distributed`: the
+    /// roles in `server.roles` on the shared data plane (catalog store, Dragonfly, Kafka,
+    /// ClickHouse).
     pub mode: String,
     pub server: ServerConfig,
     pub auth: AuthConfig,
@@ -33,6 +39,96 @@ pub struct Config {
     pub conversions: ConversionsConfig,
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
+    pub scylla: ScyllaConfig,
+    pub dragonfly: DragonflyConfig,
+}
+
+/// The catalog on ScyllaDB (`store.backend = "scylla"`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaConfig {
+    /// Contact points, `host:port[,host:port...]`.
+    pub nodes: String,
+    pub keyspace: String,
+    /// NetworkTopologyStrategy replication, `DC:RF[,DC:RF...]`.
+    pub replication: String,
+    /// The datacenter whose replicas are preferred; empty: any.
+    pub local_dc: String,
+    pub username: String,
+    /// Secret.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ScyllaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaConfig")
+            .field("nodes", &self.nodes)
+            .field("keyspace", &self.keyspace)
+            .field("replication", &self.replication)
+            .field("local_dc", &self.local_dc)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .finish()
+    }
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        ScyllaConfig {
+            nodes: "127.0.0.1:9042".into(),
+            keyspace: "adplatform".into(),
+            replication: "datacenter1:3".into(),
+            local_dc: String::new(),
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+/// Shared counters on DragonflyDB (Redis protocol) in distributed mode: frequency caps,
+/// budget leases, replay guards, CTR statistics.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DragonflyConfig {
+    /// `redis://[user:password@]host:port[/db]`. Secret (it may carry a password).
+    pub url: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// Budget a serving process leases per line item at a time, in micros. The worst-case
+    /// overspend of a budget is (serving processes) × this.
+    pub lease_slice_micros: u64,
+    /// A lease not renewed for this long is reclaimed (its process is taken for dead).
+    pub lease_ttl_ms: u64,
+    /// Milliseconds between lease renewals (which also bring back the shared spend).
+    pub renew_ms: u64,
+    /// Milliseconds between CTR statistics exchanges.
+    pub ctr_sync_ms: u64,
+}
+
+impl std::fmt::Debug for DragonflyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DragonflyConfig")
+            .field("url", &if self.url.is_empty() { "" } else { "<redacted>" })
+            .field("prefix", &self.prefix)
+            .field("lease_slice_micros", &self.lease_slice_micros)
+            .field("lease_ttl_ms", &self.lease_ttl_ms)
+            .field("renew_ms", &self.renew_ms)
+            .field("ctr_sync_ms", &self.ctr_sync_ms)
+            .finish()
+    }
+}
+
+impl Default for DragonflyConfig {
+    fn default() -> Self {
+        DragonflyConfig {
+            url: String::new(),
+            prefix: "adp".into(),
+            lease_slice_micros: 1_000_000,
+            lease_ttl_ms: 10_000,
+            renew_ms: 200,
+            ctr_sync_ms: 2_000,
+        }
+    }
 }
 
 /// Analytics in ClickHouse: `adplatform ingest` (Kafka → ClickHouse), `adplatform migrate
@@ -258,6 +354,9 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Serving threads, one runtime and listener each; 0 = one per core.
     pub threads: u64,
+    /// Roles this process runs: `all`, or a comma-separated subset of decide, bid, track,
+    /// api, ingest (distributed mode).
+    pub roles: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -270,8 +369,12 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `sqlite`: the catalog file `catalog.sqlite` in the data dir.
+    /// `sqlite`: the catalog file `catalog.sqlite` in the data dir (or `sqlite_path`);
+    /// `scylla`: ScyllaDB ([scylla]).
     pub backend: String,
+    /// The SQLite catalog file; empty: `<data_dir>/catalog.sqlite`. Processes on one machine
+    /// may share it (local cluster).
+    pub sqlite_path: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -307,6 +410,8 @@ impl Default for Config {
             conversions: ConversionsConfig::default(),
             kafka: KafkaConfig::default(),
             clickhouse: ClickHouseConfig::default(),
+            scylla: ScyllaConfig::default(),
+            dragonfly: DragonflyConfig::default(),
         }
     }
 }
@@ -319,13 +424,14 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
             threads: 0,
+            roles: "all".into(),
         }
     }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { backend: "sqlite".into() }
+        StoreConfig { backend: "sqlite".into(), sqlite_path: String::new() }
     }
 }
 
@@ -358,6 +464,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub admin_key: Option<String>,
     pub demo: bool,
+    pub roles: Option<String>,
 }
 
 /// Dotted paths of every scalar key, with their default values.
@@ -465,6 +572,9 @@ pub fn load(
     if overrides.demo {
         set_path(&mut merged, "demo.enabled", toml::Value::Boolean(true));
     }
+    if let Some(r) = &overrides.roles {
+        set_path(&mut merged, "server.roles", toml::Value::String(r.clone()));
+    }
 
     let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
         let key = e.path().to_string();
@@ -478,12 +588,19 @@ pub fn load(
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.mode != "embedded" {
+        if !matches!(self.mode.as_str(), "embedded" | "distributed") {
+            return Err(key_error("mode", "", format!("`{}` is not a mode; use embedded or distributed", self.mode)));
+        }
+        let roles = self.roles()?;
+        if self.mode == "embedded" && roles.len() != ROLES.len() {
             return Err(key_error(
-                "mode",
+                "server.roles",
                 "",
-                format!("`{}` is not available in this build; the only mode is `embedded`", self.mode),
+                "embedded mode runs every role in one process; set mode = \"distributed\" to run a subset",
             ));
+        }
+        if self.mode == "distributed" {
+            self.validate_distributed(&roles)?;
         }
         self.listen_addr()?;
         if self.server.data_dir.as_os_str().is_empty() {
@@ -502,12 +619,15 @@ impl Config {
                 format!("must be at least {} characters", adp_server::auth::MIN_KEY_LEN),
             ));
         }
-        if self.store.backend != "sqlite" {
+        if !matches!(self.store.backend.as_str(), "sqlite" | "scylla") {
             return Err(key_error(
                 "store.backend",
                 "",
-                format!("`{}` is not a store backend here; use `sqlite`", self.store.backend),
+                format!("`{}` is not a store backend; use sqlite or scylla", self.store.backend),
             ));
+        }
+        if self.store.backend == "scylla" && self.mode != "distributed" {
+            return Err(key_error("store.backend", "", "scylla is the distributed mode's store; set mode = \"distributed\""));
         }
         if self.server.threads > 256 {
             return Err(key_error("server.threads", "", "must be at most 256 (0 = one per core)"));
@@ -686,6 +806,71 @@ impl Config {
             }
             _ => Ok(config),
         }
+    }
+
+    /// The roles this process runs, in the order of [`ROLES`].
+    pub fn roles(&self) -> Result<Vec<&'static str>, ConfigError> {
+        let raw = self.server.roles.trim();
+        if raw.is_empty() || raw == "all" {
+            return Ok(ROLES.to_vec());
+        }
+        let mut wanted = Vec::new();
+        for part in raw.split(',').map(str::trim) {
+            match ROLES.iter().find(|r| **r == part) {
+                Some(r) => wanted.push(*r),
+                None => {
+                    return Err(key_error(
+                        "server.roles",
+                        "",
+                        format!("`{part}` is not a role; roles are all or a list of {}", ROLES.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(ROLES.iter().copied().filter(|r| wanted.contains(r)).collect())
+    }
+
+    fn validate_distributed(&self, roles: &[&str]) -> Result<(), ConfigError> {
+        let serving = roles.iter().any(|r| matches!(*r, "decide" | "bid" | "track"));
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(key_error(
+                "kafka.brokers",
+                "",
+                "distributed mode needs the Kafka-API brokers (events and catalog changes travel there)",
+            ));
+        }
+        if serving && self.tracking.signing_keys.trim().is_empty() {
+            return Err(key_error(
+                "tracking.signing_keys",
+                "",
+                "distributed serving needs signing keys shared by every process (a URL signed by one is checked by another)",
+            ));
+        }
+        if serving && self.dragonfly.url.trim().is_empty() {
+            return Err(key_error(
+                "dragonfly.url",
+                "",
+                "distributed serving needs DragonflyDB (shared caps, budgets and replay guards)",
+            ));
+        }
+        if !self.dragonfly.url.is_empty()
+            && !(self.dragonfly.url.starts_with("redis://") || self.dragonfly.url.starts_with("rediss://"))
+        {
+            return Err(key_error("dragonfly.url", "", "must be a redis:// or rediss:// URL"));
+        }
+        if roles.contains(&"ingest") && self.clickhouse.url.trim().is_empty() {
+            return Err(key_error("clickhouse.url", "", "the ingest role writes to ClickHouse: set its URL"));
+        }
+        if self.dragonfly.lease_slice_micros == 0 || self.dragonfly.renew_ms == 0 || self.dragonfly.ctr_sync_ms == 0 {
+            return Err(key_error("dragonfly.lease_slice_micros", "", "slice and intervals must be positive"));
+        }
+        if self.dragonfly.lease_ttl_ms < 2 * self.dragonfly.renew_ms {
+            return Err(key_error("dragonfly.lease_ttl_ms", "", "must be at least twice dragonfly.renew_ms"));
+        }
+        if self.store.backend == "scylla" && self.scylla.nodes.trim().is_empty() {
+            return Err(key_error("scylla.nodes", "", "the scylla store needs contact points"));
+        }
+        Ok(())
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Install this bootstrap admin key (also: env ADP_ADMIN_KEY)
     #[arg(long)]
     pub admin_key: Option<String>,
+    /// Roles to run: all, or a comma-separated subset of decide, bid, track, api, ingest
+    /// (subsets need mode = "distributed"; also: server.roles, ADP_SERVER_ROLES)
+    #[arg(long)]
+    pub roles: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -212,10 +216,19 @@ fn init_logging(config: &Config) {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn CatalogStore>> {
-    let store = SqliteStore::open_in_dir(&config.server.data_dir)
-        .with_context(|| format!("cannot open the catalog in {}", config.server.data_dir.display()))?;
+    let store = open_sqlite(config)?;
     store.migrate().await.context("cannot migrate the catalog store")?;
     Ok(Arc::new(store))
+}
+
+/// The SQLite catalog: `store.sqlite_path`, or `catalog.sqlite` in the data dir.
+fn open_sqlite(config: &Config) -> anyhow::Result<SqliteStore> {
+    match config.store.sqlite_path.trim() {
+        "" => SqliteStore::open_in_dir(&config.server.data_dir)
+            .with_context(|| format!("cannot open the catalog in {}", config.server.data_dir.display())),
+        path => SqliteStore::open(std::path::Path::new(path))
+            .with_context(|| format!("cannot open the catalog file {path} (store.sqlite_path)")),
+    }
 }
 
 /// Runs a parsed command line with the given environment.
@@ -227,6 +240,7 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
                 data_dir: args.data_dir.data_dir.clone(),
                 admin_key: args.admin_key.clone(),
                 demo: args.demo,
+                roles: args.roles.clone(),
             };
             let config = load_config(&cli, &env, &overrides)?;
             init_logging(&config);
@@ -247,7 +261,7 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
             let overrides = Overrides { data_dir: dir.data_dir.clone(), ..Default::default() };
             let config = load_config(&cli, &env, &overrides)?;
             init_logging(&config);
-            let store = SqliteStore::open_in_dir(&config.server.data_dir)?;
+            let store = open_sqlite(&config)?;
             let version = store.migrate().await?;
             println!("catalog schema at version {version} in {}", store.path().display());
             Ok(())
@@ -516,30 +530,37 @@ fn log_config(config: &Config) -> LogConfig {
     }
 }
 
-/// Runs the embedded server until `shutdown` resolves.
+/// Runs the server until `shutdown` resolves: every role on embedded defaults, or (distributed
+/// mode) the roles in `server.roles` against the shared data plane.
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let roles = config.roles()?;
+    let distributed = config.mode == "distributed";
+    let has = |r: &str| roles.contains(&r);
+    let serving_role = has("decide") || has("bid") || has("track");
     let store = open_store(&config).await?;
-    let state = AppState::new(Arc::clone(&store)).await?;
+    let mut state = AppState::new(Arc::clone(&store)).await?.with_roles(roles.clone());
 
     let mut demo_key = None;
-    if !config.auth.admin_key.is_empty() {
-        let key = auth::install_bootstrap_key(store.as_ref(), &config.auth.admin_key)
-            .await
-            .map_err(|e| anyhow::anyhow!("auth.admin_key: {e}"))?;
-        tracing::info!(key_id = %key.id, "bootstrap admin key installed");
-    }
     let mut seeded = 0;
-    if config.demo.enabled {
-        seeded = demo::seed_if_empty(&state.catalog, store.as_ref())
-            .await
-            .map_err(|e| anyhow::anyhow!("demo catalog: {} ({})", e.message, e.code))?;
-        if seeded > 0 && config.auth.admin_key.is_empty() {
-            let secret = auth::generate_secret();
-            auth::create_key(store.as_ref(), &secret, "demo admin", Role::Admin, None).await?;
-            demo_key = Some(secret);
+    if has("api") {
+        if !config.auth.admin_key.is_empty() {
+            let key = auth::install_bootstrap_key(store.as_ref(), &config.auth.admin_key)
+                .await
+                .map_err(|e| anyhow::anyhow!("auth.admin_key: {e}"))?;
+            tracing::info!(key_id = %key.id, "bootstrap admin key installed");
+        }
+        if config.demo.enabled {
+            seeded = demo::seed_if_empty(&state.catalog, store.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("demo catalog: {} ({})", e.message, e.code))?;
+            if seeded > 0 && config.auth.admin_key.is_empty() {
+                let secret = auth::generate_secret();
+                auth::create_key(store.as_ref(), &secret, "demo admin", Role::Admin, None).await?;
+                demo_key = Some(secret);
+            }
         }
     }
 
@@ -551,15 +572,121 @@ pub async fn serve(
     let listeners = net::bind(addr, threads).with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
     let local = listeners[0].local_addr()?;
 
-    // The serving role: events to the durable local log feeding the delivery rollups.
-    let rollup = Arc::new(DeliveryRollup::new());
-    let recovery = Arc::new(RestartRecovery::new(Arc::clone(&rollup), config.serving.tracking_ttl_secs as i64));
-    let log = Arc::new(
-        LocalLog::open(config.server.data_dir.join("events"), log_config(&config), Arc::clone(&recovery) as _)
-            .context("cannot open the event log")?,
-    );
-    recovery.replay_done();
-    tracing::info!(replayed = log.replayed(), "event log opened");
+    let mut background = Vec::new();
+    let mut log = None;
+    let mut forwarder = None;
+    let mut catalog_subscriber = None;
+    if serving_role {
+        // The serving roles: events to the durable local log feeding the delivery rollups.
+        let rollup = Arc::new(DeliveryRollup::new());
+        let recovery = Arc::new(RestartRecovery::new(Arc::clone(&rollup), config.serving.tracking_ttl_secs as i64));
+        let opened = Arc::new(
+            LocalLog::open(config.server.data_dir.join("events"), log_config(&config), Arc::clone(&recovery) as _)
+                .context("cannot open the event log")?,
+        );
+        recovery.replay_done();
+        tracing::info!(replayed = opened.replayed(), "event log opened");
+        let serving = Arc::new(build_serving(&config, local, Arc::clone(&opened) as _, rollup)?);
+        let changes = state.feed().subscribe();
+        if distributed && !has("api") {
+            // Changes made by the API processes arrive on the bus; bridged into the local feed.
+            let feed = state.feed().clone();
+            let bus = config.kafka_forwarder()?;
+            let subscriber = tokio::task::spawn_blocking(move || {
+                adp_events::CatalogSubscriber::start(&bus, Duration::from_secs(10), move |change| feed.publish(change))
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("kafka ({}): {e}", config.kafka.brokers))?;
+            catalog_subscriber = Some(subscriber);
+        }
+        serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
+        serving.restore(&recovery);
+        state = state.with_serving(Arc::clone(&serving));
+        // With kafka.brokers set, every event the log commits is forwarded to the broker.
+        if !config.kafka.brokers.trim().is_empty() {
+            let started = KafkaForwarder::start(opened.watermark(), config.kafka_forwarder()?)
+                .with_context(|| format!("cannot start the kafka forwarder (kafka.brokers = {})", config.kafka.brokers))?;
+            let stats = started.stats_handle();
+            state = state.with_kafka_stats(Arc::new(move || serde_json::to_value(stats.stats()).unwrap_or_default()));
+            forwarder = Some(started);
+        }
+        background.push(tokio::spawn(follow_catalog(Arc::clone(&serving), Arc::clone(&store), changes)));
+        background.push(tokio::spawn(run_pacing(Arc::clone(&serving))));
+        log = Some(opened);
+    }
+    if distributed && has("api") {
+        background.push(spawn_catalog_publisher(&config, &state).await?);
+    }
+    if distributed && has("api") && !config.clickhouse.url.trim().is_empty() {
+        state = state.with_report_backend(clickhouse_reports(&config)?);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut ingest_task = None;
+    if has("ingest") && distributed {
+        let ingest_config = config.clone();
+        let mut stop = stop_rx.clone();
+        ingest_task = Some(tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = ingest(&ingest_config, signal).await {
+                tracing::error!(error = %format!("{e:#}"), "ingest role failed");
+            }
+        }));
+    }
+
+    print_banner(&config, local, threads, seeded, demo_key.as_deref());
+
+    let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
+    let router = adp_server::router_for_roles(state, &http, &roles);
+    let cores = net::spawn_cores(listeners, router, stop_rx);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let joined = tokio::task::spawn_blocking(move || {
+        for c in cores {
+            match c.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "serving thread failed"),
+                Err(_) => tracing::error!("serving thread panicked"),
+            }
+        }
+    });
+    if tokio::time::timeout(grace, joined).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+    }
+    for task in background {
+        task.abort();
+    }
+    drop(catalog_subscriber);
+    if let Some(task) = ingest_task {
+        let _ = tokio::time::timeout(grace, task).await;
+    }
+    if let Some(log) = log {
+        // Everything accepted reaches the disk before we exit.
+        if let Err(e) = log.flush() {
+            tracing::error!(error = %e, "event log flush failed at shutdown");
+        }
+        if let Some(forwarder) = forwarder {
+            // What the broker has not confirmed by then stays in the log for the next start.
+            let wait = grace.min(Duration::from_secs(5));
+            match tokio::task::spawn_blocking(move || forwarder.stop(wait)).await {
+                Ok(stats) => tracing::info!(kafka = ?stats, "kafka forwarder stopped"),
+                Err(e) => tracing::error!(error = %e, "kafka forwarder failed to stop"),
+            }
+        }
+        tracing::info!(events = ?log.stats(), "stopped");
+    }
+    Ok(())
+}
+
+/// The serving roles' state: settings from the config, signing keys, frequency caps.
+fn build_serving(
+    config: &Config,
+    local: std::net::SocketAddr,
+    events: Arc<dyn EventSink>,
+    rollup: Arc<DeliveryRollup>,
+) -> anyhow::Result<Serving> {
     let public_url = match config.serving.public_url.trim_end_matches('/') {
         "" => format!("http://{local}"),
         url => url.to_string(),
@@ -591,64 +718,53 @@ pub async fn serve(
             append_click_id: config.conversions.append_click_id,
         },
     };
-    let signer = UrlSigner::new(signing_keys(&config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
+    let signer = UrlSigner::new(signing_keys(config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
     let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));
-    let serving = Arc::new(Serving::new(settings, signer, freq, Arc::clone(&log) as _, rollup));
-    let changes = state.feed().subscribe();
-    serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
-    serving.restore(&recovery);
-    let mut state = state.with_serving(Arc::clone(&serving));
-    // With kafka.brokers set, every event the log commits is forwarded to the broker.
-    let forwarder = match config.kafka.brokers.trim() {
-        "" => None,
-        _ => {
-            let forwarder = KafkaForwarder::start(log.watermark(), config.kafka_forwarder()?)
-                .context("cannot start the kafka forwarder")?;
-            let stats = forwarder.stats_handle();
-            state = state.with_kafka_stats(Arc::new(move || serde_json::to_value(stats.stats()).unwrap_or_default()));
-            Some(forwarder)
-        }
-    };
-    let follower = tokio::spawn(follow_catalog(Arc::clone(&serving), Arc::clone(&store), changes));
-    let pacer = tokio::spawn(run_pacing(Arc::clone(&serving)));
+    Ok(Serving::new(settings, signer, freq, events, rollup))
+}
 
-    print_banner(&config, local, threads, seeded, demo_key.as_deref());
-
-    let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
-    let router = adp_server::router(state, &http);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let cores = net::spawn_cores(listeners, router, stop_rx);
-    shutdown.await;
-    let _ = stop_tx.send(true);
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let joined = tokio::task::spawn_blocking(move || {
-        for c in cores {
-            match c.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "serving thread failed"),
-                Err(_) => tracing::error!("serving thread panicked"),
+/// The API role of a distributed deployment publishes every committed catalog change on the
+/// bus, where the serving processes pick it up.
+async fn spawn_catalog_publisher(config: &Config, state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let bus = config.kafka_forwarder()?;
+    let brokers = config.kafka.brokers.clone();
+    let publisher = tokio::task::spawn_blocking(move || adp_events::CatalogPublisher::new(&bus, Duration::from_secs(10)))
+        .await?
+        .map_err(|e| anyhow::anyhow!("kafka ({brokers}): {e}"))?;
+    let publisher = Arc::new(publisher);
+    let mut changes = state.feed().subscribe();
+    Ok(tokio::spawn(async move {
+        loop {
+            let change = match changes.recv().await {
+                Ok(c) => c,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "catalog publisher fell behind; serving processes catch up by reload");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let p = Arc::clone(&publisher);
+            let version = change.version;
+            match tokio::task::spawn_blocking(move || p.publish(&change, Duration::from_secs(5))).await {
+                Ok(Ok(())) => tracing::debug!(version, "catalog change published"),
+                Ok(Err(e)) => tracing::warn!(version, error = %e, "catalog change not published; serving processes catch up by reload"),
+                Err(e) => tracing::error!(error = %e, "catalog publisher task failed"),
             }
         }
-    });
-    if tokio::time::timeout(grace, joined).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
-    }
-    follower.abort();
-    pacer.abort();
-    // Everything accepted reaches the disk before we exit.
-    if let Err(e) = log.flush() {
-        tracing::error!(error = %e, "event log flush failed at shutdown");
-    }
-    if let Some(forwarder) = forwarder {
-        // What the broker has not confirmed by then stays in the log for the next start.
-        let wait = grace.min(Duration::from_secs(5));
-        match tokio::task::spawn_blocking(move || forwarder.stop(wait)).await {
-            Ok(stats) => tracing::info!(kafka = ?stats, "kafka forwarder stopped"),
-            Err(e) => tracing::error!(error = %e, "kafka forwarder failed to stop"),
-        }
-    }
-    tracing::info!(events = ?log.stats(), "stopped");
-    Ok(())
+    }))
+}
+
+/// Reports answered by ClickHouse (the API role in distributed mode).
+fn clickhouse_reports(config: &Config) -> anyhow::Result<adp_server::ReportBackend> {
+    let settings = config.clickhouse_settings()?;
+    let ch = Arc::new(
+        adp_analytics::ClickHouse::connect(&settings)
+            .with_context(|| format!("cannot set up the ClickHouse client for {}", settings.url))?,
+    );
+    Ok(Arc::new(move |q| {
+        let ch = Arc::clone(&ch);
+        Box::pin(async move { adp_analytics::query(&ch, &q).await.map_err(|e| format!("clickhouse: {e}")) })
+    }))
 }
 
 fn print_banner(config: &Config, local: std::net::SocketAddr, threads: usize, seeded: usize, demo_key: Option<&str>) {

@@ -4,10 +4,12 @@
 //! `EventSink::submit`, which only enqueues.
 #![forbid(unsafe_code)]
 
+pub mod catalog_bus;
 pub mod forwarder;
 pub mod local_log;
 pub mod rollup;
 
+pub use catalog_bus::{catalog_topic, CatalogPublisher, CatalogSubscriber};
 pub use forwarder::{
     Compression, ForwarderConfig, ForwarderError, ForwarderStats, ForwarderStatsHandle, KafkaForwarder,
 };

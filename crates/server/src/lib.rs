@@ -49,6 +49,26 @@ impl Default for HttpSettings {
 /// Reports the state of a component wired in by the binary (e.g. the Kafka forwarder) as JSON.
 pub type StatsHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// A boxed future, for hooks the binary wires in.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Answers a report query from a backend other than the in-process rollup (ClickHouse in
+/// distributed mode).
+pub type ReportBackend = Arc<
+    dyn Fn(adp_analytics::report::ReportQuery) -> BoxFuture<Result<Vec<adp_analytics::report::ReportRow>, String>>
+        + Send
+        + Sync,
+>;
+
+/// One dependency `/readyz` checks: its name, whether the process is unready without it, and
+/// the check (Ok, or why not).
+#[derive(Clone)]
+pub struct ReadyCheck {
+    pub name: &'static str,
+    pub required: bool,
+    pub check: Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>,
+}
+
 /// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<AppStateInner>);
@@ -61,6 +81,12 @@ pub struct AppStateInner {
     /// The Kafka forwarder's counters, when events are forwarded (a soft dependency: shown in
     /// the serving stats and `/readyz`, never failing readiness).
     pub kafka_stats: Option<StatsHook>,
+    /// Reports from ClickHouse (distributed mode); else from the serving role's rollup.
+    pub report_backend: Option<ReportBackend>,
+    /// Dependencies of a distributed process, checked by `/readyz`.
+    pub ready_checks: Vec<ReadyCheck>,
+    /// The roles this process runs (shown by `/readyz` and the catalog version).
+    pub roles: Vec<&'static str>,
     openapi: String,
 }
 
@@ -78,7 +104,16 @@ impl AppState {
         let version = store.catalog_version().await?;
         let catalog = CatalogService::new(Arc::clone(&store), ChangeFeed::new(version));
         let openapi = openapi::document().to_string();
-        Ok(AppState(Arc::new(AppStateInner { store, catalog, serving: None, kafka_stats: None, openapi })))
+        Ok(AppState(Arc::new(AppStateInner {
+            store,
+            catalog,
+            serving: None,
+            kafka_stats: None,
+            report_backend: None,
+            ready_checks: Vec::new(),
+            roles: vec!["decide", "bid", "track", "api", "ingest"],
+            openapi,
+        })))
     }
 
     /// Adds the serving role (before the state is shared).
@@ -93,12 +128,34 @@ impl AppState {
         AppState(Arc::new(AppStateInner { kafka_stats: Some(stats), ..inner }))
     }
 
+    /// Serves reports from `backend` (before the state is shared).
+    pub fn with_report_backend(self, backend: ReportBackend) -> AppState {
+        let inner = self.into_inner();
+        AppState(Arc::new(AppStateInner { report_backend: Some(backend), ..inner }))
+    }
+
+    /// Adds a dependency to `/readyz` (before the state is shared).
+    pub fn with_ready_check(self, check: ReadyCheck) -> AppState {
+        let mut inner = self.into_inner();
+        inner.ready_checks.push(check);
+        AppState(Arc::new(inner))
+    }
+
+    /// Names the roles this process runs (before the state is shared).
+    pub fn with_roles(self, roles: Vec<&'static str>) -> AppState {
+        let inner = self.into_inner();
+        AppState(Arc::new(AppStateInner { roles, ..inner }))
+    }
+
     fn into_inner(self) -> AppStateInner {
         Arc::try_unwrap(self.0).unwrap_or_else(|shared| AppStateInner {
             store: Arc::clone(&shared.store),
             catalog: shared.catalog.clone(),
             serving: shared.serving.clone(),
             kafka_stats: shared.kafka_stats.clone(),
+            report_backend: shared.report_backend.clone(),
+            ready_checks: shared.ready_checks.clone(),
+            roles: shared.roles.clone(),
             openapi: shared.openapi.clone(),
         })
     }
@@ -114,19 +171,37 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     let store = st.store.health().await;
-    let ready = store.ready();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut body = json!({"status": if ready { "ready" } else { "not_ready" }, "checks": {"catalog_store": store}});
+    let mut ready = store.ready();
+    let mut body = json!({"checks": {"catalog_store": store}, "roles": st.roles});
     if let Some(kafka) = &st.kafka_stats {
         // Soft: while the broker is away events wait in the local log, so serving goes on.
         let up = kafka()["broker_up"].as_bool().unwrap_or(false);
         body["checks"]["kafka"] = json!({"status": if up { "up" } else { "down" }, "required": false});
     }
+    for c in &st.ready_checks {
+        let result =
+            tokio::time::timeout(std::time::Duration::from_secs(2), (c.check)()).await.unwrap_or_else(|_| {
+                Err("no answer within 2 s".to_string())
+            });
+        if result.is_err() && c.required {
+            ready = false;
+        }
+        body["checks"][c.name] = match result {
+            Ok(()) => json!({"status": "up", "required": c.required}),
+            Err(e) => json!({"status": "down", "required": c.required, "error": e}),
+        };
+    }
+    body["status"] = json!(if ready { "ready" } else { "not_ready" });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
+/// The catalog version in the store and, on serving roles, the version of the snapshot this
+/// process serves.
 async fn catalog_version(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({"version": st.store.catalog_version().await?})))
+    let stored = st.store.catalog_version().await?;
+    let serving = st.serving.as_ref().map(|s| s.snapshot().version);
+    Ok(Json(json!({"version": serving.unwrap_or(stored), "store_version": stored, "serving_version": serving})))
 }
 
 async fn openapi_json(State(st): State<AppState>) -> Response {
@@ -161,22 +236,40 @@ async fn access_log(req: Request, next: Next) -> Response {
 
 /// Every route of the embedded server.
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
-    Router::new()
+    let roles = state.roles.clone();
+    router_for_roles(state, settings, &roles)
+}
+
+/// The routes of the given roles (`decide`, `bid`, `track`, `api`; `ingest` has none), plus
+/// health, readiness, metrics, the catalog version and the OpenAPI document on every role.
+pub fn router_for_roles(state: AppState, settings: &HttpSettings, roles: &[&str]) -> Router {
+    let mut r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/catalog/version", get(catalog_version))
-        .route("/api/v1/openapi.json", get(openapi_json))
-        .merge(api::catalog_routes())
-        .merge(api::api_key_routes())
-        .merge(serving_http::reporting_routes())
+        .route("/api/v1/openapi.json", get(openapi_json));
+    if roles.contains(&"api") {
+        r = r.merge(api::catalog_routes()).merge(api::api_key_routes()).merge(serving_http::reporting_routes());
+    } else if roles.contains(&"track") {
+        // Server-to-server conversions are tracking.
+        r = r.merge(serving_http::conversion_routes());
+    }
+    let mut r = r
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(access_log))
-        // The hot path is counted by the serving stats, not logged per request.
-        .merge(serving_http::hot_routes())
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .with_state(state)
+        .layer(middleware::from_fn(access_log));
+    // The hot path is counted by the serving stats, not logged per request.
+    if roles.contains(&"decide") {
+        r = r.merge(serving_http::decide_routes());
+    }
+    if roles.contains(&"bid") {
+        r = r.merge(serving_http::bid_routes());
+    }
+    if roles.contains(&"track") {
+        r = r.merge(serving_http::track_routes());
+    }
+    r.layer(DefaultBodyLimit::max(settings.max_body_bytes)).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.

@@ -205,10 +205,19 @@ pub async fn report(
         }
         query.filters.advertiser_id = vec![own.to_string()];
     }
-    let serving = st.serving.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "role_disabled", "no report backend runs here")
-    })?;
-    let rows = serving.rollup().report(&query).map_err(|e| bad("invalid_value", "dimensions", e.to_string()))?;
+    query.validate().map_err(|e| bad("invalid_value", "dimensions", e.to_string()))?;
+    let rows = match (&st.report_backend, &st.serving) {
+        (Some(backend), _) => backend(query.clone()).await.map_err(|e| {
+            tracing::warn!(error = %e, "report backend failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "report_backend_unavailable", e)
+        })?,
+        (None, Some(serving)) => {
+            serving.rollup().report(&query).map_err(|e| bad("invalid_value", "dimensions", e.to_string()))?
+        }
+        (None, None) => {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "role_disabled", "no report backend runs here"))
+        }
+    };
     Ok(render(&query, &rows, format))
 }
 

@@ -182,6 +182,52 @@ fn parse_time(v: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_value", field, "an RFC 3339 time, e.g. 2026-11-27T00:00:00Z"))
 }
 
+/// The delivery rows from the report backend (ClickHouse in distributed mode): the same
+/// hours, line items and counts the in-process rollup gives.
+async fn delivery_from_backend(
+    backend: &crate::ReportBackend,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<adp_domain::DeliveryRow>, ApiError> {
+    use adp_analytics::report::{Dimension, DimensionValue, ReportFilters, ReportQuery};
+    use chrono::DurationRound;
+    let hour = chrono::TimeDelta::hours(1);
+    let query = ReportQuery {
+        from: from.duration_trunc(hour).unwrap_or(from),
+        to,
+        time_zone: chrono_tz::UTC,
+        dimensions: vec![Dimension::Hour, Dimension::LineItem],
+        metrics: Vec::new(),
+        filters: ReportFilters::default(),
+    };
+    let rows = backend(query).await.map_err(|e| {
+        tracing::warn!(error = %e, "report backend failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "report_backend_unavailable", e)
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (Some(DimensionValue::Hour(secs)), Some(DimensionValue::Id(li))) = (row.dimensions.first(), row.dimensions.get(1))
+        else {
+            continue;
+        };
+        let (Some(hour), false) = (DateTime::<Utc>::from_timestamp(*secs, 0), li.is_empty()) else { continue };
+        let t = &row.totals;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        out.push(adp_domain::DeliveryRow {
+            hour,
+            line_item_id: li.clone(),
+            decisions: n(t.decisions),
+            impressions: n(t.billable_impressions()),
+            clicks: n(t.clicks),
+            bids: n(t.bids),
+            wins: n(t.wins),
+            conversions: n(t.conversions),
+            spend_micros: t.spend_micros,
+        });
+    }
+    Ok(out)
+}
+
 /// `GET /api/v1/reports/delivery?from=&to=`: per line item per hour, [from, to).
 async fn delivery_report(
     State(st): State<AppState>,
@@ -201,8 +247,10 @@ async fn delivery_report(
     if to <= from {
         return Err(ApiError::bad_request("invalid_value", "to", "`to` must be after `from`"));
     }
-    let serving = serving(&st)?;
-    let mut rows = serving.rollup().query(from, to);
+    let mut rows = match &st.report_backend {
+        Some(backend) => delivery_from_backend(backend, from, to).await?,
+        None => serving(&st)?.rollup().query(from, to),
+    };
     if let Some(adv) = who.advertiser_id() {
         let mut mine = std::collections::HashMap::new();
         let mut kept = Vec::with_capacity(rows.len());
@@ -432,20 +480,37 @@ async fn notice_loss(State(st): State<AppState>, q: QueryPairs) -> Response {
 
 /// Decide, the bidder, the trackers and notices: the hot path.
 pub fn hot_routes() -> Router<AppState> {
-    let bid = Router::new()
+    decide_routes().merge(bid_routes()).merge(track_routes())
+}
+
+/// The decide role: `/v1/decide`.
+pub fn decide_routes() -> Router<AppState> {
+    Router::new().route("/v1/decide", get(decide_get).post(decide_post))
+}
+
+/// The bid role: `/openrtb2/bid` (gzip in and out).
+pub fn bid_routes() -> Router<AppState> {
+    Router::new()
         .route("/openrtb2/bid", post(openrtb_bid))
         .layer(CompressionLayer::new().gzip(true).no_br().no_deflate().no_zstd())
         .layer(RequestDecompressionLayer::new().gzip(true).no_br().no_deflate().no_zstd())
-        .layer(axum::middleware::from_fn(stamp_arrival));
+        .layer(axum::middleware::from_fn(stamp_arrival))
+}
+
+/// The track role: impression and click trackers, the conversion pixel, win/billing/loss notices.
+pub fn track_routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/decide", get(decide_get).post(decide_post))
         .route("/v1/t/imp", get(track_impression))
         .route("/v1/t/click", get(track_click))
         .route("/v1/t/conv", get(conversion_pixel))
         .route("/v1/rtb/win", get(notice_win))
         .route("/v1/rtb/bill", get(notice_billing))
         .route("/v1/rtb/loss", get(notice_loss))
-        .merge(bid)
+}
+
+/// Server-to-server conversions (with the track role when the api role runs elsewhere).
+pub fn conversion_routes() -> Router<AppState> {
+    Router::new().route("/v1/conversions", post(conversion_s2s))
 }
 
 /// The delivery report and the serving counters.

@@ -30,7 +30,7 @@ pub fn message_value(event: &Event, out: &mut Vec<u8>) {
 }
 
 /// librdkafka settings shared by the producer and the admin client.
-fn base_config(config: &ForwarderConfig, client_id: &str) -> ClientConfig {
+pub(crate) fn base_config(config: &ForwarderConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("client.id", client_id)
@@ -43,7 +43,7 @@ fn base_config(config: &ForwarderConfig, client_id: &str) -> ClientConfig {
 }
 
 /// The operator's extra librdkafka settings, applied last.
-fn with_overrides(mut c: ClientConfig, config: &ForwarderConfig) -> ClientConfig {
+pub(crate) fn with_overrides(mut c: ClientConfig, config: &ForwarderConfig) -> ClientConfig {
     for (k, v) in &config.client_settings {
         c.set(k, v);
         if k == "debug" {
@@ -134,7 +134,7 @@ impl ClientContext for AdminContext {
     }
 }
 
-fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
+pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {
         // A broker going away is logged at error level by librdkafka; the forwarder says what
         // it means (events wait in the local log), so these are warnings here.
@@ -155,11 +155,22 @@ pub(crate) fn create_producer(config: &ForwarderConfig) -> Result<BaseProducer<D
 /// Creates the topic with `config.partitions` partitions if it does not exist, and returns its
 /// partition count. Blocks up to about `timeout`.
 pub(crate) fn ensure_topic(config: &ForwarderConfig, timeout: Duration) -> Result<usize, String> {
-    let topic = config.topic();
+    ensure_topic_named(config, &config.topic(), config.partitions, timeout)
+}
+
+/// Creates `topic` with `partitions` partitions if it does not exist, and returns its
+/// partition count. Blocks up to about `timeout`.
+pub(crate) fn ensure_topic_named(
+    config: &ForwarderConfig,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<usize, String> {
+    let topic = topic.to_string();
     let admin: AdminClient<AdminContext> = with_overrides(base_config(config, "adplatform-forwarder-admin"), config)
         .create_with_context(AdminContext)
         .map_err(|e| format!("cannot create a kafka admin client: {e}"))?;
-    let new_topic = NewTopic::new(&topic, config.partitions, TopicReplication::Fixed(config.replication_factor));
+    let new_topic = NewTopic::new(&topic, partitions, TopicReplication::Fixed(config.replication_factor));
     let options = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -173,13 +184,14 @@ pub(crate) fn ensure_topic(config: &ForwarderConfig, timeout: Duration) -> Resul
         .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
     for result in created {
         match result {
-            Ok(_) => tracing::info!(topic, partitions = config.partitions, "kafka topic created"),
+            Ok(_) => tracing::info!(topic, partitions, "kafka topic created"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
         }
     }
     // A topic just created may take a moment to show in the metadata.
     let deadline = std::time::Instant::now() + timeout;
+    let configured = partitions;
     let partitions = loop {
         let metadata = admin
             .inner()
@@ -198,11 +210,11 @@ pub(crate) fn ensure_topic(config: &ForwarderConfig, timeout: Duration) -> Resul
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    if partitions != config.partitions as usize {
+    if partitions != configured as usize {
         tracing::warn!(
             topic,
             partitions,
-            configured = config.partitions,
+            configured,
             "kafka topic exists with another partition count; keeping it (changing it would move keys)"
         );
     }

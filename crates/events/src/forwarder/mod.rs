@@ -32,7 +32,7 @@
 //! good stops forwarding (loudly, retried with back-off) rather than being dropped.
 
 mod cursor;
-mod kafka;
+pub(crate) mod kafka;
 
 pub use cursor::cursor_path;
 pub use kafka::{message_key, message_value};

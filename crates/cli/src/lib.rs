@@ -601,6 +601,24 @@ pub async fn serve(
         }
         serving.refresh(store.as_ref()).await.context("cannot build the first catalog snapshot")?;
         serving.restore(&recovery);
+        if distributed {
+            let shared = Arc::new(connect_shared(&config).await?);
+            serving.set_shared(Arc::clone(&shared));
+            // One lease round before serving: budgeted line items start with a grant.
+            shared.renew_leases(&serving).await;
+            background.push(tokio::spawn(adp_server::distributed::run_leases(Arc::clone(&serving), Arc::clone(&shared))));
+            background.push(tokio::spawn(adp_server::distributed::run_bookings(Arc::clone(&shared))));
+            background.push(tokio::spawn(adp_server::distributed::run_ctr_sync(Arc::clone(&serving), Arc::clone(&shared))));
+            let probe = Arc::clone(&shared);
+            state = state.with_ready_check(adp_server::ReadyCheck {
+                name: "dragonfly",
+                required: true,
+                check: Arc::new(move || {
+                    let probe = Arc::clone(&probe);
+                    Box::pin(async move { probe.ping().await })
+                }),
+            });
+        }
         state = state.with_serving(Arc::clone(&serving));
         // With kafka.brokers set, every event the log commits is forwarded to the broker.
         if !config.kafka.brokers.trim().is_empty() {
@@ -620,6 +638,22 @@ pub async fn serve(
     if distributed && has("api") && !config.clickhouse.url.trim().is_empty() {
         state = state.with_report_backend(clickhouse_reports(&config)?);
     }
+    if distributed && (has("ingest") || has("api")) && !config.clickhouse.url.trim().is_empty() {
+        let settings = config.clickhouse_settings()?;
+        let ch = Arc::new(adp_analytics::ClickHouse::connect(&settings)?);
+        if has("ingest") {
+            // A clear start-up error rather than a process that is up but cannot write.
+            ch.version().await.map_err(|e| anyhow::anyhow!("clickhouse ({}): {e}", settings.url))?;
+        }
+        state = state.with_ready_check(adp_server::ReadyCheck {
+            name: "clickhouse",
+            required: has("ingest"),
+            check: Arc::new(move || {
+                let ch = Arc::clone(&ch);
+                Box::pin(async move { ch.version().await.map(|_| ()).map_err(|e| e.to_string()) })
+            }),
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut ingest_task = None;
     if has("ingest") && distributed {
@@ -638,6 +672,7 @@ pub async fn serve(
     print_banner(&config, local, threads, seeded, demo_key.as_deref());
 
     let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
+    let state_serving = state.serving.clone();
     let router = adp_server::router_for_roles(state, &http, &roles);
     let cores = net::spawn_cores(listeners, router, stop_rx);
     shutdown.await;
@@ -657,6 +692,12 @@ pub async fn serve(
     }
     for task in background {
         task.abort();
+    }
+    if let Some(serving) = state_serving.as_ref() {
+        if let Some(shared) = serving.shared() {
+            // Leases go back at once; others may spend them without waiting for expiry.
+            let _ = tokio::time::timeout(Duration::from_secs(3), shared.release_leases(serving)).await;
+        }
     }
     drop(catalog_subscriber);
     if let Some(task) = ingest_task {
@@ -721,6 +762,23 @@ fn build_serving(
     let signer = UrlSigner::new(signing_keys(config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
     let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));
     Ok(Serving::new(settings, signer, freq, events, rollup))
+}
+
+/// The shared counters of distributed serving, on DragonflyDB.
+async fn connect_shared(config: &Config) -> anyhow::Result<adp_server::distributed::Shared> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "proc".into());
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+    let settings = adp_server::distributed::SharedSettings {
+        proc_id: format!("{host}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+        lease_slice_micros: i64::try_from(config.dragonfly.lease_slice_micros).unwrap_or(i64::MAX),
+        lease_ttl_ms: i64::try_from(config.dragonfly.lease_ttl_ms).unwrap_or(i64::MAX),
+        renew_ms: config.dragonfly.renew_ms,
+        ctr_sync_ms: config.dragonfly.ctr_sync_ms,
+    };
+    let redacted = config.dragonfly.url.split('@').next_back().unwrap_or_default().to_string();
+    adp_server::distributed::Shared::connect(&config.dragonfly.url, &config.dragonfly.prefix, settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} (dragonfly.url = …{redacted})"))
 }
 
 /// The API role of a distributed deployment publishes every committed catalog change on the

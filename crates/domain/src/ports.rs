@@ -169,6 +169,14 @@ pub struct SinkStats {
 pub trait EventSink: Send + Sync + 'static {
     fn submit(&self, event: crate::events::Event) -> Result<(), SinkError>;
     fn stats(&self) -> SinkStats;
+
+    /// A future that resolves (true) once every event this thread submitted before the call is
+    /// written where a crash of this process cannot lose it; `None` when the sink cannot promise
+    /// that now (queue full, closed, or a sink without the notion). Billable trackers await it
+    /// before they answer, so an acknowledged event survives `kill -9`.
+    fn written_marker(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>> {
+        None
+    }
 }
 
 /// One row of the delivery report: one line item in one UTC hour.

@@ -32,6 +32,94 @@ fn add_in_period(period: &AtomicI64, amount: &AtomicI64, now: i64, micros: Micro
     }
 }
 
+/// Distributed mode: the budget this process may still reserve, leased from the shared ledger
+/// (DragonflyDB). Off (unlimited) in embedded mode. The lease task sets `granted_total`; the hot
+/// path adds to `consumed_total` and to the per-minute buckets the lease task reports.
+#[derive(Debug)]
+pub struct LeaseCell {
+    enabled: std::sync::atomic::AtomicBool,
+    granted_total: AtomicI64,
+    consumed_total: AtomicI64,
+    by_minute: [PendingBucket; PENDING_MINUTES],
+}
+
+impl Default for LeaseCell {
+    fn default() -> Self {
+        LeaseCell {
+            enabled: std::sync::atomic::AtomicBool::new(false),
+            granted_total: AtomicI64::new(0),
+            consumed_total: AtomicI64::new(0),
+            by_minute: std::array::from_fn(|_| PendingBucket {
+                minute: AtomicI64::new(i64::MIN),
+                micros: AtomicI64::new(0),
+            }),
+        }
+    }
+}
+
+impl LeaseCell {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    /// Whether `micros` more may be reserved (always, when leasing is off).
+    pub fn allows(&self, micros: Micros) -> bool {
+        !self.is_enabled() || self.remaining() >= micros.max(1)
+    }
+
+    /// What is left of the grant.
+    pub fn remaining(&self) -> Micros {
+        self.granted_total.load(Ordering::Acquire) - self.consumed_total.load(Ordering::Acquire)
+    }
+
+    /// Reserves `micros` decided at `minute` (no-op when leasing is off).
+    pub fn consume(&self, minute: i64, micros: Micros) {
+        if !self.is_enabled() || micros <= 0 {
+            return;
+        }
+        self.consumed_total.fetch_add(micros, Ordering::AcqRel);
+        let b = &self.by_minute[minute.rem_euclid(PENDING_MINUTES as i64) as usize];
+        add_in_period(&b.minute, &b.micros, minute, micros);
+    }
+
+    /// The lease task: everything consumed so far, and the per-minute amounts consumed since the
+    /// last drain (taken out of the buckets). Read `consumed` first, then drain: an amount
+    /// consumed in between is reported now and counted locally until the next `grant`.
+    pub fn drain(&self) -> (Micros, Vec<(i64, Micros)>) {
+        let consumed = self.consumed_total.load(Ordering::Acquire);
+        let mut used = Vec::new();
+        for b in &self.by_minute {
+            let m = b.micros.swap(0, Ordering::AcqRel);
+            if m > 0 {
+                used.push((b.minute.load(Ordering::Acquire), m));
+            }
+        }
+        (consumed, used)
+    }
+
+    /// Leasing on with nothing granted yet (distributed mode, before the first renewal).
+    pub fn require(&self) {
+        if !self.is_enabled() {
+            self.grant(0, 0);
+        }
+    }
+
+    /// The lease task: a report that did not reach the ledger goes back for the next one.
+    pub fn restore(&self, used: &[(i64, Micros)]) {
+        for &(minute, micros) in used {
+            let b = &self.by_minute[minute.rem_euclid(PENDING_MINUTES as i64) as usize];
+            add_in_period(&b.minute, &b.micros, minute, micros);
+        }
+    }
+
+    /// The lease task: the ledger now grants `outstanding` to this process, counted from the
+    /// moment `consumed` (from [`LeaseCell::drain`]) was read. Turns leasing on.
+    pub fn grant(&self, consumed: Micros, outstanding: Micros) {
+        self.granted_total.store(consumed + outstanding.max(0), Ordering::Release);
+        self.enabled.store(true, Ordering::Release);
+    }
+}
+
 /// Counters of one line item.
 #[derive(Debug)]
 pub struct LineItemCounters {
@@ -43,6 +131,8 @@ pub struct LineItemCounters {
     pub clicks: AtomicU64,
     /// Probability of taking part in an auction (even pacing); 1.0 when not throttled.
     pub throttle: ThrottleCell,
+    /// Distributed mode's budget lease.
+    pub lease: LeaseCell,
 }
 
 impl Default for LineItemCounters {
@@ -58,6 +148,7 @@ impl Default for LineItemCounters {
             impressions: AtomicU64::new(0),
             clicks: AtomicU64::new(0),
             throttle: ThrottleCell::new(1.0),
+            lease: LeaseCell::default(),
         }
     }
 }
@@ -80,6 +171,16 @@ impl LineItemCounters {
     pub fn book(&self, day: i64, micros: Micros) {
         add_in_period(&self.day, &self.spent_today, day, micros);
         self.spent_lifetime.fetch_add(micros, Ordering::AcqRel);
+    }
+
+    /// Distributed mode: the shared ledger's spend of `day` and of the lifetime replaces this
+    /// process's own figures.
+    pub fn sync_spend(&self, day: i64, spent_day: Micros, spent_lifetime: Micros) {
+        add_in_period(&self.day, &self.spent_today, day, 0);
+        if self.day.load(Ordering::Acquire) == day {
+            self.spent_today.store(spent_day, Ordering::Release);
+        }
+        self.spent_lifetime.store(spent_lifetime, Ordering::Release);
     }
 
     /// Books spend from an earlier budget day (lifetime only), e.g. when restoring after a
@@ -130,6 +231,9 @@ pub struct CounterRegistry {
     /// Each line item's budget time zone, as last built, for booking spend of line items that
     /// are no longer in the served snapshot.
     time_zones: Mutex<HashMap<String, chrono_tz::Tz>>,
+    /// Distributed mode: every line item's and campaign's budget is leased; counters start
+    /// with nothing granted.
+    leased: std::sync::atomic::AtomicBool,
 }
 
 fn get_or_insert<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, id: &str) -> Arc<T> {
@@ -141,13 +245,31 @@ fn get_or_insert<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, id: &str) -> 
 }
 
 impl CounterRegistry {
+    /// Turns budget leasing on for every counter, present and future.
+    pub fn require_leases(&self) {
+        self.leased.store(true, Ordering::Release);
+        for map in [&self.line_items, &self.campaigns] {
+            let m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for c in m.values() {
+                c.lease.require();
+            }
+        }
+    }
+
+    fn leased(&self, c: Arc<LineItemCounters>) -> Arc<LineItemCounters> {
+        if self.leased.load(Ordering::Acquire) {
+            c.lease.require();
+        }
+        c
+    }
+
     pub fn line_item(&self, id: &str) -> Arc<LineItemCounters> {
-        get_or_insert(&self.line_items, id)
+        self.leased(get_or_insert(&self.line_items, id))
     }
 
     /// Campaign-level spend uses the same counter shape (its pending and throttle are unused).
     pub fn campaign(&self, id: &str) -> Arc<LineItemCounters> {
-        get_or_insert(&self.campaigns, id)
+        self.leased(get_or_insert(&self.campaigns, id))
     }
 
     pub fn creative(&self, id: &str) -> Arc<CreativeCounters> {
@@ -207,5 +329,38 @@ mod tests {
         c.add_pending(10 + PENDING_MINUTES as i64, 7);
         // Minute 10's bucket is reused for minute 26 and starts empty; minute 11 is still pending.
         assert_eq!(c.pending(10 + PENDING_MINUTES as i64), 7 + 50, "a reused bucket starts empty");
+    }
+
+    #[test]
+    fn a_lease_allows_what_was_granted_and_reports_what_was_consumed() {
+        let lease = LeaseCell::default();
+        assert!(lease.allows(1_000_000), "leasing off: unlimited");
+        lease.consume(10, 5);
+        assert_eq!(lease.drain().1, vec![], "nothing is recorded while leasing is off");
+        lease.grant(0, 100);
+        assert!(lease.allows(100) && !lease.allows(101));
+        lease.consume(10, 60);
+        lease.consume(11, 30);
+        assert_eq!(lease.remaining(), 10);
+        let (consumed, mut used) = lease.drain();
+        used.sort();
+        assert_eq!((consumed, used), (90, vec![(10, 60), (11, 30)]));
+        // Consumed after the drain read: reported at the next drain, counted locally now.
+        lease.consume(11, 5);
+        // The ledger took the 90 out of the grant and topped it up to 100 outstanding.
+        lease.grant(consumed, 100);
+        assert_eq!(lease.remaining(), 95);
+        assert_eq!(lease.drain(), (95, vec![(11, 5)]));
+        assert!(!lease.allows(0) || lease.remaining() > 0);
+    }
+
+    #[test]
+    fn synced_spend_replaces_the_local_figures() {
+        let c = LineItemCounters::default();
+        c.book(100, 5);
+        c.sync_spend(100, 70, 900);
+        assert_eq!((c.spent_on(100), c.spent_lifetime()), (70, 900));
+        c.sync_spend(101, 3, 903);
+        assert_eq!((c.spent_on(100), c.spent_on(101)), (0, 3));
     }
 }

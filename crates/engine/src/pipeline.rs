@@ -7,7 +7,7 @@ use crate::index::Scratch;
 use crate::pacing::within_budget;
 use crate::request::{Attributes, MatchInput, Slot};
 use crate::snapshot::{CreativeRt, LineItemRt, PlacementRt, Snapshot};
-use adp_domain::{AuctionType, Format, FrequencyStore, Micros, Pacing, Pricing, Priority, Rotation};
+use adp_domain::{AuctionType, CapRule, Format, FrequencyStore, Micros, Pacing, Pricing, Priority, Rotation};
 use chrono::{DateTime, Datelike, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -195,6 +195,16 @@ fn has_budget(li: &LineItemRt, now: DateTime<Utc>, cost: Micros) -> bool {
     if li.daily_budget.is_none() && li.lifetime_budget.is_none() && li.campaign_budget.is_none() {
         return true;
     }
+    if li.counters.lease.is_enabled() || li.campaign_counters.lease.is_enabled() {
+        // Distributed: the leased slice bounds what this process reserves; the shared spend
+        // (synced with each lease renewal) stops CPC line items, which reserve nothing.
+        let own = li.daily_budget.is_some() || li.lifetime_budget.is_some();
+        return (!own || li.counters.lease.allows(cost))
+            && (li.campaign_budget.is_none() || li.campaign_counters.lease.allows(cost))
+            && li.daily_budget.is_none_or(|b| li.counters.spent_on(budget_day(li, now)) < b)
+            && li.lifetime_budget.is_none_or(|b| li.counters.spent_lifetime() < b)
+            && li.campaign_budget.is_none_or(|b| li.campaign_counters.spent_lifetime() < b);
+    }
     let minute = now.timestamp().div_euclid(60);
     let pending = li.counters.pending(minute);
     (li.daily_budget.is_none()
@@ -236,6 +246,30 @@ pub fn decide(
             s.shown.push(w.line_item);
         }
         out.push(outcome);
+    }
+}
+
+/// The frequency cap rules of every line item whose targeting matches one of the request's
+/// slots (a superset of those the engine may check), without duplicates. Distributed mode loads
+/// exactly these counters from the shared store before deciding.
+pub fn cap_rules_in_play(snap: &Snapshot, input: &DecideInput<'_>, s: &mut EngineScratch, out: &mut Vec<CapRule>) {
+    out.clear();
+    if input.user_key.is_none() {
+        return;
+    }
+    for slot in input.slots {
+        if slot.placement.is_none() {
+            continue;
+        }
+        s.matched.clear();
+        snap.index.matches(&MatchInput { attrs: input.attrs, slot: &slot.slot, now: input.now }, &mut s.index, &mut s.matched);
+        for &i in &s.matched {
+            for rule in &snap.line_items[i as usize].caps {
+                if !out.contains(rule) {
+                    out.push(*rule);
+                }
+            }
+        }
     }
 }
 
@@ -554,6 +588,8 @@ fn settle(
     if cost_per_impression > 0 && !input.dry_run {
         li.counters.add_pending(pending_minute, cost_per_impression);
         li.campaign_counters.add_pending(pending_minute, cost_per_impression);
+        li.counters.lease.consume(pending_minute, cost_per_impression);
+        li.campaign_counters.lease.consume(pending_minute, cost_per_impression);
     }
     Ok(Win {
         line_item: winner.li,

@@ -242,6 +242,8 @@ enum Msg {
     Event(Box<Event>),
     /// Write and sync everything before this, then answer.
     Flush(mpsc::Sender<()>),
+    /// Answer once everything before this is written to the file (not necessarily synced).
+    Written(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The embedded event sink. See the module docs for the format and guarantees.
@@ -405,6 +407,14 @@ impl EventSink for LocalLog {
 
     fn stats(&self) -> SinkStats {
         self.counters.snapshot()
+    }
+
+    fn written_marker(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>> {
+        let sender = self.sender.as_ref()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Not counted as an event; a full queue means "cannot promise", like a closed log.
+        sender.try_send(Msg::Written(tx)).ok()?;
+        Some(Box::pin(async move { rx.await.is_ok() }))
     }
 }
 
@@ -740,19 +750,25 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut flush = None;
+            let mut written = Vec::new();
             match first {
                 Msg::Event(event) => batch.push(*event),
                 Msg::Flush(reply) => flush = Some(reply),
+                Msg::Written(reply) => written.push(reply),
             }
             while flush.is_none() && batch.len() < MAX_BATCH {
                 match receiver.try_recv() {
                     Ok(Msg::Event(event)) => batch.push(*event),
                     Ok(Msg::Flush(reply)) => flush = Some(reply),
+                    Ok(Msg::Written(reply)) => written.push(reply),
                     Err(_) => break,
                 }
             }
             let batch_len = batch.len();
             self.write_batch(batch);
+            for reply in written {
+                let _ = reply.send(());
+            }
             match self.config.fsync {
                 FsyncPolicy::Always => self.sync(),
                 FsyncPolicy::EveryMillis(ms) if self.last_sync.elapsed() >= Duration::from_millis(ms) => self.sync(),

@@ -17,7 +17,7 @@ use crate::serving::{parse_user_agent_cached, Serving};
 use crate::tracking::{TrackKind, TrackedAd};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
-use adp_domain::{CreativeContent, Format, Micros, VideoPlacement, VideoSettings};
+use adp_domain::{CreativeContent, Format, FrequencyStore, Micros, VideoPlacement, VideoSettings};
 use adp_engine::pipeline::{decide, DealOffer, DecideInput, NoFill, SlotChannel, SlotRequest, Win};
 use adp_engine::request::{Attributes, Slot};
 use adp_engine::snapshot::{user_key, PlacementRt, Snapshot};
@@ -204,7 +204,7 @@ fn attributes(req: &BidRequest) -> Attributes {
     a
 }
 
-fn user_of(req: &BidRequest) -> Option<u64> {
+pub(crate) fn user_of(req: &BidRequest) -> Option<u64> {
     if !personal_data_allowed(req) {
         return None;
     }
@@ -320,6 +320,17 @@ impl Serving {
     /// Bids on an already validated (and 2.5-normalised) request. `deadline` is when the
     /// answer must be on its way; past it, the answer is a no-bid (nbr 15).
     pub fn bid(&self, req: &BidRequest, deadline: Option<Instant>) -> Result<BidResponse, NoBid> {
+        self.bid_with(req, deadline, self.freq())
+    }
+
+    /// [`Serving::bid`] with `freq` as the frequency store (distributed mode: the user's
+    /// counters loaded from the shared store).
+    pub fn bid_with(
+        &self,
+        req: &BidRequest,
+        deadline: Option<Instant>,
+        freq: &dyn FrequencyStore,
+    ) -> Result<BidResponse, NoBid> {
         let settings = &self.settings().rtb;
         self.stats.bid_requests.fetch_add(1, Ordering::Relaxed);
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -363,7 +374,7 @@ impl Serving {
                 .collect();
             let input = DecideInput { attrs: &attrs, user_key: user, now, slots: &slots, dry_run: test };
             let round = self.with_scratch(|scratch, out| {
-                decide(&snap, &input, self.freq(), scratch, out);
+                decide(&snap, &input, freq, scratch, out);
                 out.clone()
             });
             let mut any = false;
@@ -674,6 +685,18 @@ pub enum NoticeOutcome {
     Done(Option<String>),
 }
 
+/// What a counted notice did to the budget: for the shared ledger in distributed mode.
+#[derive(Debug, Clone)]
+pub struct NoticeBooking {
+    pub ad: TrackedAd,
+    /// Spend booked (the clearing price per impression), micros.
+    pub cost: Micros,
+    /// The bid's reservation this notice ended, micros.
+    pub settled: Micros,
+    /// The notice used up a frequency cap (a won impression of a capped line item).
+    pub counts_cap: bool,
+}
+
 impl Serving {
     /// Counts a win, billing or loss notice exactly once. `price` is the exchange's
     /// `${AUCTION_PRICE}` (CPM in the bid currency), `loss` its `${AUCTION_LOSS}`.
@@ -685,10 +708,22 @@ impl Serving {
         price: Option<&str>,
         loss: Option<&str>,
     ) -> Result<NoticeOutcome, ApiError> {
+        self.notice_booked(kind, p, s, price, loss).map(|(outcome, _)| outcome)
+    }
+
+    /// [`Serving::notice`], also saying what it booked (`None` for a test decision's notice).
+    pub fn notice_booked(
+        &self,
+        kind: TrackKind,
+        p: &str,
+        s: &str,
+        price: Option<&str>,
+        loss: Option<&str>,
+    ) -> Result<(NoticeOutcome, Option<NoticeBooking>), ApiError> {
         let settings = &self.settings().rtb;
         let now = Utc::now();
         let Some((ad, key)) = self.verify_and_guard(kind, p, s, now)? else {
-            return Ok(NoticeOutcome::Done(None));
+            return Ok((NoticeOutcome::Done(None), None));
         };
         let books =
             matches!((kind, settings.bill_on), (TrackKind::Billing, BillOn::Billing) | (TrackKind::Win, BillOn::Win));
@@ -767,6 +802,7 @@ impl Serving {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_queue_full", "try again later"));
         }
         let (li, campaign, tz) = self.counters_for(&ad);
+        let mut counts_cap = false;
         match kind {
             TrackKind::Win => self.stats.wins.fetch_add(1, Ordering::Relaxed),
             TrackKind::Billing => self.stats.billed.fetch_add(1, Ordering::Relaxed),
@@ -790,15 +826,16 @@ impl Serving {
                 let snap = self.snapshot();
                 if let Some(li_rt) = snap.line_item_by_id.get(&ad.line_item_id).map(|i| &snap.line_items[*i as usize]) {
                     if !li_rt.caps.is_empty() {
+                        counts_cap = true;
                         let _ = self.freq().try_count(ad.user_key, &li_rt.caps, now.timestamp());
                     }
                 }
             }
         }
-        if kind == TrackKind::Win && settings.adm_in_win_notice {
-            return Ok(NoticeOutcome::Done(self.win_markup(&ad, now)));
-        }
-        Ok(NoticeOutcome::Done(None))
+        let settled = if books || kind == TrackKind::Loss { ad.cost_micros } else { 0 };
+        let markup = if kind == TrackKind::Win && settings.adm_in_win_notice { self.win_markup(&ad, now) } else { None };
+        let booking = NoticeBooking { ad, cost: if books { cost } else { 0 }, settled, counts_cap };
+        Ok((NoticeOutcome::Done(markup), Some(booking)))
     }
 
     /// The markup of a won bid whose `adm` was left out (adm-in-win-notice mode).

@@ -9,6 +9,7 @@ pub mod bidder;
 pub mod catalog;
 pub mod conversions;
 pub mod demo;
+pub mod distributed;
 pub mod error;
 pub mod markup;
 pub mod metrics;

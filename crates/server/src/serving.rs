@@ -91,6 +91,8 @@ pub struct Serving {
     attribution: crate::conversions::Attribution,
     settings: ServingSettings,
     pub stats: ServingStats,
+    /// Distributed mode: caps, budgets, replay guards and CTR shared through DragonflyDB.
+    shared: std::sync::OnceLock<Arc<crate::distributed::Shared>>,
 }
 
 /// Longest a snapshot's CTR-based ranking is served before it is rebuilt.
@@ -123,6 +125,31 @@ impl Serving {
             attribution: crate::conversions::Attribution::new(settings.attribution.clone()),
             settings,
             stats: ServingStats::default(),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Shares caps, budgets, replay guards and CTR with other processes from now on (once).
+    /// Budgets are leased from then on: nothing is spent before the first grant.
+    pub fn set_shared(&self, shared: Arc<crate::distributed::Shared>) -> bool {
+        self.registry.require_leases();
+        self.shared.set(shared).is_ok()
+    }
+
+    pub fn shared(&self) -> Option<&Arc<crate::distributed::Shared>> {
+        self.shared.get()
+    }
+
+    /// The served snapshot, owned (for work that outlives a guard or crosses an await).
+    pub fn snapshot_arc(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Waits until every event this thread submitted so far is written to the log (billable
+    /// trackers answer only then, so `kill -9` loses nothing acknowledged).
+    pub async fn await_written(&self) {
+        if let Some(marker) = self.events.written_marker() {
+            let _ = marker.await;
         }
     }
 
@@ -816,9 +843,125 @@ fn adhoc_placement(i: usize, p: &PlacementReq) -> Result<PlacementRt, ApiError> 
     })
 }
 
+/// A decide request after the engine ran, before its ads are rendered and counted: the
+/// distributed path confirms the winners' frequency caps with the shared store in between.
+pub struct Decided {
+    request_id: String,
+    attrs: Attributes,
+    snap: Arc<Snapshot>,
+    owned: Vec<Option<PlacementRt>>,
+    outcomes: Vec<Result<Win, NoFill>>,
+    user: Option<u64>,
+    now: DateTime<Utc>,
+    /// Answered without running the engine (crawlers).
+    early: Option<DecideResponse>,
+}
+
+impl Decided {
+    pub fn user(&self) -> Option<u64> {
+        self.user
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The winners whose line items have frequency caps, in slot order: the order in which the
+    /// engine counted them (`FrequencyStore::try_count`).
+    pub fn capped_winners(&self) -> Vec<usize> {
+        self.outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let w = o.as_ref().ok()?;
+                (!self.snap.line_items[w.line_item as usize].caps.is_empty()).then_some(i)
+            })
+            .collect()
+    }
+
+    /// Turns slot `i`'s win into a frequency-capped no-fill (another process counted the
+    /// user's last allowed impression first), giving back its budget reservation.
+    pub fn revoke(&mut self, i: usize) {
+        let Some(Ok(win)) = self.outcomes.get(i) else { return };
+        let li = &self.snap.line_items[win.line_item as usize];
+        if win.cost_per_impression > 0 {
+            li.counters.settle_pending(win.pending_minute, win.cost_per_impression);
+            li.campaign_counters.settle_pending(win.pending_minute, win.cost_per_impression);
+        }
+        self.outcomes[i] = Err(NoFill::FrequencyCapped);
+    }
+}
+
+fn slot_requests<'a>(
+    req: &'a DecideRequest,
+    owned: &'a [Option<PlacementRt>],
+    snap: &'a Snapshot,
+) -> Vec<SlotRequest<'a>> {
+    req.placements
+        .iter()
+        .zip(owned)
+        .map(|(p, own)| {
+            let placement = own.as_ref().or_else(|| p.id.as_deref().and_then(|id| snap.placements.get(id)));
+            let slot = Slot {
+                placement_id: p.id.clone().unwrap_or_default(),
+                sizes: placement.map(|pl| pl.size_keys.clone()).unwrap_or_default(),
+            };
+            SlotRequest { placement, slot, channel: Default::default() }
+        })
+        .collect()
+}
+
 impl Serving {
     /// Runs one decision request end to end.
     pub fn decide(&self, req: &DecideRequest) -> Result<DecideResponse, ApiError> {
+        let decided = self.decide_engine(req, self.freq.as_ref())?;
+        Ok(self.decide_finish(req, decided))
+    }
+
+    /// Validates a request and runs the engine with `freq` as the frequency store.
+    pub fn decide_engine(&self, req: &DecideRequest, freq: &dyn FrequencyStore) -> Result<Decided, ApiError> {
+        let mut decided = self.decide_prepare(req)?;
+        self.decide_run(req, &mut decided, freq);
+        Ok(decided)
+    }
+
+    /// The frequency cap rules the engine may check for this request (distributed mode loads
+    /// their counters before [`Serving::decide_run`]).
+    pub fn cap_rules_in_play(&self, req: &DecideRequest, decided: &Decided) -> Vec<adp_domain::CapRule> {
+        if decided.early.is_some() {
+            return Vec::new();
+        }
+        let slots = slot_requests(req, &decided.owned, &decided.snap);
+        let input =
+            DecideInput { attrs: &decided.attrs, user_key: decided.user, now: decided.now, slots: &slots, dry_run: true };
+        let mut rules = Vec::new();
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            adp_engine::pipeline::cap_rules_in_play(&decided.snap, &input, &mut guard.0, &mut rules);
+        });
+        rules
+    }
+
+    /// Runs the engine on a prepared request.
+    pub fn decide_run(&self, req: &DecideRequest, decided: &mut Decided, freq: &dyn FrequencyStore) {
+        if decided.early.is_some() {
+            return;
+        }
+        let slots = slot_requests(req, &decided.owned, &decided.snap);
+        let input =
+            DecideInput { attrs: &decided.attrs, user_key: decided.user, now: decided.now, slots: &slots, dry_run: req.test };
+        let outcomes = SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scratch, out) = &mut *guard;
+            decide(&decided.snap, &input, freq, scratch, out);
+            out.clone()
+        });
+        drop(slots);
+        decided.outcomes = outcomes;
+    }
+
+    /// Validates a request: the engine has not run yet.
+    pub fn decide_prepare(&self, req: &DecideRequest) -> Result<Decided, ApiError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if req.placements.is_empty() || req.placements.len() > self.settings.max_placements {
             return Err(bad(
@@ -848,6 +991,9 @@ impl Serving {
             bounded(uid, "user.id")?;
         }
         let attrs = attributes(req)?;
+        let snap = self.snapshot.load_full();
+        let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
+        let now = Utc::now();
         if attrs.crawler {
             // Known crawlers see no ads: no spend, no events, no invalid traffic billed.
             self.stats.unfilled.fetch_add(req.placements.len() as u64, Ordering::Relaxed);
@@ -856,9 +1002,9 @@ impl Serving {
                 .iter()
                 .map(|p| PlacementDecision { placement_id: p.id.clone(), ad: None, no_fill_reason: Some("crawler") })
                 .collect();
-            return Ok(DecideResponse { request_id, decisions });
+            let early = Some(DecideResponse { request_id: request_id.clone(), decisions });
+            return Ok(Decided { request_id, attrs, snap, owned: vec![], outcomes: vec![], user, now, early });
         }
-        let snap = self.snapshot.load();
         // Placements given by size and format, and known placements whose floor the request
         // raises, are served from per-request copies.
         let mut owned: Vec<Option<PlacementRt>> = Vec::with_capacity(req.placements.len());
@@ -880,28 +1026,16 @@ impl Serving {
                 },
             });
         }
-        let slots: Vec<SlotRequest<'_>> = req
-            .placements
-            .iter()
-            .zip(&owned)
-            .map(|(p, own)| {
-                let placement = own.as_ref().or_else(|| p.id.as_deref().and_then(|id| snap.placements.get(id)));
-                let slot = Slot {
-                    placement_id: p.id.clone().unwrap_or_default(),
-                    sizes: placement.map(|pl| pl.size_keys.clone()).unwrap_or_default(),
-                };
-                SlotRequest { placement, slot, channel: Default::default() }
-            })
-            .collect();
-        let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
-        let now = Utc::now();
-        let input = DecideInput { attrs: &attrs, user_key: user, now, slots: &slots, dry_run: req.test };
-        let outcomes = SCRATCH.with(|cell| {
-            let mut guard = cell.borrow_mut();
-            let (scratch, out) = &mut *guard;
-            decide(&snap, &input, self.freq.as_ref(), scratch, out);
-            out.clone()
-        });
+        Ok(Decided { request_id, attrs, snap, owned, outcomes: Vec::new(), user, now, early: None })
+    }
+
+    /// Renders the ads the engine picked, with their tracking URLs, and submits the events.
+    pub fn decide_finish(&self, req: &DecideRequest, decided: Decided) -> DecideResponse {
+        let Decided { request_id, attrs, snap, owned, outcomes, user, now, early } = decided;
+        if let Some(resp) = early {
+            return resp;
+        }
+        let slots = slot_requests(req, &owned, &snap);
         let mut decisions = Vec::with_capacity(outcomes.len());
         for (i, (outcome, slot)) in outcomes.into_iter().zip(&slots).enumerate() {
             let placement_id = req.placements[i].id.clone();
@@ -920,7 +1054,7 @@ impl Serving {
                 }
             }
         }
-        Ok(DecideResponse { request_id, decisions })
+        DecideResponse { request_id, decisions }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1074,6 +1208,21 @@ impl Serving {
                 Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "replay_guard_full", "try again later"))
             }
         }
+    }
+
+    /// Verifies a tracker or notice URL without claiming it.
+    pub(crate) fn verify_only(
+        &self,
+        kind: TrackKind,
+        p: &str,
+        s: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TrackedAd, ApiError> {
+        self.signer.verify(kind, p, s, now.timestamp()).map_err(|e| {
+            self.stats.tracking_rejected.fetch_add(1, Ordering::Relaxed);
+            let status = if e == TrackError::Expired { StatusCode::GONE } else { StatusCode::BAD_REQUEST };
+            ApiError::new(status, e.code(), "this tracking URL is not valid").with_field("p")
+        })
     }
 
     /// Forgets a claimed URL whose event could not be recorded, so a retry counts.

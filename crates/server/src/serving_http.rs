@@ -57,12 +57,19 @@ fn json_response<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
+/// Decides on this process's state, or (distributed mode) with the shared caps.
+async fn decide_any(st: &AppState, req: Result<DecideRequest, ApiError>) -> Result<crate::serving::DecideResponse, ApiError> {
+    let req = req?;
+    let s = serving(st)?;
+    match s.shared() {
+        None => s.decide(&req),
+        Some(shared) => shared.decide(s, &req).await,
+    }
+}
+
 async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>) -> Response {
-    let result = (|| {
-        let RawBody(bytes) = body?;
-        let req = parse_decide(&bytes)?;
-        serving(&st)?.decide(&req)
-    })();
+    let req = body.and_then(|RawBody(bytes)| parse_decide(&bytes));
+    let result = decide_any(&st, req).await;
     cors(match result {
         Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),
@@ -113,7 +120,7 @@ fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
 }
 
 async fn decide_get(State(st): State<AppState>, q: QueryPairs) -> Response {
-    let result = decide_from_query(q).and_then(|req| serving(&st)?.decide(&req));
+    let result = decide_any(&st, decide_from_query(q)).await;
     cors(match result {
         Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),
@@ -136,9 +143,24 @@ fn tracking_params(q: QueryPairs) -> Result<(String, String, bool), ApiError> {
     Ok((p, s, gif))
 }
 
+/// Counts a tracker on this process, or (distributed mode) exactly once across processes.
+async fn track_any(st: &AppState, kind: TrackKind, p: &str, s: &str) -> Result<crate::tracking::TrackedAd, ApiError> {
+    let serving = serving(st)?;
+    match serving.shared() {
+        None => {
+            let ad = serving.track(kind, p, s)?;
+            serving.await_written().await;
+            Ok(ad)
+        }
+        Some(shared) => shared.track(serving, kind, p, s).await,
+    }
+}
+
 async fn track_impression(State(st): State<AppState>, q: QueryPairs) -> Response {
-    let result =
-        tracking_params(q).and_then(|(p, s, gif)| serving(&st)?.track(TrackKind::Impression, &p, &s).map(|_| gif));
+    let result = match tracking_params(q) {
+        Ok((p, s, gif)) => track_any(&st, TrackKind::Impression, &p, &s).await.map(|_| gif),
+        Err(e) => Err(e),
+    };
     cors(match result {
         Ok(true) => {
             ([(header::CONTENT_TYPE, "image/gif"), (header::CACHE_CONTROL, "no-store")], PIXEL_GIF).into_response()
@@ -149,7 +171,10 @@ async fn track_impression(State(st): State<AppState>, q: QueryPairs) -> Response
 }
 
 async fn track_click(State(st): State<AppState>, q: QueryPairs) -> Response {
-    let result = tracking_params(q).and_then(|(p, s, _)| serving(&st)?.track(TrackKind::Click, &p, &s));
+    let result = match tracking_params(q) {
+        Ok((p, s, _)) => track_any(&st, TrackKind::Click, &p, &s).await,
+        Err(e) => Err(e),
+    };
     let append = st.serving.as_ref().is_some_and(|s| s.settings().attribution.append_click_id);
     let result = result.map(|mut ad| {
         if append && !ad.landing_url.is_empty() {
@@ -370,7 +395,15 @@ async fn openrtb_bid(
             .into_response();
     }
     let deadline = crate::bidder::deadline(arrived, req.tmax, s.settings().rtb.network_allowance_ms);
-    match s.bid(&req, deadline) {
+    let result = match s.shared() {
+        None => s.bid(&req, deadline),
+        Some(shared) => {
+            let rules = crate::distributed::Shared::rtb_cap_rules(s);
+            let freq = shared.bid_caps(crate::bidder::user_of(&req), &rules).await;
+            s.bid_with(&req, deadline, freq.as_ref())
+        }
+    };
+    match result {
         Ok(resp) => openrtb_json(StatusCode::OK, &resp),
         Err(nb) => no_bid_response(s, &req.id, &nb),
     }
@@ -454,8 +487,17 @@ fn notice_params(q: QueryPairs) -> Result<NoticeParams, ApiError> {
 }
 
 async fn notice(st: AppState, kind: TrackKind, q: QueryPairs) -> Response {
-    let result = notice_params(q)
-        .and_then(|(p, s, price, loss)| serving(&st)?.notice(kind, &p, &s, price.as_deref(), loss.as_deref()));
+    let result = match (notice_params(q), serving(&st)) {
+        (Ok((p, s, price, loss)), Ok(serving)) => match serving.shared() {
+            None => {
+                let r = serving.notice(kind, &p, &s, price.as_deref(), loss.as_deref());
+                serving.await_written().await;
+                r
+            }
+            Some(shared) => shared.notice(serving, kind, &p, &s, price.as_deref(), loss.as_deref()).await,
+        },
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
     match result {
         Ok(NoticeOutcome::Done(Some(markup))) => {
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], markup)

@@ -48,6 +48,15 @@ binary() {
     echo "$bin"
 }
 
+# The processes get exactly the cluster's configuration: other ADP_ variables (this script's
+# own, or a developer's) would be refused as unknown config keys or silently change it.
+clean_env() {
+    local v
+    for v in $(compgen -e); do
+        case "$v" in ADP_*) unset "$v" ;; esac
+    done
+}
+
 # Random secrets, made once per cluster dir.
 secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
@@ -95,6 +104,7 @@ start() {
     fi
     mkdir -p "$DIR/$name"
     (
+        clean_env
         set -a
         # shellcheck disable=SC1091
         . "$DIR/cluster.env"
@@ -126,6 +136,7 @@ up() {
     write_env
     log "migrating the ClickHouse schema"
     (
+        clean_env
         set -a
         # shellcheck disable=SC1091
         . "$DIR/cluster.env"

@@ -627,7 +627,11 @@ impl Config {
             ));
         }
         if self.store.backend == "scylla" && self.mode != "distributed" {
-            return Err(key_error("store.backend", "", "scylla is the distributed mode's store; set mode = \"distributed\""));
+            return Err(key_error(
+                "store.backend",
+                "",
+                "scylla is the distributed mode's store; set mode = \"distributed\"",
+            ));
         }
         if self.server.threads > 256 {
             return Err(key_error("server.threads", "", "must be at most 256 (0 = one per core)"));
@@ -853,9 +857,8 @@ impl Config {
                 "distributed serving needs DragonflyDB (shared caps, budgets and replay guards)",
             ));
         }
-        if !self.dragonfly.url.is_empty()
-            && !(self.dragonfly.url.starts_with("redis://") || self.dragonfly.url.starts_with("rediss://"))
-        {
+        let df = &self.dragonfly.url;
+        if !(df.is_empty() || df.starts_with("redis://") || df.starts_with("rediss://")) {
             return Err(key_error("dragonfly.url", "", "must be a redis:// or rediss:// URL"));
         }
         if roles.contains(&"ingest") && self.clickhouse.url.trim().is_empty() {

@@ -146,6 +146,13 @@ pub struct MigrateArgs {
     /// the catalog, and drop raw events older than clickhouse.ttl_days
     #[arg(long)]
     pub clickhouse: bool,
+    /// Create or upgrade the catalog keyspace on ScyllaDB ([scylla] nodes, keyspace,
+    /// replication), whatever store.backend says
+    #[arg(long, conflicts_with = "clickhouse")]
+    pub scylla: bool,
+    /// With --scylla: print the CQL it would run and touch nothing
+    #[arg(long, requires = "scylla")]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -215,7 +222,43 @@ fn init_logging(config: &Config) {
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
+/// The `[scylla]` section as the driver adapter takes it.
+fn scylla_config(config: &Config) -> anyhow::Result<adp_scylla::ScyllaConfig> {
+    let c = &config.scylla;
+    let replication =
+        c.replication.parse::<adp_scylla::Replication>().map_err(|e| anyhow::anyhow!("scylla.replication: {e}"))?;
+    let cfg = adp_scylla::ScyllaConfig {
+        nodes: c.nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect(),
+        keyspace: c.keyspace.clone(),
+        replication,
+        local_datacenter: (!c.local_dc.is_empty()).then(|| c.local_dc.clone()),
+        username: (!c.username.is_empty()).then(|| c.username.clone()),
+        password: (!c.password.is_empty()).then(|| c.password.clone()),
+        ..adp_scylla::ScyllaConfig::default()
+    };
+    cfg.validate().map_err(|e| anyhow::anyhow!("[scylla]: {e}"))?;
+    Ok(cfg)
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn CatalogStore>> {
+    if config.store.backend == "scylla" {
+        let cfg = scylla_config(config)?;
+        let store = adp_scylla::ScyllaStore::connect(&cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("scylla ({}): {e}", config.scylla.nodes))?;
+        let health = store.health().await;
+        if !health.ready() {
+            bail!(
+                "scylla ({}): the catalog keyspace {} is not ready (schema {} of {}{}); run `adplatform migrate --scylla`",
+                config.scylla.nodes,
+                cfg.keyspace,
+                health.schema_version,
+                health.expected_schema_version,
+                health.error.map(|e| format!(", {e}")).unwrap_or_default()
+            );
+        }
+        return Ok(Arc::new(store));
+    }
     let store = open_sqlite(config)?;
     store.migrate().await.context("cannot migrate the catalog store")?;
     Ok(Arc::new(store))
@@ -246,7 +289,25 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
             init_logging(&config);
             serve(config, shutdown_signal()).await
         }
-        Command::Migrate(MigrateArgs { clickhouse: true, data_dir }) => {
+        Command::Migrate(MigrateArgs { scylla: true, dry_run, data_dir, .. }) => {
+            let overrides = Overrides { data_dir: data_dir.data_dir.clone(), ..Default::default() };
+            let config = load_config(&cli, &env, &overrides)?;
+            init_logging(&config);
+            let cfg = scylla_config(&config)?;
+            if *dry_run {
+                for statement in adp_scylla::ddl(&cfg).map_err(|e| anyhow::anyhow!("scylla: {e}"))? {
+                    println!("{statement};");
+                }
+                return Ok(());
+            }
+            let store = adp_scylla::ScyllaStore::connect(&cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("scylla ({}): {e}", config.scylla.nodes))?;
+            let version = store.migrate().await.map_err(|e| anyhow::anyhow!("scylla migration failed: {e}"))?;
+            println!("scylla catalog schema at version {version} in keyspace {}", cfg.keyspace);
+            Ok(())
+        }
+        Command::Migrate(MigrateArgs { clickhouse: true, data_dir, .. }) => {
             let overrides = Overrides { data_dir: data_dir.data_dir.clone(), ..Default::default() };
             let config = load_config(&cli, &env, &overrides)?;
             init_logging(&config);
@@ -606,9 +667,11 @@ pub async fn serve(
             serving.set_shared(Arc::clone(&shared));
             // One lease round before serving: budgeted line items start with a grant.
             shared.renew_leases(&serving).await;
-            background.push(tokio::spawn(adp_server::distributed::run_leases(Arc::clone(&serving), Arc::clone(&shared))));
+            background
+                .push(tokio::spawn(adp_server::distributed::run_leases(Arc::clone(&serving), Arc::clone(&shared))));
             background.push(tokio::spawn(adp_server::distributed::run_bookings(Arc::clone(&shared))));
-            background.push(tokio::spawn(adp_server::distributed::run_ctr_sync(Arc::clone(&serving), Arc::clone(&shared))));
+            background
+                .push(tokio::spawn(adp_server::distributed::run_ctr_sync(Arc::clone(&serving), Arc::clone(&shared))));
             let probe = Arc::clone(&shared);
             state = state.with_ready_check(adp_server::ReadyCheck {
                 name: "dragonfly",
@@ -622,8 +685,9 @@ pub async fn serve(
         state = state.with_serving(Arc::clone(&serving));
         // With kafka.brokers set, every event the log commits is forwarded to the broker.
         if !config.kafka.brokers.trim().is_empty() {
-            let started = KafkaForwarder::start(opened.watermark(), config.kafka_forwarder()?)
-                .with_context(|| format!("cannot start the kafka forwarder (kafka.brokers = {})", config.kafka.brokers))?;
+            let started = KafkaForwarder::start(opened.watermark(), config.kafka_forwarder()?).with_context(|| {
+                format!("cannot start the kafka forwarder (kafka.brokers = {})", config.kafka.brokers)
+            })?;
             let stats = started.stats_handle();
             state = state.with_kafka_stats(Arc::new(move || serde_json::to_value(stats.stats()).unwrap_or_default()));
             forwarder = Some(started);
@@ -786,9 +850,10 @@ async fn connect_shared(config: &Config) -> anyhow::Result<adp_server::distribut
 async fn spawn_catalog_publisher(config: &Config, state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let bus = config.kafka_forwarder()?;
     let brokers = config.kafka.brokers.clone();
-    let publisher = tokio::task::spawn_blocking(move || adp_events::CatalogPublisher::new(&bus, Duration::from_secs(10)))
-        .await?
-        .map_err(|e| anyhow::anyhow!("kafka ({brokers}): {e}"))?;
+    let publisher =
+        tokio::task::spawn_blocking(move || adp_events::CatalogPublisher::new(&bus, Duration::from_secs(10)))
+            .await?
+            .map_err(|e| anyhow::anyhow!("kafka ({brokers}): {e}"))?;
     let publisher = Arc::new(publisher);
     let mut changes = state.feed().subscribe();
     Ok(tokio::spawn(async move {
@@ -805,7 +870,9 @@ async fn spawn_catalog_publisher(config: &Config, state: &AppState) -> anyhow::R
             let version = change.version;
             match tokio::task::spawn_blocking(move || p.publish(&change, Duration::from_secs(5))).await {
                 Ok(Ok(())) => tracing::debug!(version, "catalog change published"),
-                Ok(Err(e)) => tracing::warn!(version, error = %e, "catalog change not published; serving processes catch up by reload"),
+                Ok(Err(e)) => {
+                    tracing::warn!(version, error = %e, "catalog change not published; serving processes catch up by reload")
+                }
                 Err(e) => tracing::error!(error = %e, "catalog publisher task failed"),
             }
         }

@@ -262,7 +262,11 @@ pub fn cap_rules_in_play(snap: &Snapshot, input: &DecideInput<'_>, s: &mut Engin
             continue;
         }
         s.matched.clear();
-        snap.index.matches(&MatchInput { attrs: input.attrs, slot: &slot.slot, now: input.now }, &mut s.index, &mut s.matched);
+        snap.index.matches(
+            &MatchInput { attrs: input.attrs, slot: &slot.slot, now: input.now },
+            &mut s.index,
+            &mut s.matched,
+        );
         for &i in &s.matched {
             for rule in &snap.line_items[i as usize].caps {
                 if !out.contains(rule) {

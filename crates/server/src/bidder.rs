@@ -833,7 +833,8 @@ impl Serving {
             }
         }
         let settled = if books || kind == TrackKind::Loss { ad.cost_micros } else { 0 };
-        let markup = if kind == TrackKind::Win && settings.adm_in_win_notice { self.win_markup(&ad, now) } else { None };
+        let markup =
+            if kind == TrackKind::Win && settings.adm_in_win_notice { self.win_markup(&ad, now) } else { None };
         let booking = NoticeBooking { ad, cost: if books { cost } else { 0 }, settled, counts_cap };
         Ok((NoticeOutcome::Done(markup), Some(booking)))
     }

@@ -62,6 +62,10 @@ pub struct SharedStats {
     pub replay_rejected: AtomicU64,
 }
 
+/// One counter's part in a lease round: its counters, budget day, consumption read at the
+/// drain and the per-minute amounts reported.
+type LeaseCellRound = (Arc<LineItemCounters>, i64, Micros, Vec<(i64, Micros)>);
+
 /// The serving roles' shared state on Dragonfly.
 pub struct Shared {
     df: Dragonfly,
@@ -351,7 +355,7 @@ impl Shared {
         let now = Utc::now();
         let now_ms = now.timestamp_millis();
         let mut reqs = Vec::new();
-        let mut cells: Vec<(Arc<LineItemCounters>, i64, Micros, Vec<(i64, Micros)>)> = Vec::new();
+        let mut cells: Vec<LeaseCellRound> = Vec::new();
         let mut seen_campaigns = std::collections::HashSet::new();
         for li in snap.line_items.iter() {
             if li.daily_budget.is_some() || li.lifetime_budget.is_some() {
@@ -436,8 +440,7 @@ impl Shared {
 
     /// Sends the CTR deltas and brings back the totals of every served creative and line item.
     async fn sync_ctr(&self, serving: &Serving) {
-        let deltas: Vec<(String, u64, u64)> =
-            lock(&self.ctr_deltas).drain().map(|(k, (i, c))| (k, i, c)).collect();
+        let deltas: Vec<(String, u64, u64)> = lock(&self.ctr_deltas).drain().map(|(k, (i, c))| (k, i, c)).collect();
         if !deltas.is_empty() {
             let refs: Vec<(&str, u64, u64)> = deltas.iter().map(|(k, i, c)| (k.as_str(), *i, *c)).collect();
             if let Err(e) = self.ctr.add(&refs).await {

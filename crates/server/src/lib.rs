@@ -180,10 +180,9 @@ async fn readyz(State(st): State<AppState>) -> Response {
         body["checks"]["kafka"] = json!({"status": if up { "up" } else { "down" }, "required": false});
     }
     for c in &st.ready_checks {
-        let result =
-            tokio::time::timeout(std::time::Duration::from_secs(2), (c.check)()).await.unwrap_or_else(|_| {
-                Err("no answer within 2 s".to_string())
-            });
+        let result = tokio::time::timeout(std::time::Duration::from_secs(2), (c.check)())
+            .await
+            .unwrap_or_else(|_| Err("no answer within 2 s".to_string()));
         if result.is_err() && c.required {
             ready = false;
         }
@@ -256,10 +255,8 @@ pub fn router_for_roles(state: AppState, settings: &HttpSettings, roles: &[&str]
         // Server-to-server conversions are tracking.
         r = r.merge(serving_http::conversion_routes());
     }
-    let mut r = r
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(access_log));
+    let mut r =
+        r.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(access_log));
     // The hot path is counted by the serving stats, not logged per request.
     if roles.contains(&"decide") {
         r = r.merge(serving_http::decide_routes());

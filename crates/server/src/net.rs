@@ -23,6 +23,11 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// Binds `n` listeners on `addr` (a port of 0 is resolved once, then shared).
 pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        // SO_REUSEPORT would let a second server (a stale one, a typo'd config) share the port
+        // and half the traffic without a word: a plain bind first says whether it is taken.
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let first = listener(addr)?;
     let actual = first.local_addr()?;
     let mut out = vec![first];

@@ -932,8 +932,13 @@ impl Serving {
             return Vec::new();
         }
         let slots = slot_requests(req, &decided.owned, &decided.snap);
-        let input =
-            DecideInput { attrs: &decided.attrs, user_key: decided.user, now: decided.now, slots: &slots, dry_run: true };
+        let input = DecideInput {
+            attrs: &decided.attrs,
+            user_key: decided.user,
+            now: decided.now,
+            slots: &slots,
+            dry_run: true,
+        };
         let mut rules = Vec::new();
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
@@ -948,8 +953,13 @@ impl Serving {
             return;
         }
         let slots = slot_requests(req, &decided.owned, &decided.snap);
-        let input =
-            DecideInput { attrs: &decided.attrs, user_key: decided.user, now: decided.now, slots: &slots, dry_run: req.test };
+        let input = DecideInput {
+            attrs: &decided.attrs,
+            user_key: decided.user,
+            now: decided.now,
+            slots: &slots,
+            dry_run: req.test,
+        };
         let outcomes = SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (scratch, out) = &mut *guard;

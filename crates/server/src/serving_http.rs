@@ -58,7 +58,10 @@ fn json_response<T: serde::Serialize>(value: &T) -> Response {
 }
 
 /// Decides on this process's state, or (distributed mode) with the shared caps.
-async fn decide_any(st: &AppState, req: Result<DecideRequest, ApiError>) -> Result<crate::serving::DecideResponse, ApiError> {
+async fn decide_any(
+    st: &AppState,
+    req: Result<DecideRequest, ApiError>,
+) -> Result<crate::serving::DecideResponse, ApiError> {
     let req = req?;
     let s = serving(st)?;
     match s.shared() {
@@ -231,7 +234,8 @@ async fn delivery_from_backend(
     })?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let (Some(DimensionValue::Hour(secs)), Some(DimensionValue::Id(li))) = (row.dimensions.first(), row.dimensions.get(1))
+        let (Some(DimensionValue::Hour(secs)), Some(DimensionValue::Id(li))) =
+            (row.dimensions.first(), row.dimensions.get(1))
         else {
             continue;
         };

@@ -1037,4 +1037,64 @@ mod tests {
             assert!(text.contains(&env_name(key)), "example config does not name {}", env_name(key));
         }
     }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn roles_and_distributed_mode_are_checked_naming_the_key() {
+        let no = Overrides::default();
+        let c = load(None, &env(&[]), &no).expect("defaults");
+        assert_eq!(c.roles().expect("roles"), ROLES.to_vec(), "all roles by default");
+        let subset = Overrides { roles: Some("track, decide".into()), ..Overrides::default() };
+        // A subset needs distributed mode...
+        assert_eq!(key_of(load(None, &env(&[]), &subset).expect_err("embedded subset")), "server.roles");
+        assert_eq!(
+            key_of(load(None, &env(&[("ADP_SERVER_ROLES", "decide,billing")]), &no).expect_err("unknown role")),
+            "server.roles"
+        );
+        // ...which needs its data plane, each named when missing.
+        let base = [("ADP_MODE", "distributed"), ("ADP_SERVER_ROLES", "decide,track")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            load(None, &env(&v), &no)
+        };
+        assert_eq!(key_of(with(&[]).expect_err("no brokers")), "kafka.brokers");
+        assert_eq!(key_of(with(&[("ADP_KAFKA_BROKERS", "k:9092")]).expect_err("no keys")), "tracking.signing_keys");
+        let keys = ("ADP_TRACKING_SIGNING_KEYS", "k1:0123456789abcdef0123456789abcdef");
+        assert_eq!(key_of(with(&[("ADP_KAFKA_BROKERS", "k:9092"), keys]).expect_err("no dragonfly")), "dragonfly.url");
+        assert_eq!(
+            key_of(
+                with(&[("ADP_KAFKA_BROKERS", "k:9092"), keys, ("ADP_DRAGONFLY_URL", "http://x")]).expect_err("bad url")
+            ),
+            "dragonfly.url"
+        );
+        let ok = with(&[("ADP_KAFKA_BROKERS", "k:9092"), keys, ("ADP_DRAGONFLY_URL", "redis://127.0.0.1:6379")])
+            .expect("a valid distributed serving config");
+        assert_eq!(ok.roles().expect("roles"), vec!["decide", "track"], "in the canonical order");
+        // The ingest role needs ClickHouse; the API role alone needs no Dragonfly.
+        let ingest = load(
+            None,
+            &env(&[("ADP_MODE", "distributed"), ("ADP_SERVER_ROLES", "ingest"), ("ADP_KAFKA_BROKERS", "k:9092")]),
+            &no,
+        );
+        assert_eq!(key_of(ingest.expect_err("no clickhouse")), "clickhouse.url");
+        load(
+            None,
+            &env(&[("ADP_MODE", "distributed"), ("ADP_SERVER_ROLES", "api"), ("ADP_KAFKA_BROKERS", "k:9092")]),
+            &no,
+        )
+        .expect("api only");
+        // Scylla is the distributed store.
+        assert_eq!(
+            key_of(load(None, &env(&[("ADP_STORE_BACKEND", "scylla")]), &no).expect_err("embedded scylla")),
+            "store.backend"
+        );
+        assert_eq!(key_of(load(None, &env(&[("ADP_MODE", "clustered")]), &no).expect_err("mode")), "mode");
+    }
 }

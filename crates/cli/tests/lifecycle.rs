@@ -18,13 +18,13 @@ async fn data_survives_a_restart_and_sigterm_stops_cleanly() {
     let key = admin.post("/api/v1/api-keys", &json!({"name": "a1", "role": "advertiser", "advertiser_id": "a1"})).await;
     let secret = key.body["key"].as_str().expect("key").to_string();
     let before_li = admin.get("/api/v1/line-items/a1-li1").await.body;
-    let before_version = admin.get("/api/v1/catalog/version").await.body;
+    let before_version = admin.get("/api/v1/catalog/version").await.body["version"].clone();
     assert!(first.terminate(), "SIGTERM must stop the server with exit status 0");
 
     let second = Server::start_in(&dir, &[]);
     let admin = second.admin();
     assert_eq!(admin.get("/api/v1/line-items/a1-li1").await.body, before_li, "objects survive a restart");
-    assert_eq!(admin.get("/api/v1/catalog/version").await.body, before_version);
+    assert_eq!(admin.get("/api/v1/catalog/version").await.body["version"], before_version);
     let adv = second.client(Some(&secret));
     assert_eq!(adv.get("/api/v1/campaigns/a1-c1").await.status, StatusCode::OK, "API keys survive a restart");
     let keys = admin.list_all("/api/v1/api-keys").await;
@@ -112,12 +112,12 @@ async fn demo_catalog_fills_every_demo_placement_and_is_seeded_once() {
     assert_eq!(p["sizes"], json!([{"w": 728, "h": 90}]));
     assert_eq!(c.get("/api/v1/placements/demo-video").await.body["video"]["placement"], "instream");
 
-    let version = c.get("/api/v1/catalog/version").await.body;
+    let version = c.get("/api/v1/catalog/version").await.body["version"].clone();
     assert!(server.terminate());
     let again = Server::spawn(&dir, &["--demo"], &[]);
     assert!(again.stdout.join("\n").contains("already present"), "{:?}", again.stdout);
     let c = again.client(Some(&key));
-    assert_eq!(c.get("/api/v1/catalog/version").await.body, version, "a second --demo start seeds nothing");
+    assert_eq!(c.get("/api/v1/catalog/version").await.body["version"], version, "a second --demo start seeds nothing");
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {

@@ -201,7 +201,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn catalog_version(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let stored = st.store.catalog_version().await?;
     let serving = st.serving.as_ref().map(|s| s.snapshot().version);
-    Ok(Json(json!({"version": serving.unwrap_or(stored), "store_version": stored, "serving_version": serving})))
+    Ok(Json(json!({"version": stored, "store_version": stored, "serving_version": serving})))
 }
 
 async fn openapi_json(State(st): State<AppState>) -> Response {

@@ -442,8 +442,16 @@ async fn migrate_clickhouse(config: &Config) -> anyhow::Result<()> {
 /// `adplatform ingest`: Kafka → ClickHouse until `shutdown` resolves; counters are logged every
 /// 10 seconds and at the end.
 pub async fn ingest(config: &Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    ingest_counted(config, Arc::new(adp_analytics::IngestCounters::default()), shutdown).await
+}
+
+/// [`ingest`] counting into `counters` (the ingest role shows them in `/metrics`).
+async fn ingest_counted(
+    config: &Config,
+    counters: Arc<adp_analytics::IngestCounters>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let settings = config.ingest_settings()?;
-    let counters = Arc::new(adp_analytics::IngestCounters::default());
     let watch = Arc::clone(&counters);
     let reporter = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -723,11 +731,24 @@ pub async fn serve(
     if has("ingest") && distributed {
         let ingest_config = config.clone();
         let mut stop = stop_rx.clone();
+        let counters = Arc::new(adp_analytics::IngestCounters::default());
+        let (lag, inserted) = (Arc::clone(&counters), Arc::clone(&counters));
+        state = state
+            .with_gauge(adp_server::GaugeHook {
+                name: "adp_ingest_lag_messages",
+                help: "messages in the events topic not yet written to ClickHouse",
+                read: Arc::new(move || i64::try_from(lag.snapshot().lag).unwrap_or(i64::MAX)),
+            })
+            .with_gauge(adp_server::GaugeHook {
+                name: "adp_ingest_inserted_events",
+                help: "events this ingest process wrote to ClickHouse since it started",
+                read: Arc::new(move || i64::try_from(inserted.snapshot().inserted).unwrap_or(i64::MAX)),
+            });
         ingest_task = Some(tokio::spawn(async move {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = ingest(&ingest_config, signal).await {
+            if let Err(e) = ingest_counted(&ingest_config, counters, signal).await {
                 tracing::error!(error = %format!("{e:#}"), "ingest role failed");
             }
         }));

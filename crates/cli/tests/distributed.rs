@@ -363,6 +363,18 @@ async fn three_serving_processes_share_catalog_budget_caps_and_lose_nothing_on_k
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!("all {total} acknowledged impressions counted in ClickHouse");
+    // What the chart's alerts and dashboard read.
+    let scrape = |port: u16| {
+        let http = http.clone();
+        async move { http.get(format!("{}/metrics", base(port))).send().await.expect("scrape").text().await.expect("text") }
+    };
+    let serving_metrics = scrape(SERVING[0]).await;
+    assert!(serving_metrics.contains("adp_dependency_up{dependency=\"dragonfly\"} 1"), "{serving_metrics}");
+    assert!(serving_metrics.contains("adp_http_requests_total{route=\"decide\",status=\"200\"}"), "{serving_metrics}");
+    assert!(serving_metrics.contains("adp_budget_lease_renewals_total"), "{serving_metrics}");
+    let ingest_metrics = scrape(PORT + 9).await;
+    assert!(ingest_metrics.contains("adp_ingest_lag_messages "), "{ingest_metrics}");
+    assert!(ingest_metrics.contains("adp_dependency_up{dependency=\"clickhouse\"} 1"), "{ingest_metrics}");
     // The budget phase's spend (the first impressions_after_budget impressions) stays within the
     // bound. ClickHouse has the whole day; the budget phase spend is what its impressions cost.
     let ledger_spend = budget_phase_spend(&cluster, impressions_after_budget).await;

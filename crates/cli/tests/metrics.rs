@@ -36,5 +36,19 @@ async fn metrics_count_requests_decisions_and_bids() {
     assert_eq!(value(&text, "adp_bid_requests_total "), Some(1), "{text}");
     assert_eq!(value(&text, "adp_bids_total "), Some(1), "{text}");
     assert!(value(&text, "adp_catalog_version ").is_some_and(|v| v > 0), "{text}");
+    // HTTP requests by route and status, latency by route (the names the chart's alerts use).
+    assert_eq!(value(&text, "adp_http_requests_total{route=\"decide\",status=\"200\"} "), Some(3), "{text}");
+    assert_eq!(value(&text, "adp_http_requests_total{route=\"bid\",status=\"200\"} "), Some(1), "{text}");
+    assert_eq!(value(&text, "adp_http_request_duration_seconds_count{route=\"decide\"} "), Some(3), "{text}");
+    assert_eq!(
+        value(&text, "adp_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"decide\"} ")
+            .or_else(|| value(&text, "adp_http_request_duration_seconds_bucket{route=\"decide\",le=\"+Inf\"} ")),
+        Some(3),
+        "{text}"
+    );
+    // A client error is counted under its status.
+    assert_eq!(anon.post("/v1/decide", &json!({"placements": "x"})).await.status, StatusCode::BAD_REQUEST);
+    let text = reqwest::get(format!("{}/metrics", server.base)).await.expect("scrape").text().await.expect("body");
+    assert_eq!(value(&text, "adp_http_requests_total{route=\"decide\",status=\"400\"} "), Some(1), "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
 }

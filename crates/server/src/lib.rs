@@ -11,6 +11,7 @@ pub mod conversions;
 pub mod demo;
 pub mod distributed;
 pub mod error;
+pub mod http_metrics;
 pub mod markup;
 pub mod metrics;
 pub mod net;
@@ -70,6 +71,14 @@ pub struct ReadyCheck {
     pub check: Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>,
 }
 
+/// A gauge the binary wires into `/metrics` (e.g. the ingest role's lag).
+#[derive(Clone)]
+pub struct GaugeHook {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub read: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
 /// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<AppStateInner>);
@@ -88,6 +97,8 @@ pub struct AppStateInner {
     pub ready_checks: Vec<ReadyCheck>,
     /// The roles this process runs (shown by `/readyz` and the catalog version).
     pub roles: Vec<&'static str>,
+    /// Gauges for `/metrics` wired in by the binary.
+    pub gauges: Vec<GaugeHook>,
     openapi: String,
 }
 
@@ -113,6 +124,7 @@ impl AppState {
             report_backend: None,
             ready_checks: Vec::new(),
             roles: vec!["decide", "bid", "track", "api", "ingest"],
+            gauges: Vec::new(),
             openapi,
         })))
     }
@@ -142,6 +154,13 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
+    /// Adds a gauge to `/metrics` (before the state is shared).
+    pub fn with_gauge(self, gauge: GaugeHook) -> AppState {
+        let mut inner = self.into_inner();
+        inner.gauges.push(gauge);
+        AppState(Arc::new(inner))
+    }
+
     /// Names the roles this process runs (before the state is shared).
     pub fn with_roles(self, roles: Vec<&'static str>) -> AppState {
         let inner = self.into_inner();
@@ -157,6 +176,7 @@ impl AppState {
             report_backend: shared.report_backend.clone(),
             ready_checks: shared.ready_checks.clone(),
             roles: shared.roles.clone(),
+            gauges: shared.gauges.clone(),
             openapi: shared.openapi.clone(),
         })
     }
@@ -267,7 +287,9 @@ pub fn router_for_roles(state: AppState, settings: &HttpSettings, roles: &[&str]
     if roles.contains(&"track") {
         r = r.merge(serving_http::track_routes());
     }
-    r.layer(DefaultBodyLimit::max(settings.max_body_bytes)).with_state(state)
+    r.layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn(http_metrics::track))
+        .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.

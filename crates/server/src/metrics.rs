@@ -115,14 +115,74 @@ impl Collector for ServingCollector {
                 "events in the local log not yet confirmed by the broker",
                 i64::try_from(num("queued")).unwrap_or(i64::MAX),
             )?;
-            let up = k.get("broker_up").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        }
+        Ok(())
+    }
+}
+
+/// HTTP requests by route and status, latency by route (every role).
+#[derive(Debug)]
+struct HttpCollector;
+
+impl Collector for HttpCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        crate::http_metrics::encode(&mut enc)
+    }
+}
+
+/// Whether each dependency answers, and the gauges the binary wired in (e.g. ingest lag).
+struct StateCollector {
+    dependencies: Vec<(&'static str, bool)>,
+    gauges: Vec<(&'static str, &'static str, i64)>,
+    shared: Option<Arc<crate::distributed::Shared>>,
+}
+
+impl fmt::Debug for StateCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StateCollector")
+    }
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        if !self.dependencies.is_empty() {
             let mut m = enc.encode_descriptor(
                 "adp_dependency_up",
                 "whether a dependency answers (1) or not (0)",
                 None,
                 MetricType::Gauge,
             )?;
-            ConstGauge::new(i64::from(up)).encode(m.encode_family(&[("dependency", "kafka")])?)?;
+            for (name, up) in &self.dependencies {
+                ConstGauge::new(i64::from(*up)).encode(m.encode_family(&[("dependency", *name)])?)?;
+            }
+        }
+        for (name, help, v) in &self.gauges {
+            gauge(&mut enc, name, help, *v)?;
+        }
+        if let Some(shared) = &self.shared {
+            let s = &shared.stats;
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            counter(
+                &mut enc,
+                "adp_frequency_cap_conflicts",
+                "winners withdrawn because another process filled the user's cap first",
+                load(&s.cap_conflicts),
+            )?;
+            counter(
+                &mut enc,
+                "adp_frequency_cap_unavailable",
+                "requests decided without capped line items because Dragonfly did not answer",
+                load(&s.cap_unavailable),
+            )?;
+            counter(&mut enc, "adp_budget_lease_renewals", "budget lease rounds answered", load(&s.lease_renewals))?;
+            counter(&mut enc, "adp_budget_lease_errors", "budget lease rounds that failed", load(&s.lease_errors))?;
+            counter(&mut enc, "adp_budget_bookings", "spend bookings sent to the ledger", load(&s.bookings))?;
+            counter(
+                &mut enc,
+                "adp_budget_booking_errors",
+                "spend booking batches that failed (kept and retried)",
+                load(&s.booking_errors),
+            )?;
         }
         Ok(())
     }
@@ -131,12 +191,24 @@ impl Collector for ServingCollector {
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let mut registry = Registry::default();
+    registry.register_collector(Box::new(HttpCollector));
     if let Some(serving) = &st.serving {
         registry.register_collector(Box::new(ServingCollector {
             serving: Arc::clone(serving),
             kafka: st.kafka_stats.clone(),
         }));
     }
+    let mut dependencies = Vec::new();
+    if let Some(kafka) = &st.kafka_stats {
+        dependencies.push(("kafka", kafka()["broker_up"].as_bool().unwrap_or(false)));
+    }
+    for c in &st.ready_checks {
+        let up = matches!(tokio::time::timeout(std::time::Duration::from_secs(1), (c.check)()).await, Ok(Ok(())));
+        dependencies.push((c.name, up));
+    }
+    let gauges = st.gauges.iter().map(|g| (g.name, g.help, (g.read)())).collect();
+    let shared = st.serving.as_ref().and_then(|s| s.shared().cloned());
+    registry.register_collector(Box::new(StateCollector { dependencies, gauges, shared }));
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &registry) {
         Ok(()) => (

@@ -122,12 +122,12 @@ pub async fn track(req: Request, next: Next) -> Response {
 fn totals() -> ([[u64; NS]; NR], [[u64; NB]; NR], [u64; NR]) {
     let (mut counts, mut buckets, mut sums) = ([[0u64; NS]; NR], [[0u64; NB]; NR], [0u64; NR]);
     for shard in SHARDS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        for r in 0..NR {
-            for s in 0..NS {
-                counts[r][s] += shard.counts[r][s].load(Ordering::Relaxed);
+        for (r, route_counts) in counts.iter_mut().enumerate() {
+            for (total, n) in route_counts.iter_mut().zip(&shard.counts[r]) {
+                *total += n.load(Ordering::Relaxed);
             }
-            for b in 0..NB {
-                buckets[r][b] += shard.buckets[r][b].load(Ordering::Relaxed);
+            for (total, n) in buckets[r].iter_mut().zip(&shard.buckets[r]) {
+                *total += n.load(Ordering::Relaxed);
             }
             sums[r] += shard.sum_nanos[r].load(Ordering::Relaxed);
         }

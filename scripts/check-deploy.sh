@@ -186,6 +186,16 @@ c_chart() {
     "$PY" deploy/tools/check_chart.py --lib "$HELM_LIB" --out "$CACHE/rendered" deploy/helm/adplatform
 }
 
+# The rendered config.toml must be one the application accepts, for every role.
+c_rendered_config() {
+    local bin=${ADP_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/adplatform}
+    if [ ! -x "$bin" ]; then
+        echo "  skip: no adplatform binary at $bin (build it, or set ADP_BIN)"
+        return 77
+    fi
+    "$PY" deploy/tools/check_rendered_config.py --bin "$bin" --compose docker-compose.yml "$CACHE/rendered"
+}
+
 c_values() {
     if [ ! -d "$UPSTREAM" ]; then
         echo "  skip: upstream chart values not found at $UPSTREAM (set ADP_HELM_UPSTREAM)"
@@ -263,6 +273,7 @@ check "ansible role scripts (rendered, shellcheck)" c_role_scripts
 check "promtool check rules" c_promtool
 check "grafana dashboard" c_dashboard
 check "helm chart: lint, render, kubernetes-validate, promises" c_chart
+check "rendered config.toml vs adplatform check-config" c_rendered_config
 check "data-plane values vs upstream charts" c_values
 check "terraform (python-hcl2)" c_terraform
 check "compose, CI, config keys" c_misc

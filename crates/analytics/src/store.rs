@@ -14,6 +14,10 @@ pub struct ClickHouseSettings {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// The ClickHouse cluster (`remote_servers`) the schema lives on, one shard and N replicas:
+    /// DDL runs `ON CLUSTER` with replicated engines (see [`crate::schema`]). Empty: a single
+    /// server.
+    pub cluster: String,
 }
 
 impl std::fmt::Debug for ClickHouseSettings {
@@ -23,6 +27,7 @@ impl std::fmt::Debug for ClickHouseSettings {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -34,6 +39,7 @@ impl Default for ClickHouseSettings {
             database: "adplatform".into(),
             user: "default".into(),
             password: String::new(),
+            cluster: String::new(),
         }
     }
 }
@@ -60,6 +66,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct ClickHouse {
     client: clickhouse::Client,
     database: String,
+    /// Checked cluster name; `None`: a single server.
+    cluster: Option<String>,
 }
 
 impl ClickHouse {
@@ -68,17 +76,29 @@ impl ClickHouse {
             return Err(StoreError::Settings(format!("url `{}` is not an http(s) URL", settings.url)));
         }
         check_identifier(&settings.database).map_err(StoreError::Settings)?;
+        let cluster = match settings.cluster.as_str() {
+            "" => None,
+            name => {
+                check_cluster_name(name).map_err(StoreError::Settings)?;
+                Some(name.to_string())
+            }
+        };
         let client = clickhouse::Client::default()
             .with_url(settings.url.trim_end_matches('/'))
             .with_user(&settings.user)
             .with_password(&settings.password)
             // 18.16 has no RowBinaryWithNamesAndTypes and rejects the settings validation sends.
             .with_validation(false);
-        Ok(ClickHouse { client, database: settings.database.clone() })
+        Ok(ClickHouse { client, database: settings.database.clone(), cluster })
     }
 
     pub fn database(&self) -> &str {
         &self.database
+    }
+
+    /// The cluster the schema is replicated on; `None` on a single server.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
     }
 
     pub fn client(&self) -> &clickhouse::Client {
@@ -93,6 +113,17 @@ impl ClickHouse {
     /// Runs one statement that returns nothing.
     pub async fn execute(&self, sql: &str) -> Result<()> {
         self.client.query_raw(sql).execute().await?;
+        Ok(())
+    }
+
+    /// Runs one statement that returns nothing, with query-level settings (e.g. `insert_quorum`)
+    /// sent beside it rather than in the SQL.
+    pub async fn execute_with(&self, sql: &str, settings: &[(&str, String)]) -> Result<()> {
+        let mut query = self.client.query_raw(sql);
+        for (name, value) in settings {
+            query = query.with_setting(*name, value.as_str());
+        }
+        query.execute().await?;
         Ok(())
     }
 
@@ -145,6 +176,20 @@ pub fn check_identifier(name: &str) -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{name}` is not a valid database name (letters, digits and _, starting with a letter)"))
+    }
+}
+
+/// A cluster name as `remote_servers` defines it: letters, digits, `_`, `-` and `.`, at most
+/// 255 characters. Nothing that could end a quoted identifier, so `ON CLUSTER` can backquote
+/// it as is.
+pub fn check_cluster_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid cluster name (letters, digits, _, - and .)"))
     }
 }
 
@@ -218,6 +263,26 @@ mod tests {
         for bad in ["", "1abc", "a-b", "a.b", "a b", "a`b"] {
             assert!(check_identifier(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cluster_names_are_checked() {
+        for good in ["adplatform", "prod-eu.1", "_c"] {
+            assert!(check_cluster_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a'b", "a`b", "a b", "a\"b", "{cluster}", "a;b", &"c".repeat(256)] {
+            assert!(check_cluster_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connect_refuses_a_bad_cluster_name() {
+        let settings = ClickHouseSettings { cluster: "bad'name".into(), ..ClickHouseSettings::default() };
+        assert!(matches!(ClickHouse::connect(&settings), Err(StoreError::Settings(_))));
+        let settings = ClickHouseSettings { cluster: "adplatform".into(), ..ClickHouseSettings::default() };
+        assert_eq!(ClickHouse::connect(&settings).expect("connect").cluster(), Some("adplatform"));
+        let single = ClickHouse::connect(&ClickHouseSettings::default()).expect("connect");
+        assert_eq!(single.cluster(), None);
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! statement (twice: idempotent), the raw insert (RowBinary), every query the ingest runs and a
 //! set of report queries go through chDB (ClickHouse 25+/26 in-process, from PyPI). The report
 //! answers are decoded with the production decoder and must equal the in-process rollup's.
+//! The cluster-mode DDL (`ON CLUSTER`, replicated engines) cannot run here (chDB has no Keeper),
+//! so chDB only parses it (`formatQuery`).
 //! chDB missing is a failure, not a skip: `pip install chdb-core` (`scripts/services.sh start` should install it).
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS, EVENT_STRUCTURE};
-use adp_analytics::schema::all_statements;
+use adp_analytics::schema::{all_statements, drop_partition_sql};
 use adp_analytics::sink::{batch_lookup_sql, load_offsets_sql, record_offsets_sql, Batch, Incoming};
+use adp_analytics::store::quote;
 use adp_analytics::testkit::sample_events;
 use chrono::DateTime;
 use std::collections::BTreeMap;
@@ -98,8 +101,12 @@ fn ddl_ingest_queries_and_reports_run_on_current_clickhouse() {
     let data = dir.path().join("events.bin");
     std::fs::write(&data, &rows).expect("write data");
 
-    let mut statements = all_statements(DB);
-    statements.extend(all_statements(DB));
+    // The cluster form of every DDL statement is valid syntax for a current server.
+    let mut cluster_ddl = all_statements(DB, Some("adplatform")).expect("cluster statements");
+    cluster_ddl.push(drop_partition_sql(DB, Some("adplatform"), 20240101).expect("cluster retention"));
+    let mut statements: Vec<String> = cluster_ddl.iter().map(|s| format!("SELECT formatQuery({})", quote(s))).collect();
+    statements.extend(all_statements(DB, None).expect("statements"));
+    statements.extend(all_statements(DB, None).expect("statements"));
     statements.push(format!(
         "INSERT INTO {DB}.events ({EVENT_COLUMNS}) SELECT * FROM file('{}', 'RowBinary', '{}')",
         data.display(),
@@ -132,7 +139,7 @@ fn ddl_ingest_queries_and_reports_run_on_current_clickhouse() {
         queries.push(adp_analytics::query::report_sql(DB, q).expect("sql"));
     }
     // Retention last: it drops data.
-    queries.push(format!("ALTER TABLE {DB}.events DROP PARTITION 20240101"));
+    queries.push(drop_partition_sql(DB, None, 20240101).expect("retention"));
 
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).expect("mkdir");

@@ -148,6 +148,9 @@ pub struct ClickHouseConfig {
     pub batch_rows: u64,
     /// ...or when its first event waited this long.
     pub batch_ms: u64,
+    /// The ClickHouse cluster (one shard, N replicas) the migration creates replicated tables
+    /// `ON CLUSTER`; empty: a single server.
+    pub cluster: String,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -160,6 +163,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("ttl_days", &self.ttl_days)
             .field("batch_rows", &self.batch_rows)
             .field("batch_ms", &self.batch_ms)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -174,6 +178,7 @@ impl Default for ClickHouseConfig {
             ttl_days: 400,
             batch_rows: 100_000,
             batch_ms: 1000,
+            cluster: String::new(),
         }
     }
 }
@@ -750,6 +755,11 @@ impl Config {
         if !(1..=60_000).contains(&c.batch_ms) {
             return Err(key_error("clickhouse.batch_ms", "", "1 to 60000"));
         }
+        if !c.cluster.is_empty() {
+            if let Err(m) = adp_analytics::store::check_cluster_name(&c.cluster) {
+                return Err(key_error("clickhouse.cluster", "", m));
+            }
+        }
         Ok(())
     }
 
@@ -764,6 +774,7 @@ impl Config {
             database: c.database.clone(),
             user: c.user.clone(),
             password: c.password.clone(),
+            cluster: c.cluster.clone(),
         })
     }
 
@@ -1021,6 +1032,27 @@ mod tests {
         ] {
             let err = load(None, &env(&[(var, value)]), &Overrides::default()).expect_err(var);
             assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn clickhouse_cluster_is_a_plain_name_carried_to_the_analytics_settings() {
+        let c = load(None, &env(&[]), &Overrides::default()).expect("defaults");
+        assert!(c.clickhouse.cluster.is_empty(), "a single server by default");
+        let on = |cluster: &str| {
+            load(
+                None,
+                &env(&[("ADP_CLICKHOUSE_URL", "http://127.0.0.1:8123"), ("ADP_CLICKHOUSE_CLUSTER", cluster)]),
+                &Overrides::default(),
+            )
+        };
+        let c = on("adplatform").expect("cluster");
+        assert_eq!(c.clickhouse_settings().expect("settings").cluster, "adplatform");
+        assert_eq!(on("prod-eu.1").expect("dots and dashes").clickhouse.cluster, "prod-eu.1");
+        for bad in ["bad'name", "a b", "a`b", "{cluster}"] {
+            let err = on(bad).expect_err(bad);
+            assert!(err.to_string().contains("clickhouse.cluster"), "{bad}: {err}");
+            assert_eq!(key_of(err), "clickhouse.cluster");
         }
     }
 

@@ -399,6 +399,7 @@ async fn budget_phase_spend(cluster: &Cluster, n: u64) -> i64 {
         database: cluster.prefix.clone(),
         user: "default".into(),
         password: String::new(),
+        ..Default::default()
     })
     .expect("clickhouse");
     let sql = format!(

@@ -135,6 +135,7 @@ async fn serve_to_kafka_to_clickhouse_reports_exactly_what_the_embedded_rollup_d
         database: DATABASE.into(),
         user: "default".into(),
         password: String::new(),
+        ..Default::default()
     })
     .expect("clickhouse client");
     let dimension_sets = [

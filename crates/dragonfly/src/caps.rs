@@ -98,6 +98,22 @@ impl FrequencyCaps {
     /// On an error the impressions may or may not have been counted; they are not kept for a
     /// retry.
     pub async fn commit(&self, user_key: u64, counts: &CapCounts, now_secs: i64) -> Result<Vec<bool>, Error> {
+        self.commit_and_read(user_key, counts, &[], now_secs).await.map(|(outcomes, _)| outcomes)
+    }
+
+    /// [`FrequencyCaps::commit`], and in the same script call reads back the counters of
+    /// `read_rules` as they are after it: the caller keeps them as the user's [`CapSnapshot`]
+    /// and decides the next request against it without a read first, so a request costs at most
+    /// one round trip (this one, and only when something capped won). A snapshot may be stale
+    /// (another process counted since): the commit re-checks every cap on the server, so a stale
+    /// snapshot can cost a fill, never exceed a cap.
+    pub async fn commit_and_read(
+        &self,
+        user_key: u64,
+        counts: &CapCounts,
+        read_rules: &[CapRule],
+        now_secs: i64,
+    ) -> Result<(Vec<bool>, CapSnapshot), Error> {
         if counts.user_key != user_key {
             return Err(Error::Invalid(format!(
                 "counts loaded for user {:016x}, committed for {user_key:016x}",
@@ -105,8 +121,15 @@ impl FrequencyCaps {
             )));
         }
         let pending = std::mem::take(&mut counts.lock().pending);
-        if pending.iter().all(|imp| imp.counters.is_empty()) {
-            return Ok(vec![true; pending.len()]);
+        let mut reads: Vec<Counter> = Vec::with_capacity(read_rules.len());
+        for rule in read_rules {
+            let (counter, _) = Counter::of(rule, now_secs);
+            if !reads.contains(&counter) {
+                reads.push(counter);
+            }
+        }
+        if pending.iter().all(|imp| imp.counters.is_empty()) && reads.is_empty() {
+            return Ok((vec![true; pending.len()], CapSnapshot::default()));
         }
         let ttl = pending
             .iter()
@@ -126,16 +149,54 @@ impl FrequencyCaps {
                 call.arg(c.counter.field()).arg(c.limit);
             }
         }
+        call.arg(reads.len());
+        for counter in &reads {
+            call.arg(counter.field());
+        }
         let reply = self.df.run_scripts(&self.commit, std::slice::from_ref(&call)).await?.pop();
-        let outcomes = array(reply.unwrap_or(redis::Value::Nil), pending.len())?;
-        outcomes
-            .iter()
-            .map(|v| match int(v)? {
-                0 => Ok(false),
-                1 => Ok(true),
-                n => Err(Error::Protocol(format!("cap commit answered {n}"))),
-            })
-            .collect()
+        let values = array(reply.unwrap_or(redis::Value::Nil), pending.len() + reads.len())?;
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for v in &values[..pending.len()] {
+            outcomes.push(match int(v)? {
+                0 => false,
+                1 => true,
+                n => return Err(Error::Protocol(format!("cap commit answered {n}"))),
+            });
+        }
+        let mut snapshot = CapSnapshot::default();
+        for (counter, v) in reads.into_iter().zip(&values[pending.len()..]) {
+            let n = int(v)?;
+            if n < 0 {
+                return Err(Error::Protocol(format!("negative cap counter {n}")));
+            }
+            snapshot.counts.insert(counter, u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok((outcomes, snapshot))
+    }
+}
+
+/// A user's counters as last read back from the server ([`FrequencyCaps::commit_and_read`]),
+/// kept by a serving process between requests. Counters name their window instance, so the
+/// ones of ended windows are simply never matched again.
+#[derive(Debug, Clone, Default)]
+pub struct CapSnapshot {
+    counts: HashMap<Counter, u32>,
+}
+
+impl CapSnapshot {
+    /// This snapshot with `newer`'s counters replacing its own.
+    pub fn merged(&self, newer: &CapSnapshot) -> CapSnapshot {
+        let mut counts = self.counts.clone();
+        counts.extend(newer.counts.iter().map(|(c, n)| (*c, *n)));
+        CapSnapshot { counts }
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
     }
 }
 
@@ -208,6 +269,11 @@ impl CapCounts {
     /// caller chooses to serve anyway).
     pub fn new(user_key: u64) -> CapCounts {
         CapCounts { user_key, tally: Mutex::new(Tally::default()) }
+    }
+
+    /// Counts for `user_key` starting from a snapshot read back earlier.
+    pub fn from_snapshot(user_key: u64, snapshot: &CapSnapshot) -> CapCounts {
+        CapCounts { user_key, tally: Mutex::new(Tally { counts: snapshot.counts.clone(), pending: Vec::new() }) }
     }
 
     pub fn user_key(&self) -> u64 {

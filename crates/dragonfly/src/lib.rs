@@ -90,7 +90,7 @@ mod keys;
 pub mod replay;
 
 pub use budget::{Booking, BudgetLedger, LeaseRequest, LeaseState};
-pub use caps::{CapCounts, FrequencyCaps};
+pub use caps::{CapCounts, CapSnapshot, FrequencyCaps};
 pub use client::{ConnectOptions, Dragonfly};
 pub use ctr::CtrStats;
 pub use error::Error;

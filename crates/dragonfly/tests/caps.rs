@@ -231,3 +231,31 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
     assert!(!serve(&caps, USER, &rules, DAY).await);
     assert_eq!(hash(&mut con, &user_key(&prefix, USER)).await.get(&format!("11:d:{DAY_NO}")), Some(&2));
 }
+
+#[tokio::test]
+async fn commit_and_read_leaves_a_snapshot_that_decides_the_next_request_without_a_read() {
+    let prefix = unique_prefix("caps-snapshot");
+    let (a, b) = (FrequencyCaps::new(&connect(&prefix).await), FrequencyCaps::new(&connect(&prefix).await));
+    let rules = [rule(LINE_ITEM, 2, CapWindow::Day)];
+    let other = [rule(CAMPAIGN, 5, CapWindow::Week)];
+    let now = DAY + 60;
+    // Process a: a cold user counts optimistically; the commit reads back both rules.
+    let counts = adp_dragonfly::caps::CapCounts::new(USER);
+    assert!(counts.try_count(USER, &rules, now));
+    let (ok, snap) = a.commit_and_read(USER, &counts, &[rules[0], other[0]], now).await.expect("commit");
+    assert_eq!(ok, vec![true]);
+    assert_eq!(snap.len(), 2, "both counters read back");
+    let from_snap = adp_dragonfly::caps::CapCounts::from_snapshot(USER, &snap);
+    assert_eq!((from_snap.count(&rules[0], now), from_snap.count(&other[0], now)), (1, 0));
+    // Process b counts the last allowed impression meanwhile: a's snapshot is now stale.
+    assert!(serve(&b, USER, &rules, now).await);
+    // a decides on its stale snapshot (room for one more) and commits: the server refuses.
+    let stale = adp_dragonfly::caps::CapCounts::from_snapshot(USER, &snap);
+    assert!(stale.try_count(USER, &rules, now), "the stale snapshot says there is room");
+    let (ok, fresh) = a.commit_and_read(USER, &stale, &rules, now).await.expect("commit");
+    assert_eq!(ok, vec![false], "a stale snapshot never exceeds the cap");
+    let merged = snap.merged(&fresh);
+    let next = adp_dragonfly::caps::CapCounts::from_snapshot(USER, &merged);
+    assert!(!next.has_room(USER, &rules, now), "the read-back counter shows the cap full");
+    assert_eq!(hash(&mut raw().await, &user_key(&prefix, USER)).await.values().copied().max(), Some(2));
+}

@@ -1,10 +1,13 @@
 //! distributed: what the serving roles share across processes, on DragonflyDB.
 //!
-//! - Frequency caps: before deciding, one HMGET loads the user's counters of every capped line
-//!   item the request matches; the engine decides against that copy; one script commits what it
-//!   counted, re-checking each cap atomically on the server. A winner whose cap another process
-//!   filled in between is turned into a `frequency_capped` no-fill, so a cap of N holds across
-//!   any number of processes.
+//! - Frequency caps: the engine decides against this process's last snapshot of the user's
+//!   counters (none yet: all at 0); when a capped line item wins, one script call commits what
+//!   the request counted — re-checking each cap atomically on the server — and reads back the
+//!   user's counters of every capped line item the request matched, which become the snapshot
+//!   for the next request. So a request costs at most one round trip (none when nothing capped
+//!   won). A winner whose cap another process filled meanwhile (a stale snapshot) becomes a
+//!   `frequency_capped` no-fill: a cap of N holds across any number of processes; a stale
+//!   snapshot can cost a fill, never an impression over the cap.
 //! - Budgets: every [`SharedSettings::renew_ms`] one pipelined round trip renews this process's
 //!   lease on every budgeted line item and campaign (reporting what it reserved, bringing back
 //!   the shared spend); decisions reserve from the lease in memory. Trackers and notices book
@@ -25,7 +28,7 @@ use crate::serving::{DecideRequest, DecideResponse, Serving};
 use crate::tracking::{TrackKind, TrackedAd};
 use adp_domain::{CapRule, FrequencyStore, Micros};
 use adp_dragonfly::budget::{Booking, BudgetLedger, LeaseRequest};
-use adp_dragonfly::caps::{CapCounts, FrequencyCaps};
+use adp_dragonfly::caps::{CapCounts, CapSnapshot, FrequencyCaps};
 use adp_dragonfly::ctr::CtrStats;
 use adp_dragonfly::Dragonfly;
 use adp_engine::delivery::{LineItemCounters, PENDING_MINUTES};
@@ -76,8 +79,13 @@ pub struct Shared {
     settings: SharedSettings,
     bookings: Mutex<Vec<Booking>>,
     ctr_deltas: Mutex<HashMap<String, (u64, u64)>>,
+    /// Each user's counters as last read back, by user key (bounded, idle entries expire).
+    cap_snapshots: moka::sync::Cache<u64, Arc<CapSnapshot>>,
     pub stats: SharedStats,
 }
+
+/// Users whose cap counters a serving process remembers between requests.
+const CAP_SNAPSHOT_USERS: u64 = 1_000_000;
 
 /// Bookings held while Dragonfly is away; beyond this the oldest are dropped, loudly (the
 /// events themselves are safe in the log and in analytics; only the live budget view lags).
@@ -128,6 +136,10 @@ impl Shared {
             settings,
             bookings: Mutex::new(Vec::new()),
             ctr_deltas: Mutex::new(HashMap::new()),
+            cap_snapshots: moka::sync::Cache::builder()
+                .max_capacity(CAP_SNAPSHOT_USERS)
+                .time_to_idle(Duration::from_secs(3_600))
+                .build(),
             stats: SharedStats::default(),
         })
     }
@@ -154,28 +166,34 @@ impl Shared {
         }
     }
 
-    /// `POST /v1/decide` in distributed mode.
+    /// `POST /v1/decide` in distributed mode: at most one round trip to Dragonfly.
     pub async fn decide(&self, serving: &Serving, req: &DecideRequest) -> Result<DecideResponse, ApiError> {
         let mut decided = serving.decide_prepare(req)?;
-        let rules = serving.cap_rules_in_play(req, &decided);
         let (user, now_secs) = (decided.user(), decided.now().timestamp());
-        let counts = if rules.is_empty() { None } else { self.load_caps(user, &rules, now_secs).await };
-        match (&counts, rules.is_empty()) {
-            (Some(c), _) => serving.decide_run(req, &mut decided, c),
-            // Nothing capped in play: the store is never asked.
-            (None, true) => serving.decide_run(req, &mut decided, &NoRoom),
-            (None, false) => serving.decide_run(req, &mut decided, &NoRoom),
-        }
+        let counts = match user {
+            Some(u) => match self.cap_snapshots.get(&u) {
+                Some(snapshot) => CapCounts::from_snapshot(u, &snapshot),
+                None => CapCounts::new(u),
+            },
+            None => CapCounts::new(0),
+        };
+        serving.decide_run(req, &mut decided, &counts);
         let capped = decided.capped_winners();
-        if let (Some(counts), Some(user), false, false) = (&counts, user, capped.is_empty(), req.test) {
-            match self.caps.commit(user, counts, now_secs).await {
-                Ok(counted) => {
+        if let (Some(user), false, false) = (user, capped.is_empty(), req.test) {
+            let rules = serving.cap_rules_in_play(req, &decided);
+            match self.caps.commit_and_read(user, &counts, &rules, now_secs).await {
+                Ok((counted, fresh)) => {
                     for (slot, ok) in capped.iter().zip(counted.iter().chain(std::iter::repeat(&false))) {
                         if !ok {
                             self.stats.cap_conflicts.fetch_add(1, Ordering::Relaxed);
                             decided.revoke(*slot);
                         }
                     }
+                    let merged = match self.cap_snapshots.get(&user) {
+                        Some(old) => old.merged(&fresh),
+                        None => fresh,
+                    };
+                    self.cap_snapshots.insert(user, Arc::new(merged));
                 }
                 Err(e) => {
                     // Not known to be counted: serve none of them rather than risk the cap.

@@ -5,7 +5,9 @@
 -- ARGV[1]  the key's TTL in seconds: raised to this when something was counted, never lowered
 -- ARGV[2]  how many impressions (rule sets) follow; each is
 --          n, then n pairs (field, limit): the set counts when every field is below its limit
--- Returns one integer per set, in order: 1 counted, 0 refused (nothing counted).
+-- ARGV[after the sets]  optional: m, then m fields to read back after counting
+-- Returns one integer per set, in order: 1 counted, 0 refused (nothing counted); then the
+-- current value of each field to read back (0 when absent).
 
 local ttl = tonumber(ARGV[1])
 local sets = tonumber(ARGV[2])
@@ -38,5 +40,9 @@ for s = 1, sets do
 end
 if counted and redis.call('TTL', KEYS[1]) < ttl then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+local reads = tonumber(ARGV[at] or '0')
+for j = 1, reads do
+  out[sets + j] = tonumber(redis.call('HGET', KEYS[1], ARGV[at + j]) or '0')
 end
 return out

@@ -10,8 +10,8 @@ deployment layer hands to adplatform.
 - adplatform chart: every key of `config` in values*.yaml is a known config key.
 - .gitlab-ci.yml: the stages build, test, bench, image, deploy exist; every job's stage is
   declared and its `needs` are jobs; the test job runs .ci/run; scripts it calls exist.
-Known keys are those of config/adplatform.example.toml plus the distributed-mode keys
-below (the application's config must accept them).
+Known keys are those of config/adplatform.example.toml (a test keeps it complete; the
+binary's own check-config runs on the rendered config in check_rendered_config.py).
 Exit status 1 on any failure.
 """
 
@@ -24,23 +24,13 @@ import yaml
 
 ROLES = ["decide", "bid", "track", "api", "ingest"]
 STORES = ["scylla", "redpanda", "dragonfly", "clickhouse"]
-# Distributed-mode keys the deployment layer relies on (issue: distributed mode).
-DISTRIBUTED_KEYS = {
-    "mode", "server.roles", "store.backend",
-    "scylla.nodes", "scylla.keyspace", "scylla.replication", "scylla.local_dc",
-    "dragonfly.url", "kafka.brokers", "kafka.topic_prefix",
-    "clickhouse.url", "clickhouse.database", "clickhouse.user", "clickhouse.password",
-    # Assumed: the ClickHouse cluster name for replicated tables ON CLUSTER (production).
-    "clickhouse.cluster",
-    "auth.admin_key", "tracking.signing_keys",
-}
 ENV_ALIASES = {"ADP_CONFIG", "ADP_ADMIN_KEY"}
 
 
 def known_keys(root):
     with open(os.path.join(root, "config", "adplatform.example.toml"), "rb") as f:
         example = tomllib.load(f)
-    keys = set(DISTRIBUTED_KEYS)
+    keys = set()
     for k, v in example.items():
         if isinstance(v, dict):
             keys.update(f"{k}.{kk}" for kk in v)

@@ -11,7 +11,7 @@
 //! * `producer`: events already in memory → adp-eventwire value + key → the idempotent producer
 //!   with the forwarder's settings (lz4, acks=all, linger 10 ms) → every delivery confirmed.
 //! * `forwarder`: the whole path as deployed — events already committed to a local log, a
-//!   `KafkaForwarder` reading them (JSON records), encoding and producing them, until the
+//!   `KafkaForwarder` reading them (binary records), encoding and producing them, until the
 //!   broker confirmed the last one.
 
 use adp_domain::events::{Event, EventKind};

@@ -331,7 +331,9 @@ pub fn record_offsets_sql(database: &str, topic: &str, next: &BTreeMap<i32, i64>
 /// The query reading where each partition continues: rows of (partition, next offset).
 pub fn load_offsets_sql(database: &str, topic: &str) -> String {
     format!(
-        "SELECT kafka_partition, max(next_offset) FROM {database}.ingest_offsets WHERE topic = {} GROUP BY kafka_partition",
+        // The latest record wins, not the highest offset: after a broker lost its log and the
+        // partition started again from 0, the offsets recorded since are the ones to resume at.
+        "SELECT kafka_partition, argMax(next_offset, batch_id) FROM {database}.ingest_offsets WHERE topic = {} GROUP BY kafka_partition",
         quote(topic)
     )
 }

@@ -52,13 +52,14 @@ impl DeliveryTotals {
     }
 }
 
-type Key = (DateTime<Utc>, String);
+/// Cells by UTC hour start, then by line item id (found without allocating; see `apply`).
+type Cells = BTreeMap<DateTime<Utc>, Vec<(String, DeliveryTotals)>>;
 
 /// Delivery per (UTC hour start, line item id). Thread-safe; plug it into `LocalLog` as an
 /// `Arc<DeliveryRollup>` observer.
 #[derive(Debug, Default)]
 pub struct DeliveryRollup {
-    cells: Mutex<BTreeMap<Key, DeliveryTotals>>,
+    cells: Mutex<Cells>,
     /// The same events by hour and every report dimension, for `GET /api/v1/reports` in
     /// embedded mode (the same semantics as the ClickHouse backend).
     report: Mutex<adp_analytics::report::Rollup>,
@@ -77,7 +78,7 @@ impl DeliveryRollup {
         Self::default()
     }
 
-    fn cells(&self) -> MutexGuard<'_, BTreeMap<Key, DeliveryTotals>> {
+    fn cells(&self) -> MutexGuard<'_, Cells> {
         // The map is consistent after every statement, so a panic elsewhere cannot poison it.
         self.cells.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -94,7 +95,18 @@ impl DeliveryRollup {
             tracing::warn!(event_id = %event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
             return;
         };
-        self.cells().entry((hour, event.line_item_id.clone())).or_default().add_event(event);
+        // An hour holds the few line items that delivered in it: a scan with a cheap string
+        // comparison beats a map keyed by owned strings (an allocation per event).
+        let mut cells = self.cells();
+        let line_items = cells.entry(hour).or_default();
+        match line_items.iter_mut().find(|(id, _)| adp_analytics::report::same(id, &event.line_item_id)) {
+            Some((_, t)) => t.add_event(event),
+            None => {
+                let mut t = DeliveryTotals::default();
+                t.add_event(event);
+                line_items.push((event.line_item_id.clone(), t));
+            }
+        }
     }
 
     /// Rows whose hour start is in `[from, to)`, sorted by hour, then line item id.
@@ -102,21 +114,25 @@ impl DeliveryRollup {
         if from >= to {
             return Vec::new();
         }
-        let range = (Bound::Included((from, String::new())), Bound::Excluded((to, String::new())));
-        self.cells()
-            .range(range)
-            .map(|((hour, line_item_id), t)| DeliveryRow {
-                hour: *hour,
-                line_item_id: line_item_id.clone(),
-                decisions: t.decisions,
-                impressions: t.impressions,
-                clicks: t.clicks,
-                bids: t.bids,
-                wins: t.wins,
-                conversions: t.conversions,
-                spend_micros: t.spend_micros,
+        let mut rows: Vec<DeliveryRow> = self
+            .cells()
+            .range((Bound::Included(from), Bound::Excluded(to)))
+            .flat_map(|(hour, line_items)| {
+                line_items.iter().map(move |(line_item_id, t)| DeliveryRow {
+                    hour: *hour,
+                    line_item_id: line_item_id.clone(),
+                    decisions: t.decisions,
+                    impressions: t.impressions,
+                    clicks: t.clicks,
+                    bids: t.bids,
+                    wins: t.wins,
+                    conversions: t.conversions,
+                    spend_micros: t.spend_micros,
+                })
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| (a.hour, &a.line_item_id).cmp(&(b.hour, &b.line_item_id)));
+        rows
     }
 
     /// Answers a report query from the in-process report rollup.
@@ -130,7 +146,7 @@ impl DeliveryRollup {
     /// Everything counted so far, over all hours and line items.
     pub fn totals(&self) -> DeliveryTotals {
         let mut sum = DeliveryTotals::default();
-        for t in self.cells().values() {
+        for t in self.cells().values().flatten().map(|(_, t)| t) {
             sum.add(t);
         }
         sum

@@ -414,6 +414,10 @@ impl EventSink for LocalLog {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Not counted as an event; a full queue means "cannot promise", like a closed log.
         sender.try_send(Msg::Written(tx)).ok()?;
+        // Someone waits: cut the writer's linger short (events alone never wake it).
+        if let Some(writer) = &self.writer {
+            writer.thread().unpark();
+        }
         Some(Box::pin(async move { rx.await.is_ok() }))
     }
 }
@@ -781,8 +785,9 @@ impl Writer {
             } else if batch_len < MAX_BATCH {
                 // Linger so the next events pile up: a writer asleep here is not blocked on the
                 // queue, so submitting never has to wake it (one wake-up per event would cost
-                // the hot path a syscall and a context switch each).
-                std::thread::sleep(LINGER);
+                // the hot path a syscall and a context switch each). A request waiting for its
+                // event to be written (a tracker) unparks it.
+                std::thread::park_timeout(LINGER);
             }
         }
         // Every sender is gone and the queue is drained.

@@ -414,9 +414,11 @@ impl EventSink for LocalLog {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Not counted as an event; a full queue means "cannot promise", like a closed log.
         sender.try_send(Msg::Written(tx)).ok()?;
-        // Someone waits: cut the writer's linger short (events alone never wake it).
+        // Someone waits: cut the writer's linger short (events alone never wake it), and let it
+        // run now if it shares this CPU (a pinned single-core server).
         if let Some(writer) = &self.writer {
             writer.thread().unpark();
+            std::thread::yield_now();
         }
         Some(Box::pin(async move { rx.await.is_ok() }))
     }

@@ -110,18 +110,6 @@ PY
 kill "$load_pid" 2>/dev/null || true
 echo "  (load: \`adplatform loadtest --scenario bench/scenarios/direct-web.toml --mode open --rate $LAG_RATE\`; ingest batch 200 ms)" >>"$out"
 
-python3 - "$out" <<'PY'
-import re, sys
-report = open(sys.argv[1]).read()
-path = "BENCHMARKS.md"
-text = open(path).read()
-begin, end = "<!-- bench-pipeline.sh:begin -->", "<!-- bench-pipeline.sh:end -->"
-block = f"{begin}\n{report.rstrip()}\n{end}"
-if begin in text and end in text:
-    text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n## Event pipeline (scripts/bench-pipeline.sh)\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 bench/replace_section.py bench-pipeline.sh "Event pipeline (scripts/bench-pipeline.sh)" "$out"
 cat "$out"
 log "done: BENCHMARKS.md updated"

@@ -166,17 +166,5 @@ kill "${pids[-1]}"
 } >>"$out"
 
 cp "$out" bench/results/latest.md
-python3 - "$out" <<'PY'
-import re, sys
-report = open(sys.argv[1]).read()
-path = "BENCHMARKS.md"
-text = open(path).read()
-begin, end = "<!-- bench.sh:begin -->", "<!-- bench.sh:end -->"
-block = f"{begin}\n{report.rstrip()}\n{end}"
-if begin in text and end in text:
-    text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n## Latest full run (scripts/bench.sh)\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 bench/replace_section.py bench.sh "Latest full run (scripts/bench.sh)" "$out"
 log "done: BENCHMARKS.md and bench/results/latest.md updated"

@@ -260,6 +260,30 @@ pub enum CapWindow {
     Lifetime,
 }
 
+impl CapWindow {
+    /// The window instance `now` (Unix seconds) falls in, and when it ends. Windows are fixed
+    /// and aligned in UTC: N-second buckets since the epoch, UTC days, weeks from Monday
+    /// 00:00 UTC; a lifetime is one instance that never ends. Every frequency store counts in
+    /// these instances.
+    pub fn instance(self, now: i64) -> (i64, i64) {
+        const DAY: i64 = 86_400;
+        // The Unix epoch was a Thursday; weeks start on Mondays, three days earlier.
+        const WEEK_SHIFT: i64 = 3 * DAY;
+        /// Buckets of `len` seconds whose boundaries sit `shift` seconds before multiples of `len`.
+        fn aligned(now: i64, len: i64, shift: i64) -> (i64, i64) {
+            let bucket = now.saturating_add(shift).div_euclid(len);
+            let end = bucket.saturating_add(1).saturating_mul(len).saturating_sub(shift);
+            (bucket, end)
+        }
+        match self {
+            CapWindow::Seconds(n) => aligned(now, i64::from(n.max(1)), 0),
+            CapWindow::Day => aligned(now, DAY, 0),
+            CapWindow::Week => aligned(now, 7 * DAY, WEEK_SHIFT),
+            CapWindow::Lifetime => (0, i64::MAX),
+        }
+    }
+}
+
 /// At most `count` impressions per user per `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -20,9 +20,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 const DAY_SECS: i64 = 86_400;
-const WEEK_SECS: i64 = 7 * DAY_SECS;
-/// The Unix epoch was a Thursday; weeks start on Mondays, three days earlier than the epoch's.
-const WEEK_SHIFT_SECS: i64 = 3 * DAY_SECS;
 /// Seconds a user's hash outlives the end of its longest window, for clocks a little apart.
 pub const TTL_GRACE_SECS: i64 = 60;
 /// The default TTL of a hash holding lifetime counters: 400 days.
@@ -211,7 +208,7 @@ struct Counter {
 impl Counter {
     /// The counter `rule` counts in at `now`, and when its window ends.
     fn of(rule: &CapRule, now: i64) -> (Counter, i64) {
-        let (bucket, end) = bucket(rule.window, now);
+        let (bucket, end) = CapWindow::instance(rule.window, now);
         (Counter { entity: rule.entity, window: rule.window, bucket }, end)
     }
 
@@ -344,24 +341,7 @@ impl FrequencyStore for CapCounts {
     }
 }
 
-/// The window instance `now` falls in, and when it ends (Unix seconds). Windows are fixed and
-/// aligned in UTC: N-second buckets since the epoch, UTC days, weeks from Monday 00:00 UTC.
-/// The same arithmetic as the embedded store (adp-store's `frequency::bucket`, private there).
-fn bucket(window: CapWindow, now: i64) -> (i64, i64) {
-    match window {
-        CapWindow::Seconds(n) => aligned(now, i64::from(n.max(1)), 0),
-        CapWindow::Day => aligned(now, DAY_SECS, 0),
-        CapWindow::Week => aligned(now, WEEK_SECS, WEEK_SHIFT_SECS),
-        CapWindow::Lifetime => (0, i64::MAX),
-    }
-}
 
-/// Buckets of `len` seconds whose boundaries sit `shift` seconds before multiples of `len`.
-fn aligned(now: i64, len: i64, shift: i64) -> (i64, i64) {
-    let bucket = now.saturating_add(shift).div_euclid(len);
-    let end = bucket.saturating_add(1).saturating_mul(len).saturating_sub(shift);
-    (bucket, end)
-}
 
 #[cfg(test)]
 mod tests {
@@ -370,27 +350,9 @@ mod tests {
     const USER: u64 = 0xDEAD_BEEF;
     /// 2026-03-10 00:00:00 UTC, a Tuesday.
     const DAY: i64 = 1_773_100_800;
-    /// 2026-03-09 00:00:00 UTC, a Monday.
-    const MONDAY: i64 = DAY - DAY_SECS;
 
     fn rule(entity: u64, count: u32, window: CapWindow) -> CapRule {
         CapRule { entity, count, window }
-    }
-
-    #[test]
-    fn buckets_are_aligned_in_utc() {
-        assert_eq!(bucket(CapWindow::Seconds(60), 119), (1, 120));
-        assert_eq!(bucket(CapWindow::Seconds(60), -1), (-1, 0));
-        assert_eq!(bucket(CapWindow::Day, DAY + 13 * 3_600), (DAY / DAY_SECS, DAY + DAY_SECS));
-        // the epoch (Thursday) lies in the week from Monday 1969-12-29 to Monday 1970-01-05
-        assert_eq!(bucket(CapWindow::Week, 0), (0, 4 * DAY_SECS));
-        assert_eq!(bucket(CapWindow::Week, -3 * DAY_SECS), (0, 4 * DAY_SECS));
-        assert_eq!(bucket(CapWindow::Week, -3 * DAY_SECS - 1).0, -1);
-        assert_eq!(bucket(CapWindow::Week, MONDAY - 1).1, MONDAY);
-        assert_eq!(bucket(CapWindow::Week, MONDAY).1, MONDAY + WEEK_SECS);
-        assert_eq!(bucket(CapWindow::Lifetime, i64::MIN), (0, i64::MAX));
-        assert_eq!(bucket(CapWindow::Week, i64::MAX).1, i64::MAX - WEEK_SHIFT_SECS);
-        let _ = bucket(CapWindow::Seconds(0), i64::MIN);
     }
 
     #[test]

@@ -17,10 +17,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-const DAY_SECS: i64 = 86_400;
-const WEEK_SECS: i64 = 7 * DAY_SECS;
-/// The Unix epoch was a Thursday; weeks start on Mondays, three days earlier than the epoch's.
-const WEEK_SHIFT_SECS: i64 = 3 * DAY_SECS;
 
 /// In-process frequency counters; see the module docs.
 pub struct InProcessFrequency {
@@ -125,7 +121,7 @@ impl Shard {
     fn has_room(&self, user: u64, rules: &[CapRule], now: i64) -> bool {
         rules.iter().all(|rule| {
             let key = CounterKey { user, entity: rule.entity, window: rule.window };
-            let (bucket, _) = bucket(rule.window, now);
+            let (bucket, _) = CapWindow::instance(rule.window, now);
             let count = self.counters.get(&key).filter(|c| c.bucket == bucket).map_or(0, |c| c.count);
             count < rule.count
         })
@@ -134,7 +130,7 @@ impl Shard {
     /// Counts one impression under `rule`; `rules` are the whole impression's, spared by eviction.
     fn count(&mut self, user: u64, rule: &CapRule, rules: &[CapRule], now: i64) {
         let key = CounterKey { user, entity: rule.entity, window: rule.window };
-        let (bucket, expires_at) = bucket(rule.window, now);
+        let (bucket, expires_at) = CapWindow::instance(rule.window, now);
         if let Some(counter) = self.counters.get_mut(&key) {
             if counter.bucket == bucket {
                 counter.count = counter.count.saturating_add(1);
@@ -177,27 +173,16 @@ impl Shard {
     }
 }
 
-/// The window instance `now` falls in, and when it ends (Unix seconds). Windows are fixed and
-/// aligned in UTC: N-second buckets since the epoch, UTC days, weeks from Monday 00:00 UTC.
-fn bucket(window: CapWindow, now: i64) -> (i64, i64) {
-    match window {
-        CapWindow::Seconds(n) => aligned(now, i64::from(n.max(1)), 0),
-        CapWindow::Day => aligned(now, DAY_SECS, 0),
-        CapWindow::Week => aligned(now, WEEK_SECS, WEEK_SHIFT_SECS),
-        CapWindow::Lifetime => (0, i64::MAX),
-    }
-}
 
-/// Buckets of `len` seconds whose boundaries sit `shift` seconds before multiples of `len`.
-fn aligned(now: i64, len: i64, shift: i64) -> (i64, i64) {
-    let bucket = now.saturating_add(shift).div_euclid(len);
-    let end = bucket.saturating_add(1).saturating_mul(len).saturating_sub(shift);
-    (bucket, end)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY_SECS: i64 = 86_400;
+    const WEEK_SECS: i64 = 7 * DAY_SECS;
+    /// The Unix epoch was a Thursday; weeks start on Mondays, three days earlier than the epoch's.
+    const WEEK_SHIFT_SECS: i64 = 3 * DAY_SECS;
     use chrono::{Datelike, TimeZone, Utc, Weekday};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
@@ -310,18 +295,18 @@ mod tests {
 
     #[test]
     fn buckets_are_aligned_in_utc() {
-        assert_eq!(bucket(CapWindow::Seconds(60), 119), (1, 120));
-        assert_eq!(bucket(CapWindow::Seconds(60), -1), (-1, 0));
-        assert_eq!(bucket(CapWindow::Day, at(2026, 3, 10, 13, 0, 0)).1, at(2026, 3, 11, 0, 0, 0));
+        assert_eq!(CapWindow::instance(CapWindow::Seconds(60), 119), (1, 120));
+        assert_eq!(CapWindow::instance(CapWindow::Seconds(60), -1), (-1, 0));
+        assert_eq!(CapWindow::instance(CapWindow::Day, at(2026, 3, 10, 13, 0, 0)).1, at(2026, 3, 11, 0, 0, 0));
         // the epoch (Thursday) lies in the week from Monday 1969-12-29 to Monday 1970-01-05
-        assert_eq!(bucket(CapWindow::Week, 0), (0, at(1970, 1, 5, 0, 0, 0)));
-        assert_eq!(bucket(CapWindow::Week, at(1969, 12, 29, 0, 0, 0)), (0, at(1970, 1, 5, 0, 0, 0)));
-        assert_eq!(bucket(CapWindow::Week, at(1969, 12, 28, 23, 59, 59)).0, -1);
-        assert_eq!(bucket(CapWindow::Week, at(2026, 3, 15, 23, 59, 59)).1, at(2026, 3, 16, 0, 0, 0));
-        assert_eq!(bucket(CapWindow::Lifetime, i64::MIN), (0, i64::MAX));
+        assert_eq!(CapWindow::instance(CapWindow::Week, 0), (0, at(1970, 1, 5, 0, 0, 0)));
+        assert_eq!(CapWindow::instance(CapWindow::Week, at(1969, 12, 29, 0, 0, 0)), (0, at(1970, 1, 5, 0, 0, 0)));
+        assert_eq!(CapWindow::instance(CapWindow::Week, at(1969, 12, 28, 23, 59, 59)).0, -1);
+        assert_eq!(CapWindow::instance(CapWindow::Week, at(2026, 3, 15, 23, 59, 59)).1, at(2026, 3, 16, 0, 0, 0));
+        assert_eq!(CapWindow::instance(CapWindow::Lifetime, i64::MIN), (0, i64::MAX));
         // extreme clocks do not overflow
-        assert_eq!(bucket(CapWindow::Week, i64::MAX).1, i64::MAX - WEEK_SHIFT_SECS);
-        let _ = bucket(CapWindow::Seconds(0), i64::MIN);
+        assert_eq!(CapWindow::instance(CapWindow::Week, i64::MAX).1, i64::MAX - WEEK_SHIFT_SECS);
+        let _ = CapWindow::instance(CapWindow::Seconds(0), i64::MIN);
     }
 
     #[test]

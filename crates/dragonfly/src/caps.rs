@@ -341,8 +341,6 @@ impl FrequencyStore for CapCounts {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

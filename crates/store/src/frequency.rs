@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-
 /// In-process frequency counters; see the module docs.
 pub struct InProcessFrequency {
     shards: Box<[Mutex<Shard>]>,
@@ -172,8 +171,6 @@ impl Shard {
         });
     }
 }
-
-
 
 #[cfg(test)]
 mod tests {

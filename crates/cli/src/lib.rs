@@ -758,8 +758,8 @@ pub async fn serve(
 
     let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
     let state_serving = state.serving.clone();
-    let router = adp_server::router_for_roles(state, &http, &roles);
-    let cores = net::spawn_cores(listeners, router, stop_rx);
+    let dispatcher = net::Dispatcher::new(state, &http, &roles);
+    let cores = net::spawn_cores(listeners, dispatcher, stop_rx);
     shutdown.await;
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -3,11 +3,25 @@
 //! connections across cores and no request crosses a thread. Nothing here is shared but the
 //! immutable router state.
 
+use crate::error::ApiError;
+use crate::{http_metrics, AppState, HttpSettings};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tower::Service;
 
 fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -37,30 +51,102 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpList
     Ok(out)
 }
 
-/// Serves `router` on each listener from its own thread and runtime until `stop` turns true.
+/// What a serving thread answers: the two hot routes directly on hyper, everything else
+/// through the axum router.
+///
+/// `POST /v1/decide` and `POST /openrtb2/bid` (without content coding) skip axum's routing,
+/// extractors and tower layers: the body is read against the same size limit, the same handler
+/// code answers, and the request is counted in the same HTTP metrics. A bid request that is
+/// gzipped, or whose sender accepts a gzipped answer, goes through the router, whose layers do
+/// the content coding.
+#[derive(Clone)]
+pub struct Dispatcher {
+    router: Router,
+    state: AppState,
+    max_body: usize,
+    decide: bool,
+    bid: bool,
+}
+
+impl Dispatcher {
+    pub fn new(state: AppState, settings: &HttpSettings, roles: &[&str]) -> Dispatcher {
+        Dispatcher {
+            router: crate::router_for_roles(state.clone(), settings, roles),
+            max_body: settings.max_body_bytes,
+            decide: roles.contains(&"decide") && state.serving.is_some(),
+            bid: roles.contains(&"bid") && state.serving.is_some(),
+            state,
+        }
+    }
+
+    async fn dispatch(self, req: Request<Incoming>) -> Result<Response, Infallible> {
+        let started = Instant::now();
+        if req.method() == Method::POST {
+            let path = req.uri().path();
+            if self.decide && path == "/v1/decide" {
+                let body = read_body(req, self.max_body).await;
+                let resp = crate::serving_http::decide_body(&self.state, body).await;
+                http_metrics::observe(0, resp.status().as_u16(), started.elapsed().as_secs_f64());
+                return Ok(resp);
+            }
+            if self.bid && path == "/openrtb2/bid" && !coded(req.headers()) {
+                let body = read_body(req, self.max_body).await;
+                let resp = crate::serving_http::bid_body(&self.state, started, body).await;
+                http_metrics::observe(1, resp.status().as_u16(), started.elapsed().as_secs_f64());
+                return Ok(resp);
+            }
+        }
+        let mut router = self.router;
+        router.call(req.map(Body::new)).await
+    }
+}
+
+/// Whether a request needs content coding: a coded body, or an answer the sender accepts gzipped.
+fn coded(h: &HeaderMap) -> bool {
+    let identity = h
+        .get(header::CONTENT_ENCODING)
+        .is_none_or(|v| v.to_str().map(|s| s.trim().eq_ignore_ascii_case("identity")).unwrap_or(false));
+    let gzip_ok = h
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().map(|s| s.to_ascii_lowercase().contains("gzip")).unwrap_or(true));
+    !identity || gzip_ok
+}
+
+/// The body within `limit` bytes: too large → 413, unreadable → 400 (as the `RawBody` extractor).
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body exceeds the size limit");
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())),
+    }
+}
+
+/// Serves on each listener from its own thread and runtime until `stop` turns true, then lets
+/// the open connections finish their requests.
 pub fn spawn_cores(
     listeners: Vec<std::net::TcpListener>,
-    router: Router,
+    dispatcher: Dispatcher,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<std::io::Result<()>>> {
     listeners
         .into_iter()
         .enumerate()
         .map(|(core, l)| {
-            let router = router.clone();
-            let mut stop = stop.clone();
+            let dispatcher = dispatcher.clone();
+            let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("adp-core-{core}"))
                 .spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    rt.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(l)?;
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            })
-                            .await
-                    })
+                    rt.block_on(serve_core(l, dispatcher, stop))
                 })
                 .map_err(|e| {
                     tracing::error!(core, error = %e, "cannot start a serving thread");
@@ -69,4 +155,41 @@ pub fn spawn_cores(
                 .unwrap_or_else(|e| std::thread::spawn(move || Err(e)))
         })
         .collect()
+}
+
+/// One core's accept loop: HTTP/1.1 connections, each a task on this thread's runtime.
+async fn serve_core(
+    l: std::net::TcpListener,
+    dispatcher: Dispatcher,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(l)?;
+    let graceful = GracefulShutdown::new();
+    // No header-read timer: it would arm a timer for every request (as before, under axum).
+    let http = http1::Builder::new();
+    loop {
+        let stream = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let d = dispatcher.clone();
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| d.clone().dispatch(req)));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not the server's error.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

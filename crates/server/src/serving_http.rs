@@ -71,8 +71,13 @@ async fn decide_any(
 }
 
 async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>) -> Response {
-    let req = body.and_then(|RawBody(bytes)| parse_decide(&bytes));
-    let result = decide_any(&st, req).await;
+    decide_body(&st, body.map(|RawBody(bytes)| bytes)).await
+}
+
+/// `POST /v1/decide` once its body is read (also called by the hot-path dispatcher, `net`).
+pub(crate) async fn decide_body(st: &AppState, body: Result<axum::body::Bytes, ApiError>) -> Response {
+    let req = body.and_then(|bytes| parse_decide(&bytes));
+    let result = decide_any(st, req).await;
     cors(match result {
         Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),
@@ -371,12 +376,18 @@ async fn openrtb_bid(
     body: Result<RawBody, ApiError>,
 ) -> Response {
     let arrived = arrived.map_or_else(Instant::now, |a| a.0 .0);
-    let s = match serving(&st) {
+    bid_body(&st, arrived, body.map(|RawBody(b)| b)).await
+}
+
+/// `POST /openrtb2/bid` once its (decoded) body is read (also called by the hot-path
+/// dispatcher, `net`, for requests without content coding).
+pub(crate) async fn bid_body(st: &AppState, arrived: Instant, body: Result<axum::body::Bytes, ApiError>) -> Response {
+    let s = match serving(st) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
     let bytes = match body {
-        Ok(RawBody(b)) => b,
+        Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     let mut req = match adp_openrtb::parse_request(&bytes) {

@@ -369,3 +369,52 @@ async fn the_user_agent_fills_in_the_device_and_crawlers_get_no_ads() {
     let r = decide(&anon, json!({"placements": [{"id": "demo-mrec"}], "device": {"ua": bot}})).await;
     assert_eq!(r["decisions"][0]["no_fill_reason"], "crawler", "{r}");
 }
+
+/// The hot routes read their bodies outside axum (crates/server/src/net.rs): the body limit
+/// still holds, declared (Content-Length) or streamed (chunked), with the API's error shape.
+#[tokio::test]
+async fn oversized_hot_path_bodies_are_refused_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]);
+    let big = vec![b' '; 2 * 1024 * 1024];
+    for path in ["/v1/decide", "/openrtb2/bid"] {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", server.base))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{path}");
+
+        // Chunked: no length is declared, so the limit must stop the read itself.
+        let addr = server.base.trim_start_matches("http://").to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.expect("write head");
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..32 {
+            // The server may answer and close before the whole body is sent.
+            if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
+                || s.write_all(&chunk).await.is_err()
+                || s.write_all(b"\r\n").await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("payload_too_large"), "{path}: {answer}");
+    }
+    // The server still serves.
+    let c = server.client(None);
+    let r = c.post("/v1/decide", &json!({"placements": [{"id": "demo-mrec"}], "user": {"id": "u-after-413"}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

@@ -38,10 +38,13 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpList
 }
 
 /// Serves `router` on each listener from its own thread and runtime until `stop` turns true.
+/// With `connect_info`, handlers see each connection's peer address (`ConnectInfo<SocketAddr>`;
+/// it costs an extension per request, so only when `geo.use_client_addr` needs it).
 pub fn spawn_cores(
     listeners: Vec<std::net::TcpListener>,
     router: Router,
     stop: watch::Receiver<bool>,
+    connect_info: bool,
 ) -> Vec<JoinHandle<std::io::Result<()>>> {
     listeners
         .into_iter()
@@ -55,11 +58,15 @@ pub fn spawn_cores(
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                     rt.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(l)?;
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            })
-                            .await
+                        let stopped = async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        };
+                        if connect_info {
+                            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                            axum::serve(listener, service).with_graceful_shutdown(stopped).await
+                        } else {
+                            axum::serve(listener, router).with_graceful_shutdown(stopped).await
+                        }
                     })
                 })
                 .map_err(|e| {

@@ -14,6 +14,7 @@
 #   ADP_TEST_CLICKHOUSE=http://127.0.0.1:18123
 #   ADP_TEST_REDIS=redis://127.0.0.1:16379
 #   ADP_TEST_TANSU_BIN=<path of the tansu binary, for tests that run brokers of their own>
+#   ADP_TEST_GEOIP_MMDB=<an IP-to-country .mmdb file, fetched by scripts/fetch-geoip.sh>
 set -euo pipefail
 
 DIR=${ADP_SERVICES_DIR:-/var/tmp/adplatform-services}
@@ -94,6 +95,11 @@ tansu_bin() {
     fi
     [ -x "$path" ] || die "no tansu binary at $path"
     echo "$path"
+}
+
+# An IP-to-country database (a file, not a process), for the geo tests.
+geoip_mmdb() {
+    "$(dirname "$0")/fetch-geoip.sh" "$DIR/geoip"
 }
 
 # --- processes -------------------------------------------------------------------------------
@@ -210,12 +216,14 @@ start_redis() {
 }
 
 write_env() {
-    local tmp="$ENV_FILE.tmp"
+    local tmp="$ENV_FILE.tmp" geoip
+    geoip=$(geoip_mmdb)
     {
         echo "ADP_TEST_KAFKA=127.0.0.1:$KAFKA_PORT"
         echo "ADP_TEST_CLICKHOUSE=http://127.0.0.1:$CH_HTTP_PORT"
         echo "ADP_TEST_REDIS=redis://127.0.0.1:$REDIS_PORT"
         echo "ADP_TEST_TANSU_BIN=$(tansu_bin)"
+        echo "ADP_TEST_GEOIP_MMDB=$geoip"
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
     log "addresses written to $ENV_FILE"

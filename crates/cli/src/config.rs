@@ -37,6 +37,7 @@ pub struct Config {
     pub frequency: FrequencyConfig,
     pub rtb: RtbConfig,
     pub conversions: ConversionsConfig,
+    pub geo: GeoConfig,
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub scylla: ScyllaConfig,
@@ -238,6 +239,19 @@ impl Default for ConversionsConfig {
     }
 }
 
+/// Geo from IP: requests that name no country are placed by their IP address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    /// A MaxMind DB file (GeoIP2/GeoLite2 Country or City, or ip-location-db); empty: no lookup.
+    pub mmdb_path: String,
+    /// Decide requests without `device.ip`: look up the TCP peer's address.
+    pub use_client_addr: bool,
+    /// With `use_client_addr`: the first `X-Forwarded-For` entry instead of the peer (the
+    /// server sits behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtbConfig {
@@ -413,6 +427,7 @@ impl Default for Config {
             frequency: FrequencyConfig::default(),
             rtb: RtbConfig::default(),
             conversions: ConversionsConfig::default(),
+            geo: GeoConfig::default(),
             kafka: KafkaConfig::default(),
             clickhouse: ClickHouseConfig::default(),
             scylla: ScyllaConfig::default(),
@@ -701,6 +716,7 @@ impl Config {
         if self.frequency.max_entries < 1000 {
             return Err(key_error("frequency.max_entries", "", "must be at least 1000"));
         }
+        self.validate_geo()?;
         if !self.kafka.brokers.trim().is_empty() {
             self.kafka_forwarder()?;
         }
@@ -716,6 +732,30 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `[geo]`: the database file must exist (it is read and checked when a server starts, and
+    /// by `check-config`); the client-address switches need a database.
+    fn validate_geo(&self) -> Result<(), ConfigError> {
+        if self.geo.trust_forwarded_for && !self.geo.use_client_addr {
+            return Err(key_error("geo.trust_forwarded_for", "", "only applies with geo.use_client_addr = true"));
+        }
+        let path = self.geo.mmdb_path.trim();
+        if path.is_empty() {
+            if self.geo.use_client_addr {
+                return Err(key_error("geo.use_client_addr", "", "needs geo.mmdb_path (the database to look up in)"));
+            }
+            return Ok(());
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(key_error("geo.mmdb_path", "", format!("{path} is not a file"))),
+            Err(e) => Err(key_error(
+                "geo.mmdb_path",
+                "",
+                format!("cannot read {path}: {e} (scripts/fetch-geoip.sh fetches a free database)"),
+            )),
+        }
     }
 
     /// The configured tracking signing keys as `(id, secret)`; empty when none are set.
@@ -1054,6 +1094,44 @@ mod tests {
             assert!(err.to_string().contains("clickhouse.cluster"), "{bad}: {err}");
             assert_eq!(key_of(err), "clickhouse.cluster");
         }
+    }
+
+    #[test]
+    fn geo_is_off_by_default_and_a_missing_database_names_the_key_and_path() {
+        let c = load(None, &env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(c.geo, GeoConfig::default());
+        let err = load(None, &env(&[("ADP_GEO_MMDB_PATH", "/nonexistent/GeoLite2-City.mmdb")]), &Overrides::default())
+            .expect_err("missing file");
+        let msg = err.to_string();
+        assert!(msg.starts_with("config key `geo.mmdb_path`: cannot read /nonexistent/GeoLite2-City.mmdb"), "{msg}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err =
+            load(None, &env(&[("ADP_GEO_MMDB_PATH", dir.path().to_str().expect("utf-8"))]), &Overrides::default())
+                .expect_err("a directory");
+        assert_eq!(key_of(err), "geo.mmdb_path");
+        let file = dir.path().join("geo.mmdb");
+        std::fs::write(&file, b"checked when opened").expect("write");
+        let file = file.to_str().expect("utf-8");
+        let c = load(
+            None,
+            &env(&[
+                ("ADP_GEO_MMDB_PATH", file),
+                ("ADP_GEO_USE_CLIENT_ADDR", "true"),
+                ("ADP_GEO_TRUST_FORWARDED_FOR", "1"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("geo on");
+        assert!(c.geo.use_client_addr && c.geo.trust_forwarded_for);
+        let err = load(None, &env(&[("ADP_GEO_USE_CLIENT_ADDR", "true")]), &Overrides::default()).expect_err("no db");
+        assert_eq!(key_of(err), "geo.use_client_addr");
+        let err = load(
+            None,
+            &env(&[("ADP_GEO_MMDB_PATH", file), ("ADP_GEO_TRUST_FORWARDED_FOR", "true")]),
+            &Overrides::default(),
+        )
+        .expect_err("forwarded-for alone");
+        assert_eq!(key_of(err), "geo.trust_forwarded_for");
     }
 
     #[test]

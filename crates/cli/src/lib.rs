@@ -8,7 +8,7 @@ use adp_engine::pacing::PacingConfig;
 use adp_events::{DeliveryRollup, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
 use adp_server::bidder::{BillOn, RtbSettings};
 use adp_server::conversions::AttributionSettings;
-use adp_server::serving::{follow_catalog, run_pacing, RestartRecovery, Serving, ServingSettings};
+use adp_server::serving::{follow_catalog, run_pacing, GeoSettings, RestartRecovery, Serving, ServingSettings};
 use adp_server::tracking::UrlSigner;
 use adp_server::{auth, demo, net, AppState, HttpSettings};
 use adp_store::frequency::InProcessFrequency;
@@ -330,6 +330,9 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> 
         Command::Loadtest(args) => loadtest(args).await,
         Command::CheckConfig => {
             let config = load_config(&cli, &env, &Overrides::default())?;
+            if let Some(geo) = open_geo(&config)? {
+                println!("# geo database {}: {}", geo.path().display(), geo.database_type());
+            }
             println!("# configuration is valid; effective values (secrets redacted):");
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -759,7 +762,7 @@ pub async fn serve(
     let http = HttpSettings { max_body_bytes: config.server.max_body_bytes as usize };
     let state_serving = state.serving.clone();
     let dispatcher = net::Dispatcher::new(state, &http, &roles);
-    let cores = net::spawn_cores(listeners, dispatcher, stop_rx);
+    let cores = net::spawn_cores(listeners, dispatcher, stop_rx, config.geo.use_client_addr);
     shutdown.await;
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
@@ -843,10 +846,29 @@ fn build_serving(
             max_touches: config.conversions.max_touches,
             append_click_id: config.conversions.append_click_id,
         },
+        geo: GeoSettings {
+            use_client_addr: config.geo.use_client_addr,
+            trust_forwarded_for: config.geo.trust_forwarded_for,
+        },
     };
     let signer = UrlSigner::new(signing_keys(config)?).map_err(|e| anyhow::anyhow!("tracking.signing_keys: {e}"))?;
     let freq = Arc::new(InProcessFrequency::new(config.frequency.max_entries as usize, 64));
-    Ok(Serving::new(settings, signer, freq, events, rollup))
+    let serving = Serving::new(settings, signer, freq, events, rollup);
+    Ok(match open_geo(config)? {
+        Some(geo) => serving.with_geo(Arc::new(geo)),
+        None => serving,
+    })
+}
+
+/// The `[geo]` database, read and checked; `None` when `geo.mmdb_path` is empty.
+fn open_geo(config: &Config) -> anyhow::Result<Option<adp_geoip::MmdbGeo>> {
+    let path = config.geo.mmdb_path.trim();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let geo = adp_geoip::MmdbGeo::open(path).map_err(|e| anyhow::anyhow!("{e} (geo.mmdb_path)"))?;
+    tracing::info!(path, database_type = geo.database_type(), built = geo.build_epoch(), "geo database loaded");
+    Ok(Some(geo))
 }
 
 /// The shared counters of distributed serving, on DragonflyDB.

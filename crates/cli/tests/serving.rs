@@ -375,8 +375,15 @@ async fn the_user_agent_fills_in_the_device_and_crawlers_get_no_ads() {
 #[tokio::test]
 async fn oversized_hot_path_bodies_are_refused_with_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = Server::start(&[]);
-    let big = vec![b' '; 2 * 1024 * 1024];
+    // A small limit, so the client has sent its whole body before the server answers (an early
+    // answer to a large upload may reset the connection under the client's feet).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = Server::spawn(
+        &tmp.path().join("data"),
+        &["--admin-key", common::ADMIN_KEY],
+        &[("ADP_SERVER_MAX_BODY_BYTES", "4096")],
+    );
+    let big = vec![b' '; 8 * 1024];
     for path in ["/v1/decide", "/openrtb2/bid"] {
         let r = reqwest::Client::new()
             .post(format!("{}{path}", server.base))
@@ -396,8 +403,8 @@ async fn oversized_hot_path_bodies_are_refused_with_413() {
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         );
         s.write_all(head.as_bytes()).await.expect("write head");
-        let chunk = vec![b' '; 64 * 1024];
-        for _ in 0..32 {
+        let chunk = vec![b' '; 1024];
+        for _ in 0..8 {
             // The server may answer and close before the whole body is sent.
             if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
                 || s.write_all(&chunk).await.is_err()

@@ -218,3 +218,25 @@ pub trait FrequencyStore: Send + Sync + 'static {
     /// otherwise changes nothing and returns false.
     fn try_count(&self, user_key: u64, rules: &[CapRule], now_secs: i64) -> bool;
 }
+
+// ---------------------------------------------------------------------------------------------
+// geo from IP
+
+/// Where an IP address is, as far as a geo database knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoInfo {
+    /// ISO 3166-1 alpha-2, upper case, e.g. `DE`.
+    pub country: String,
+    /// The first subdivision: its ISO 3166-2 code from MaxMind GeoIP2/GeoLite2 City (`US-CA`,
+    /// as requests write `geo.region`), its name from ip-location-db (`California`).
+    pub region: Option<String>,
+    /// The city's (English) name, when the database has cities.
+    pub city: Option<String>,
+}
+
+/// Geo lookup by IP address, on the serving hot path: no I/O, no locks, no waiting.
+pub trait GeoLookup: Send + Sync + 'static {
+    /// Where `ip` is; `None` for addresses the database does not place (private, reserved,
+    /// unknown) and for records without a valid country.
+    fn lookup(&self, ip: std::net::IpAddr) -> Option<GeoInfo>;
+}

@@ -342,7 +342,8 @@ impl Serving {
         let Some(currency) = settings.fx.pick_currency(&req.cur, &settings.currency).map(str::to_string) else {
             return Err(NoBid::all(NoBidReason::UNKNOWN_ERROR, "currency_not_supported"));
         };
-        let attrs = attributes(req);
+        let mut attrs = attributes(req);
+        self.locate(&mut attrs, None);
         if attrs.crawler {
             return Err(NoBid::all(NoBidReason::KNOWN_WEB_CRAWLER, "crawler"));
         }

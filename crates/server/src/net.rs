@@ -4,8 +4,10 @@
 //! immutable router state.
 
 use crate::error::ApiError;
+use crate::serving_http::ClientIp;
 use crate::{http_metrics, AppState, HttpSettings};
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
@@ -79,13 +81,17 @@ impl Dispatcher {
         }
     }
 
-    async fn dispatch(self, req: Request<Incoming>) -> Result<Response, Infallible> {
+    async fn dispatch(self, mut req: Request<Incoming>, peer: Option<SocketAddr>) -> Result<Response, Infallible> {
         let started = Instant::now();
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
         if req.method() == Method::POST {
             let path = req.uri().path();
             if self.decide && path == "/v1/decide" {
+                let client = ClientIp::of(&self.state, req.headers(), req.extensions());
                 let body = read_body(req, self.max_body).await;
-                let resp = crate::serving_http::decide_body(&self.state, body).await;
+                let resp = crate::serving_http::decide_body(&self.state, client, body).await;
                 http_metrics::observe(0, resp.status().as_u16(), started.elapsed().as_secs_f64());
                 return Ok(resp);
             }
@@ -130,11 +136,13 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
 }
 
 /// Serves on each listener from its own thread and runtime until `stop` turns true, then lets
-/// the open connections finish their requests.
+/// the open connections finish their requests. With `connect_info`, handlers see each connection's peer address (`ConnectInfo<SocketAddr>`;
+/// it costs an extension per request, so only when `geo.use_client_addr` needs it).
 pub fn spawn_cores(
     listeners: Vec<std::net::TcpListener>,
     dispatcher: Dispatcher,
     stop: watch::Receiver<bool>,
+    connect_info: bool,
 ) -> Vec<JoinHandle<std::io::Result<()>>> {
     listeners
         .into_iter()
@@ -146,7 +154,7 @@ pub fn spawn_cores(
                 .name(format!("adp-core-{core}"))
                 .spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    rt.block_on(serve_core(l, dispatcher, stop))
+                    rt.block_on(serve_core(l, dispatcher, stop, connect_info))
                 })
                 .map_err(|e| {
                     tracing::error!(core, error = %e, "cannot start a serving thread");
@@ -162,16 +170,17 @@ async fn serve_core(
     l: std::net::TcpListener,
     dispatcher: Dispatcher,
     mut stop: watch::Receiver<bool>,
+    connect_info: bool,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(l)?;
     let graceful = GracefulShutdown::new();
     // No header-read timer: it would arm a timer for every request (as before, under axum).
     let http = http1::Builder::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, connect_info.then_some(peer)),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -182,7 +191,7 @@ async fn serve_core(
         };
         let _ = stream.set_nodelay(true);
         let d = dispatcher.clone();
-        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| d.clone().dispatch(req)));
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| d.clone().dispatch(req, peer)));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A client that goes away mid-request is not the server's error.

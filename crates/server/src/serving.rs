@@ -10,7 +10,7 @@ use crate::markup;
 use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, UrlSigner};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
-use adp_domain::{CatalogChange, CatalogStore, EventSink, Format, FrequencyStore, Micros, Pacing, Pricing};
+use adp_domain::{CatalogChange, CatalogStore, EventSink, Format, FrequencyStore, GeoLookup, Micros, Pacing, Pricing};
 use adp_engine::delivery::{CounterRegistry, LineItemCounters};
 use adp_engine::pacing::{EvenPacer, PacingConfig, SpendCurve};
 use adp_engine::pipeline::{budget_day, decide, DecideInput, EngineScratch, NoFill, SlotRequest, Win};
@@ -44,6 +44,16 @@ pub struct ServingSettings {
     pub replay_guard_entries: usize,
     pub rtb: crate::bidder::RtbSettings,
     pub attribution: crate::conversions::AttributionSettings,
+    pub geo: GeoSettings,
+}
+
+/// Where a decide request's address for the geo lookup may come from when its body has none.
+#[derive(Clone, Debug, Default)]
+pub struct GeoSettings {
+    /// Look up the TCP peer's address (the client calling `/v1/decide` directly).
+    pub use_client_addr: bool,
+    /// With `use_client_addr`: the first `X-Forwarded-For` entry instead (behind a proxy).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServingSettings {
@@ -57,6 +67,7 @@ impl Default for ServingSettings {
             replay_guard_entries: 4_000_000,
             rtb: crate::bidder::RtbSettings::default(),
             attribution: crate::conversions::AttributionSettings::default(),
+            geo: GeoSettings::default(),
         }
     }
 }
@@ -93,6 +104,8 @@ pub struct Serving {
     pub stats: ServingStats,
     /// Distributed mode: caps, budgets, replay guards and CTR shared through DragonflyDB.
     shared: std::sync::OnceLock<Arc<crate::distributed::Shared>>,
+    /// Geo from IP, for requests that name no country.
+    geo: Option<Arc<dyn GeoLookup>>,
 }
 
 /// Longest a snapshot's CTR-based ranking is served before it is rebuilt.
@@ -126,6 +139,32 @@ impl Serving {
             settings,
             stats: ServingStats::default(),
             shared: std::sync::OnceLock::new(),
+            geo: None,
+        }
+    }
+
+    /// Looks up where requests without a country come from, by their IP address.
+    pub fn with_geo(mut self, geo: Arc<dyn GeoLookup>) -> Serving {
+        self.geo = Some(geo);
+        self
+    }
+
+    /// Fills country, region and city from the geo lookup of `ip` (else `attrs.ip`) when the
+    /// request named no country: an explicit country always wins, and so do an explicit region
+    /// and city.
+    pub(crate) fn locate(&self, attrs: &mut Attributes, ip: Option<std::net::IpAddr>) {
+        if attrs.country.is_some() {
+            return;
+        }
+        let (Some(geo), Some(ip)) = (&self.geo, attrs.ip.or(ip)) else { return };
+        if let Some(found) = geo.lookup(ip) {
+            attrs.country = Some(found.country);
+            if attrs.region.is_none() {
+                attrs.region = found.region;
+            }
+            if attrs.city.is_none() {
+                attrs.city = found.city;
+            }
         }
     }
 
@@ -517,6 +556,10 @@ pub struct DecideRequest {
     pub deals: Vec<String>,
     #[serde(default)]
     pub test: bool,
+    /// The client's address from the connection (or a trusted `X-Forwarded-For`), when
+    /// `geo.use_client_addr` is on; used only for the geo lookup, never read from the body.
+    #[serde(skip)]
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Deserialize, Debug, Default, ToSchema)]
@@ -1000,7 +1043,8 @@ impl Serving {
         if let Some(uid) = req.user.as_ref().and_then(|u| u.id.as_deref()) {
             bounded(uid, "user.id")?;
         }
-        let attrs = attributes(req)?;
+        let mut attrs = attributes(req)?;
+        self.locate(&mut attrs, req.client_ip);
         let snap = self.snapshot.load_full();
         let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
         let now = Utc::now();

@@ -13,13 +13,15 @@ use crate::AppState;
 use adp_domain::{Kind, Spec};
 use adp_openrtb::{BidResponse, OPENRTB_VERSION, OPENRTB_VERSION_HEADER};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,13 +72,58 @@ async fn decide_any(
     }
 }
 
-async fn decide_post(State(st): State<AppState>, body: Result<RawBody, ApiError>) -> Response {
-    decide_body(&st, body.map(|RawBody(bytes)| bytes)).await
+/// The client's address for the geo lookup when `geo.use_client_addr` is on: the TCP peer,
+/// or with `geo.trust_forwarded_for` the first `X-Forwarded-For` entry (then the peer is the
+/// proxy, and is never used). Unreadable headers are ignored: they are the proxy's, not the
+/// caller's, and must not fail an ad request.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    /// What the request's headers and its connection's `ConnectInfo` say, per the geo settings.
+    pub(crate) fn of(st: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> ClientIp {
+        let Some(geo) = st.serving.as_ref().map(|s| &s.settings().geo).filter(|g| g.use_client_addr) else {
+            return ClientIp(None);
+        };
+        if geo.trust_forwarded_for {
+            return ClientIp(first_forwarded_for(headers));
+        }
+        ClientIp(extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+    }
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(st, &parts.headers, &parts.extensions))
+    }
+}
+
+/// The first (the client's) address of `X-Forwarded-For`, e.g. `203.0.113.7, 10.0.0.2`.
+fn first_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    first.parse().ok().or_else(|| first.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+fn with_client_ip(req: Result<DecideRequest, ApiError>, client: ClientIp) -> Result<DecideRequest, ApiError> {
+    req.map(|mut r| {
+        r.client_ip = client.0;
+        r
+    })
+}
+
+async fn decide_post(State(st): State<AppState>, client: ClientIp, body: Result<RawBody, ApiError>) -> Response {
+    decide_body(&st, client, body.map(|RawBody(bytes)| bytes)).await
 }
 
 /// `POST /v1/decide` once its body is read (also called by the hot-path dispatcher, `net`).
-pub(crate) async fn decide_body(st: &AppState, body: Result<axum::body::Bytes, ApiError>) -> Response {
-    let req = body.and_then(|bytes| parse_decide(&bytes));
+pub(crate) async fn decide_body(
+    st: &AppState,
+    client: ClientIp,
+    body: Result<axum::body::Bytes, ApiError>,
+) -> Response {
+    let req = with_client_ip(body.and_then(|bytes| parse_decide(&bytes)), client);
     let result = decide_any(st, req).await;
     cors(match result {
         Ok(resp) => json_response(&resp),
@@ -127,8 +174,8 @@ fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
     Ok(req)
 }
 
-async fn decide_get(State(st): State<AppState>, q: QueryPairs) -> Response {
-    let result = decide_any(&st, decide_from_query(q)).await;
+async fn decide_get(State(st): State<AppState>, client: ClientIp, q: QueryPairs) -> Response {
+    let result = decide_any(&st, with_client_ip(decide_from_query(q), client)).await;
     cors(match result {
         Ok(resp) => json_response(&resp),
         Err(e) => e.into_response(),

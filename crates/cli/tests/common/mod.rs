@@ -15,6 +15,26 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_adplatform")
 }
 
+/// The geo database `scripts/services.sh start` fetches: `ADP_TEST_GEOIP_MMDB` from the
+/// environment, else from `$ADP_SERVICES_DIR/env` (default /var/tmp/adplatform-services).
+/// Missing is a failure, not a skip.
+pub fn geoip_mmdb() -> String {
+    if let Some(path) = std::env::var("ADP_TEST_GEOIP_MMDB").ok().filter(|p| !p.is_empty()) {
+        return path;
+    }
+    let dir = std::env::var("ADP_SERVICES_DIR").unwrap_or_else(|_| "/var/tmp/adplatform-services".to_string());
+    let file = format!("{dir}/env");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "ADP_TEST_GEOIP_MMDB is not set and the services env file {file} cannot be read ({e}): \
+             run `scripts/services.sh start` first (scripts/test.sh does)"
+        )
+    });
+    text.lines()
+        .find_map(|l| l.strip_prefix("ADP_TEST_GEOIP_MMDB=").map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("{file} has no ADP_TEST_GEOIP_MMDB: run `scripts/services.sh start` again"))
+}
+
 pub struct Server {
     child: Option<Child>,
     pub base: String,
@@ -45,7 +65,12 @@ impl Server {
         let dir = data_dir.to_str().expect("utf-8 path");
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", dir];
         args.extend_from_slice(extra);
-        let mut child = Command::new(bin())
+        let mut cmd = Command::new(bin());
+        // The tests' own variables (ADP_TEST_...) are not config keys: the server would refuse them.
+        for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ADP_TEST_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
             .args(&args)
             .env("ADP_LOG_LEVEL", "warn")
             .envs(env.iter().copied())

@@ -7,7 +7,7 @@
 use crate::conversions::Touch;
 use crate::error::ApiError;
 use crate::markup;
-use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, UrlSigner};
+use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, TrackedFields, UrlSigner};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
 use adp_domain::{CatalogChange, CatalogStore, EventSink, Format, FrequencyStore, GeoLookup, Micros, Pacing, Pricing};
@@ -106,6 +106,8 @@ pub struct Serving {
     shared: std::sync::OnceLock<Arc<crate::distributed::Shared>>,
     /// Geo from IP, for requests that name no country.
     geo: Option<Arc<dyn GeoLookup>>,
+    /// `settings.public_url`, HTML-escaped (tracking URLs inside markup).
+    public_url_html: String,
 }
 
 /// Longest a snapshot's CTR-based ranking is served before it is rebuilt.
@@ -136,6 +138,7 @@ impl Serving {
             signer,
             replay: ReplayGuard::new(settings.replay_guard_entries, 64),
             attribution: crate::conversions::Attribution::new(settings.attribution.clone()),
+            public_url_html: markup::html_escape(&settings.public_url),
             settings,
             stats: ServingStats::default(),
             shared: std::sync::OnceLock::new(),
@@ -315,14 +318,24 @@ impl Serving {
     }
 
     /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
-    fn track_url(&self, kind: TrackKind, ad: &TrackedAd) -> (String, String) {
-        let path = kind.path();
-        let (p, s) = self.signer.sign_parts(ad);
+    fn track_url(&self, kind: TrackKind, ad: &TrackedFields<'_>) -> (String, String) {
         let base = &self.settings.public_url;
+        let path = kind.path();
+        let mut url = String::with_capacity(base.len() + 420 + ad.landing_url.len() * 4 / 3);
+        url.push_str(base);
+        url.push_str("/v1/");
+        url.push_str(path);
+        url.push('?');
+        let amp = self.signer.append_query(kind, ad, "&", &mut url);
         // Payload and signature are base64url and the base URL was validated as a URL without
         // quotes or angle brackets, so `&` is the only character to escape.
-        let escaped_base = markup::html_escape(base);
-        (format!("{base}/v1/{path}?p={p}&s={s}"), format!("{escaped_base}/v1/{path}?p={p}&amp;s={s}"))
+        let escaped_base = &self.public_url_html;
+        let mut html = String::with_capacity(url.len() + escaped_base.len() - base.len() + 4);
+        html.push_str(escaped_base);
+        html.push_str(&url[base.len()..amp]);
+        html.push_str("&amp;");
+        html.push_str(&url[amp + 1..]);
+        (url, html)
     }
 }
 
@@ -687,18 +700,29 @@ pub fn parse_decide(body: &[u8]) -> Result<DecideRequest, ApiError> {
 
 /// Parses a JSON request body into `T`: malformed JSON → 400 `malformed_json`; a field of the
 /// wrong type, missing or unknown → the field error naming its path.
+///
+/// A good body is parsed once, without path tracking; only a refused one is parsed again,
+/// with `serde_path_to_error`, to name the field at fault.
 pub fn parse_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if let Ok(req) = serde_json::from_slice(body) {
+        return Ok(req);
+    }
+    let malformed = |e: serde_json::Error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+    };
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: T = serde_path_to_error::deserialize(de).map_err(|e| {
+    let req: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}"))
+            malformed(inner)
         } else {
             let path = if path == "." { String::new() } else { path };
             adp_domain::FieldError::from_serde(path, &inner).into()
         }
     })?;
+    // What the first parse refused but a path-tracked one accepts: trailing characters.
+    de.end().map_err(malformed)?;
     Ok(req)
 }
 
@@ -1136,27 +1160,25 @@ impl Serving {
         // Server-made and signed: the client cannot choose it, so it keys the replay guard and
         // marks test decisions (`t…`), whose trackers count nothing.
         let decision_id = format!("{}{}", if test { 't' } else { 'd' }, uuid::Uuid::now_v7().simple());
-        let tracked = |kind: TrackKind, cost: Micros, landing: &str| TrackedAd {
-            kind,
-            key_id: String::new(),
+        let tracked = TrackedFields {
             expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
-            request_id: request_id.to_string(),
-            decision_id: decision_id.clone(),
+            request_id,
+            decision_id: &decision_id,
             slot: slot_no,
-            advertiser_id: li.advertiser_id.clone(),
-            campaign_id: li.campaign_id.clone(),
-            line_item_id: li.id.clone(),
-            creative_id: cr.id.clone(),
-            publisher_id: publisher_id.clone(),
-            site_id: site_id.clone(),
-            placement_id: placement_id.clone(),
+            advertiser_id: &li.advertiser_id,
+            campaign_id: &li.campaign_id,
+            line_item_id: &li.id,
+            creative_id: &cr.id,
+            publisher_id: &publisher_id,
+            site_id: &site_id,
+            placement_id: &placement_id,
             user_key: user.unwrap_or(0),
             price_micros: win.price_micros,
-            cost_micros: cost,
+            cost_micros: 0,
             pending_minute: win.pending_minute,
-            deal_id: String::new(),
-            currency: String::new(),
-            landing_url: landing.to_string(),
+            deal_id: "",
+            currency: "",
+            landing_url: "",
         };
         // A CPC winner pays per click its rate scaled by the auction's discount (clearing / bid).
         let click_cost = match li.pricing {
@@ -1166,10 +1188,10 @@ impl Serving {
             Pricing::Cpc => li.rate_micros,
             _ => 0,
         };
-        let (imp, imp_html) =
-            self.track_url(TrackKind::Impression, &tracked(TrackKind::Impression, win.cost_per_impression, ""));
-        let (click, click_html) =
-            self.track_url(TrackKind::Click, &tracked(TrackKind::Click, click_cost, &cr.click_url));
+        let imp_ad = TrackedFields { cost_micros: win.cost_per_impression, ..tracked };
+        let (imp, imp_html) = self.track_url(TrackKind::Impression, &imp_ad);
+        let click_ad = TrackedFields { cost_micros: click_cost, landing_url: &cr.click_url, ..tracked };
+        let (click, click_html) = self.track_url(TrackKind::Click, &click_ad);
         if !test {
             let event = Event {
                 id: uuid::Uuid::now_v7().to_string(),

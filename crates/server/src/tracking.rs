@@ -101,6 +101,60 @@ pub struct TrackedAd {
     pub landing_url: String,
 }
 
+/// What a tracking URL carries, borrowed: what signing reads (`TrackedAd` owns the same fields,
+/// as verified). The serving path signs from the snapshot's strings without copying them.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackedFields<'a> {
+    pub expires_at: i64,
+    pub request_id: &'a str,
+    pub decision_id: &'a str,
+    pub slot: u32,
+    pub advertiser_id: &'a str,
+    pub campaign_id: &'a str,
+    pub line_item_id: &'a str,
+    pub creative_id: &'a str,
+    pub publisher_id: &'a str,
+    pub site_id: &'a str,
+    pub placement_id: &'a str,
+    pub user_key: u64,
+    pub price_micros: i64,
+    pub cost_micros: i64,
+    pub pending_minute: i64,
+    pub deal_id: &'a str,
+    pub currency: &'a str,
+    pub landing_url: &'a str,
+}
+
+impl TrackedAd {
+    pub fn fields(&self) -> TrackedFields<'_> {
+        TrackedFields {
+            expires_at: self.expires_at,
+            request_id: &self.request_id,
+            decision_id: &self.decision_id,
+            slot: self.slot,
+            advertiser_id: &self.advertiser_id,
+            campaign_id: &self.campaign_id,
+            line_item_id: &self.line_item_id,
+            creative_id: &self.creative_id,
+            publisher_id: &self.publisher_id,
+            site_id: &self.site_id,
+            placement_id: &self.placement_id,
+            user_key: self.user_key,
+            price_micros: self.price_micros,
+            cost_micros: self.cost_micros,
+            pending_minute: self.pending_minute,
+            deal_id: &self.deal_id,
+            currency: &self.currency,
+            landing_url: &self.landing_url,
+        }
+    }
+}
+
+thread_local! {
+    /// The record being encoded (reused: one per serving thread).
+    static RECORD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackError {
     Malformed,
@@ -167,22 +221,41 @@ impl UrlSigner {
 
     /// The query string (`p=...&s=...`) of a tracking URL for `ad`, signed with the active key.
     pub fn sign(&self, ad: &TrackedAd) -> String {
-        let (p, s) = self.sign_parts(ad);
-        format!("p={p}&s={s}")
+        let mut out = String::new();
+        self.append_query(ad.kind, &ad.fields(), "&", &mut out);
+        out
     }
 
     /// The payload and signature of a tracking URL for `ad`.
     pub fn sign_parts(&self, ad: &TrackedAd) -> (String, String) {
-        let p = self.payload(ad, ad.kind.tag());
-        let s =
-            self.mac(&self.active, &p).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default();
-        (p, s)
+        let mut out = String::new();
+        let amp = self.append_query(ad.kind, &ad.fields(), "&", &mut out);
+        let s = out[amp + "&s=".len()..].to_string();
+        out.truncate(amp);
+        (out.split_off("p=".len()), s)
+    }
+
+    /// Appends `p=<payload>{sep}s=<signature>` for a `kind` URL to `out` (`sep` is `&`, or
+    /// `&amp;` inside HTML) and returns where `sep` starts. One pass, no intermediate strings.
+    pub fn append_query(&self, kind: TrackKind, ad: &TrackedFields<'_>, sep: &str, out: &mut String) -> usize {
+        out.push_str("p=");
+        let p = out.len();
+        self.append_payload(ad, kind.tag(), out);
+        let mac = self.mac(&self.active, &out[p..]);
+        let at = out.len();
+        out.push_str(sep);
+        out.push_str("s=");
+        if let Some(m) = mac {
+            URL_SAFE_NO_PAD.encode_string(m.finalize().into_bytes(), out);
+        }
+        at
     }
 
     /// One payload for the win, billing and loss notices of a bid, and a signature for each
     /// (in that order): the payload is encoded and hashed once.
     pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [String; 3]) {
-        let p = self.payload(ad, NOTICE_TAG);
+        let mut p = String::new();
+        self.append_payload(&ad.fields(), NOTICE_TAG, &mut p);
         let Some(base) = self.mac(&self.active, &p) else { return (p, Default::default()) };
         let sig = |kind: TrackKind| {
             let mut m = base.clone();
@@ -194,34 +267,43 @@ impl UrlSigner {
         (p, sigs)
     }
 
-    fn payload(&self, ad: &TrackedAd, tag: &str) -> String {
-        use std::fmt::Write;
-        let mut record = String::with_capacity(256 + ad.landing_url.len());
-        let _ = write!(
-            record,
-            "{FORMAT}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-            tag,
-            self.active,
-            ad.expires_at,
-            ad.request_id,
-            ad.decision_id,
-            ad.slot,
-            ad.advertiser_id,
-            ad.campaign_id,
-            ad.line_item_id,
-            ad.creative_id,
-            ad.publisher_id,
-            ad.site_id,
-            ad.placement_id,
-            ad.user_key,
-            ad.price_micros,
-            ad.cost_micros,
-            ad.pending_minute,
-            ad.deal_id,
-            ad.currency,
-            ad.landing_url
-        );
-        URL_SAFE_NO_PAD.encode(record)
+    /// Appends the base64url of the `|`-separated record to `out`.
+    fn append_payload(&self, ad: &TrackedFields<'_>, tag: &str, out: &mut String) {
+        RECORD.with_borrow_mut(|rec| {
+            rec.clear();
+            let mut num = itoa::Buffer::new();
+            let field = |rec: &mut Vec<u8>, v: &[u8]| {
+                rec.extend_from_slice(v);
+                rec.push(b'|');
+            };
+            field(rec, FORMAT.as_bytes());
+            field(rec, tag.as_bytes());
+            field(rec, self.active.as_bytes());
+            field(rec, num.format(ad.expires_at).as_bytes());
+            field(rec, ad.request_id.as_bytes());
+            field(rec, ad.decision_id.as_bytes());
+            field(rec, num.format(ad.slot).as_bytes());
+            for v in [
+                ad.advertiser_id,
+                ad.campaign_id,
+                ad.line_item_id,
+                ad.creative_id,
+                ad.publisher_id,
+                ad.site_id,
+                ad.placement_id,
+            ] {
+                field(rec, v.as_bytes());
+            }
+            field(rec, num.format(ad.user_key).as_bytes());
+            for n in [ad.price_micros, ad.cost_micros, ad.pending_minute] {
+                field(rec, num.format(n).as_bytes());
+            }
+            field(rec, ad.deal_id.as_bytes());
+            field(rec, ad.currency.as_bytes());
+            rec.extend_from_slice(ad.landing_url.as_bytes());
+            out.reserve(rec.len().div_ceil(3) * 4 + 48);
+            URL_SAFE_NO_PAD.encode_string(&*rec, out);
+        });
     }
 
     /// Checks a URL's `p` and `s` and returns what it carries.
@@ -407,6 +489,20 @@ mod tests {
             }
         }
         (p, s)
+    }
+
+    #[test]
+    fn the_one_pass_url_writer_agrees_with_the_parts_and_verifies_in_html() {
+        let s = signer();
+        let a = ad(TrackKind::Click);
+        let (p, sig) = s.sign_parts(&a);
+        assert_eq!(s.sign(&a), format!("p={p}&s={sig}"));
+        let mut html = String::from("?");
+        let at = s.append_query(TrackKind::Click, &a.fields(), "&amp;", &mut html);
+        assert_eq!(&html[at..at + 5], "&amp;");
+        assert_eq!(html, format!("?p={p}&amp;s={sig}"));
+        let back = s.verify(TrackKind::Click, &p, &sig, 0).expect("verifies");
+        assert_eq!(back, TrackedAd { key_id: "k2".into(), ..a });
     }
 
     fn signer() -> UrlSigner {

@@ -481,7 +481,7 @@ impl Serving {
         } else {
             cr.sizes.first().copied().unwrap_or((0, 0))
         };
-        let decision_id = format!("{}{}", if test { 't' } else { 'd' }, uuid::Uuid::now_v7().simple());
+        let decision_id = crate::tracking::decision_id(test);
         let tracked = |kind: TrackKind| TrackedAd {
             kind,
             key_id: String::new(),

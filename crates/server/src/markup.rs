@@ -6,6 +6,12 @@ use adp_domain::CreativeContent;
 /// Escapes text for an HTML attribute or element.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
+    html_escape_into(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, escaped for an HTML attribute or element.
+pub fn html_escape_into(out: &mut String, s: &str) {
     let mut from = 0;
     for (i, b) in s.bytes().enumerate() {
         let rep = match b {
@@ -22,7 +28,6 @@ pub fn html_escape(s: &str) -> String {
         from = i + 1;
     }
     out.push_str(&s[from..]);
-    out
 }
 
 /// CDATA cannot contain `]]>`; split it where it occurs.
@@ -30,14 +35,18 @@ fn cdata(s: &str) -> String {
     format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
 }
 
-/// The impression pixel; none when there is no impression URL (RTB: the exchange's billing
-/// notice is the impression).
-fn pixel(imp_html: &str) -> String {
-    if imp_html.is_empty() {
-        return String::new();
+/// Appends the impression pixel; none when there is no impression URL (RTB: the exchange's
+/// billing notice is the impression).
+fn push_pixel(out: &mut String, imp_html: &str) {
+    if !imp_html.is_empty() {
+        out.push_str("<img src=\"");
+        out.push_str(imp_html);
+        out.push_str("\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">");
     }
-    format!("<img src=\"{imp_html}\" width=\"1\" height=\"1\" style=\"display:none\" alt=\"\">")
 }
+
+/// Bytes of the pixel's fixed part.
+const PIXEL_LEN: usize = 70;
 
 /// The tracking URLs of one ad, plain (for VAST and native) and HTML-escaped (for banners).
 pub struct Tracking<'a> {
@@ -59,16 +68,31 @@ impl<'a> Tracking<'a> {
 pub fn render(content: &CreativeContent, w: u32, h: u32, t: &Tracking<'_>) -> String {
     let (imp_url, click_url) = (t.imp, t.click);
     match content {
-        CreativeContent::BannerImage { image_url, alt } => format!(
-            "<a href=\"{}\" target=\"_blank\" rel=\"noopener\"><img src=\"{}\" width=\"{w}\" height=\"{h}\" alt=\"{}\" border=\"0\"></a>{}",
-            t.click_html,
-            html_escape(image_url),
-            html_escape(alt.as_deref().unwrap_or("")),
-            pixel(t.imp_html)
-        ),
+        CreativeContent::BannerImage { image_url, alt } => {
+            // Written in place (this is on every banner decision): no intermediate strings.
+            let alt = alt.as_deref().unwrap_or("");
+            let mut out = String::with_capacity(
+                160 + t.click_html.len() + image_url.len() + alt.len() + t.imp_html.len() + PIXEL_LEN,
+            );
+            let mut num = itoa::Buffer::new();
+            out.push_str("<a href=\"");
+            out.push_str(t.click_html);
+            out.push_str("\" target=\"_blank\" rel=\"noopener\"><img src=\"");
+            html_escape_into(&mut out, image_url);
+            out.push_str("\" width=\"");
+            out.push_str(num.format(w));
+            out.push_str("\" height=\"");
+            out.push_str(num.format(h));
+            out.push_str("\" alt=\"");
+            html_escape_into(&mut out, alt);
+            out.push_str("\" border=\"0\"></a>");
+            push_pixel(&mut out, t.imp_html);
+            out
+        }
         CreativeContent::BannerHtml { html } => {
-            let body = html.replace("%%CLICK_URL%%", t.click_html);
-            format!("{body}{}", pixel(t.imp_html))
+            let mut body = html.replace("%%CLICK_URL%%", t.click_html);
+            push_pixel(&mut body, t.imp_html);
+            body
         }
         CreativeContent::Vast { xml: Some(xml), .. } if imp_url.is_empty() => xml.clone(),
         CreativeContent::Vast { xml: Some(xml), .. } => {
@@ -118,6 +142,15 @@ mod tests {
         assert!(m.contains("href=\"https://t.example/click?p=3&amp;s=4\""), "{m}");
         assert!(m.contains("alt=\"&quot;hi&quot;\""), "{m}");
         assert!(m.contains("src=\"https://t.example/imp?p=1&amp;s=2\""), "{m}");
+        assert_eq!(
+            m,
+            "<a href=\"https://t.example/click?p=3&amp;s=4\" target=\"_blank\" rel=\"noopener\">\
+             <img src=\"https://x.example/a.png?a=1&amp;b=2\" width=\"300\" height=\"250\" alt=\"&quot;hi&quot;\" \
+             border=\"0\"></a><img src=\"https://t.example/imp?p=1&amp;s=2\" width=\"1\" height=\"1\" \
+             style=\"display:none\" alt=\"\">"
+        );
+        let bare = render(&c, 300, 250, &Tracking { imp: "", click: "c", imp_html: "", click_html: "c" });
+        assert!(bare.ends_with("border=\"0\"></a>"), "no impression URL, no pixel: {bare}");
     }
 
     #[test]

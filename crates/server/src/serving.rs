@@ -1159,7 +1159,7 @@ impl Serving {
             .unwrap_or((0, 0));
         // Server-made and signed: the client cannot choose it, so it keys the replay guard and
         // marks test decisions (`t…`), whose trackers count nothing.
-        let decision_id = format!("{}{}", if test { 't' } else { 'd' }, uuid::Uuid::now_v7().simple());
+        let decision_id = crate::tracking::decision_id(test);
         let tracked = TrackedFields {
             expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
             request_id,

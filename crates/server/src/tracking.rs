@@ -150,6 +150,15 @@ impl TrackedAd {
     }
 }
 
+/// A new decision id: `d` (or `t` for a test request) and a UUIDv7 in 32 hex digits. Made by
+/// the server and signed into the tracking URLs, it keys the replay guard.
+pub fn decision_id(test: bool) -> String {
+    let mut id = String::with_capacity(33);
+    id.push(if test { 't' } else { 'd' });
+    id.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    id
+}
+
 thread_local! {
     /// The record being encoded (reused: one per serving thread).
     static RECORD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };

@@ -302,19 +302,33 @@ impl Serving {
 
     /// The signed URL of a tracker or notice for `ad`.
     pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
-        let (p, s) = self.signer.sign_parts(ad);
-        format!("{}/v1/{}?p={p}&s={s}", self.settings.public_url, ad.kind.path())
+        let base = &self.settings.public_url;
+        let path = ad.kind.path();
+        let mut url = String::with_capacity(base.len() + 420 + ad.landing_url.len() * 4 / 3);
+        url.push_str(base);
+        url.push_str("/v1/");
+        url.push_str(path);
+        url.push('?');
+        self.signer.append_query(ad.kind, &ad.fields(), "&", &mut url);
+        url
     }
 
     /// The win, billing and loss notice URLs of a bid (one shared signed payload).
     pub(crate) fn notice_urls(&self, ad: &TrackedAd) -> [String; 3] {
-        let (p, [w, b, l]) = self.signer.sign_notices(ad);
+        let (p, sigs) = self.signer.sign_notices(ad);
         let base = &self.settings.public_url;
-        [
-            format!("{base}/v1/{}?p={p}&s={w}", TrackKind::Win.path()),
-            format!("{base}/v1/{}?p={p}&s={b}", TrackKind::Billing.path()),
-            format!("{base}/v1/{}?p={p}&s={l}", TrackKind::Loss.path()),
-        ]
+        let kinds = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss];
+        std::array::from_fn(|i| {
+            let mut url = String::with_capacity(base.len() + p.len() + 64);
+            url.push_str(base);
+            url.push_str("/v1/");
+            url.push_str(kinds[i].path());
+            url.push_str("?p=");
+            url.push_str(&p);
+            url.push_str("&s=");
+            url.push_str(&sigs[i]);
+            url
+        })
     }
 
     /// The tracking URL for `ad`, plain and HTML-escaped (for markup).

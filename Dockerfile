@@ -10,8 +10,13 @@
 # only to its data directory, so the root filesystem can be mounted read-only.
 
 ARG RUST_VERSION=1.95
+# GEOIP=1 bakes the free IP-to-country database (scripts/fetch-geoip.sh, from the npm registry)
+# into the image at /usr/share/adplatform/geoip/geo-whois-asn-country.mmdb; set
+# `geo.mmdb_path` (Helm: config.geo.mmdb_path) to that path to use it.
+ARG GEOIP=0
 
 FROM rust:${RUST_VERSION}-bookworm AS build
+ARG GEOIP
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Build tools some -sys crates need (bundled librdkafka builds with cmake). Versions come
 # with the pinned rust image's Debian release.
@@ -27,7 +32,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p adplatform \
  && install -D -m 0755 target/release/adplatform /out/usr/local/bin/adplatform \
- && mkdir -p /out/var/lib/adplatform
+ && mkdir -p /out/var/lib/adplatform /out/usr/share/adplatform \
+ && if [ "$GEOIP" = 1 ]; then scripts/fetch-geoip.sh /out/usr/share/adplatform/geoip; fi
 # The runtime image has only glibc, libgcc/libstdc++ and OpenSSL: fail here, with the list,
 # if the binary links anything else (then add the library or link it statically).
 RUN ldd /out/usr/local/bin/adplatform | tee /tmp/ldd \
@@ -45,6 +51,7 @@ LABEL org.opencontainers.image.title="adplatform" \
       org.opencontainers.image.created="${CREATED}"
 COPY --from=build /out/usr/local/bin/adplatform /usr/local/bin/adplatform
 COPY --from=build --chown=65532:65532 /out/var/lib/adplatform /var/lib/adplatform
+COPY --from=build /out/usr/share/adplatform /usr/share/adplatform
 # In a container the server must listen on all interfaces; the data dir is the one
 # directory the process writes (mount a volume or emptyDir there).
 ENV ADP_SERVER_LISTEN=0.0.0.0:8080 \

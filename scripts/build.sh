@@ -2,11 +2,13 @@
 # Build AdPlatform for release: the binary, the container image, and (with --push) push it.
 #
 #   scripts/build.sh [--dry-run] [--no-binary] [--no-image] [--push]
-#                    [--image REPO] [--tag TAG] [--platform linux/amd64]
+#                    [--image REPO] [--tag TAG] [--platform linux/amd64] [--geoip]
 #
 #   binary  cargo build --release --locked -p adplatform  -> target/release/adplatform
 #   image   docker build (the multi-stage Dockerfile builds the binary itself, so the image
 #           never contains anything from the host) tagged REPO:TAG and REPO:latest
+#   --geoip bakes the free IP-to-country database into the image (Dockerfile ARG GEOIP=1;
+#           then set config.geo.mmdb_path, see deploy/helm/adplatform/values.yaml)
 #   push    docker push REPO:TAG (and :latest); prints the pushed digest for the chart's
 #           image.digest
 #
@@ -27,6 +29,7 @@ IMAGE="${ADP_IMAGE:-registry.gitlab.com/adplatform/adplatform}"
 TAG="${ADP_IMAGE_TAG:-}"
 PLATFORM="${ADP_PLATFORM:-linux/amd64}"
 BUILDER="${BUILDER:-docker}"
+GEOIP=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
         --image) IMAGE="${2:?--image needs a value}"; shift ;;
         --tag) TAG="${2:?--tag needs a value}"; shift ;;
         --platform) PLATFORM="${2:?--platform needs a value}"; shift ;;
+        --geoip) GEOIP=1 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -65,7 +69,7 @@ if [ "$IMAGE_BUILD" = 1 ]; then
     log "container image $IMAGE:$TAG ($PLATFORM)"
     created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     run env DOCKER_BUILDKIT=1 "$BUILDER" build --platform "$PLATFORM" \
-        --build-arg "VERSION=$TAG" --build-arg "CREATED=$created" \
+        --build-arg "VERSION=$TAG" --build-arg "CREATED=$created" --build-arg "GEOIP=$GEOIP" \
         --tag "$IMAGE:$TAG" --tag "$IMAGE:latest" .
     # The image runs as a non-root user and answers --version without any configuration.
     run "$BUILDER" run --rm "$IMAGE:$TAG" --version

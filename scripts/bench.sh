@@ -4,7 +4,8 @@
 #   1. engine decisions/s and latency (crates/engine/examples/decide_latency.rs);
 #   2. criterion micro-benchmarks of the engine (short measurement);
 #   3. HTTP decide, and OpenRTB bids (banner, video), vs a minimal hyper server under wrk
-#      (scripts/bench-http.sh);
+#      (scripts/bench-http.sh), and the bidder's latency at a fixed rate, 70% of its maximum
+#      (scripts/bench-bid-latency.sh);
 #   4. the load generator itself vs wrk against the hyper server (it must reach >= 80% of wrk);
 #   5. a loadtest scenario against `adplatform serve --demo`, with the server's own counters;
 #   6. the OpenRTB scenario (rtb-mixed: bid requests, win/billing/loss notices) against a fresh
@@ -92,6 +93,13 @@ for target in bid-banner bid-video; do
     TARGET=$target SKIP_BUILD=1 SERVER_CPU=$SERVER_CPU LOAD_CPU=$LOAD_CPU scripts/bench-http.sh \
         | sed 's/^### /#### /' >>"$out"
 done
+log "OpenRTB bidder latency at a fixed rate (70% of its max)"
+{
+    echo
+    echo "#### OpenRTB bidder latency at a fixed rate"
+    echo
+    SKIP_BUILD=1 SERVER_CPU=$SERVER_CPU LOAD_CPU=$LOAD_CPU scripts/bench-bid-latency.sh
+} >>"$out"
 
 log "load generator vs wrk on the hyper baseline"
 taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" >/dev/null 2>&1 &

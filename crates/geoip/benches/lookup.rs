@@ -5,22 +5,11 @@
 //!   ADP_TEST_GEOIP_MMDB=/path/to/file.mmdb cargo bench -p adp-geoip --bench lookup
 
 use adp_domain::GeoLookup;
+use adp_geoip::testkit::mmdb_path;
 use adp_geoip::MmdbGeo;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-fn mmdb_path() -> String {
-    if let Ok(p) = std::env::var("ADP_TEST_GEOIP_MMDB") {
-        return p;
-    }
-    let dir = std::env::var("ADP_SERVICES_DIR").unwrap_or_else(|_| "/var/tmp/adplatform-services".to_string());
-    let file = format!("{dir}/env");
-    std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("ADP_TEST_GEOIP_MMDB=").map(str::to_string)))
-        .unwrap_or_else(|| panic!("set ADP_TEST_GEOIP_MMDB or run scripts/services.sh start ({file})"))
-}
 
 /// A fixed pseudo-random sequence (xorshift), so runs compare.
 fn addresses(n: usize) -> (Vec<IpAddr>, Vec<IpAddr>) {

@@ -341,3 +341,28 @@ mod tests {
         assert!(err.to_string().starts_with("geo database /nonexistent/geo.mmdb: cannot read it"), "{err}");
     }
 }
+
+/// Test support: where the geo database of the test services is.
+#[cfg(feature = "testkit")]
+pub mod testkit {
+    /// The database `scripts/services.sh start` fetches: `ADP_TEST_GEOIP_MMDB` from the
+    /// environment, else from `$ADP_SERVICES_DIR/env` (default /var/tmp/adplatform-services), the
+    /// file that script writes. Missing is a failure (a panic naming what to run), never a skip.
+    pub fn mmdb_path() -> String {
+        if let Some(path) = std::env::var("ADP_TEST_GEOIP_MMDB").ok().filter(|p| !p.is_empty()) {
+            return path;
+        }
+        let dir = std::env::var("ADP_SERVICES_DIR").unwrap_or_else(|_| "/var/tmp/adplatform-services".to_string());
+        let file = format!("{dir}/env");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "ADP_TEST_GEOIP_MMDB is not set and the services env file {file} cannot be read ({e}): \
+                 run `scripts/services.sh start` (or `scripts/fetch-geoip.sh DIR` and set \
+                 ADP_TEST_GEOIP_MMDB) first; scripts/test.sh does"
+            )
+        });
+        text.lines()
+            .find_map(|l| l.strip_prefix("ADP_TEST_GEOIP_MMDB=").map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("{file} has no ADP_TEST_GEOIP_MMDB: run `scripts/services.sh start` again"))
+    }
+}

@@ -2,28 +2,9 @@
 //! geo-whois-asn-country, IPv4 and IPv6). Without it these tests fail: they never skip.
 
 use adp_domain::GeoLookup;
+use adp_geoip::testkit::mmdb_path;
 use adp_geoip::MmdbGeo;
 use std::net::IpAddr;
-
-/// `ADP_TEST_GEOIP_MMDB` from the environment, else from `$ADP_SERVICES_DIR/env` (default
-/// /var/tmp/adplatform-services), the file `scripts/services.sh start` writes.
-fn mmdb_path() -> String {
-    if let Some(path) = std::env::var("ADP_TEST_GEOIP_MMDB").ok().filter(|p| !p.is_empty()) {
-        return path;
-    }
-    let dir = std::env::var("ADP_SERVICES_DIR").unwrap_or_else(|_| "/var/tmp/adplatform-services".to_string());
-    let file = format!("{dir}/env");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "ADP_TEST_GEOIP_MMDB is not set and the services env file {file} cannot be read ({e}): \
-             run `scripts/services.sh start` (or `scripts/fetch-geoip.sh DIR` and set \
-             ADP_TEST_GEOIP_MMDB) first; scripts/test.sh does"
-        )
-    });
-    text.lines()
-        .find_map(|l| l.strip_prefix("ADP_TEST_GEOIP_MMDB=").map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("{file} has no ADP_TEST_GEOIP_MMDB: run `scripts/services.sh start` again"))
-}
 
 fn db() -> MmdbGeo {
     let path = mmdb_path();

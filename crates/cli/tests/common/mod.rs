@@ -15,24 +15,9 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_adplatform")
 }
 
-/// The geo database `scripts/services.sh start` fetches: `ADP_TEST_GEOIP_MMDB` from the
-/// environment, else from `$ADP_SERVICES_DIR/env` (default /var/tmp/adplatform-services).
-/// Missing is a failure, not a skip.
+/// The geo database of the test services (see `adp_geoip::testkit::mmdb_path`).
 pub fn geoip_mmdb() -> String {
-    if let Some(path) = std::env::var("ADP_TEST_GEOIP_MMDB").ok().filter(|p| !p.is_empty()) {
-        return path;
-    }
-    let dir = std::env::var("ADP_SERVICES_DIR").unwrap_or_else(|_| "/var/tmp/adplatform-services".to_string());
-    let file = format!("{dir}/env");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "ADP_TEST_GEOIP_MMDB is not set and the services env file {file} cannot be read ({e}): \
-             run `scripts/services.sh start` first (scripts/test.sh does)"
-        )
-    });
-    text.lines()
-        .find_map(|l| l.strip_prefix("ADP_TEST_GEOIP_MMDB=").map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("{file} has no ADP_TEST_GEOIP_MMDB: run `scripts/services.sh start` again"))
+    adp_geoip::testkit::mmdb_path()
 }
 
 pub struct Server {

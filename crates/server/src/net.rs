@@ -120,17 +120,16 @@ fn coded(h: &HeaderMap) -> bool {
 }
 
 /// The body within `limit` bytes: too large → 413, unreadable → 400 (as the `RawBody` extractor).
+/// Like axum's extractor, it reads up to the limit before refusing, also when a larger length is
+/// declared: answering at once would close the connection under a client still sending.
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large =
-        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body exceeds the size limit");
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body exceeds the size limit",
+        )),
         Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())),
     }
 }

@@ -300,30 +300,36 @@ impl Serving {
         }
     }
 
-    /// The signed URL of a tracker or notice for `ad`.
-    pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
+    /// `{public_url}/v1/{path}?`, in a string with room for `more` bytes after it.
+    fn url_head(&self, path: &str, more: usize) -> String {
         let base = &self.settings.public_url;
-        let path = ad.kind.path();
-        let mut url = String::with_capacity(base.len() + 420 + ad.landing_url.len() * 4 / 3);
+        let mut url = String::with_capacity(base.len() + path.len() + 5 + more);
         url.push_str(base);
         url.push_str("/v1/");
         url.push_str(path);
         url.push('?');
-        self.signer.append_query(ad.kind, &ad.fields(), "&", &mut url);
         url
+    }
+
+    /// The signed URL of a `kind` tracker or notice for `ad`, and where its `&s=` starts.
+    fn signed_url(&self, kind: TrackKind, ad: &TrackedFields<'_>) -> (String, usize) {
+        let mut url = self.url_head(kind.path(), 420 + ad.landing_url.len() * 4 / 3);
+        let amp = self.signer.append_query(kind, ad, "&", &mut url);
+        (url, amp)
+    }
+
+    /// The signed URL of a tracker or notice for `ad`.
+    pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
+        self.signed_url(ad.kind, &ad.fields()).0
     }
 
     /// The win, billing and loss notice URLs of a bid (one shared signed payload).
     pub(crate) fn notice_urls(&self, ad: &TrackedAd) -> [String; 3] {
         let (p, sigs) = self.signer.sign_notices(ad);
-        let base = &self.settings.public_url;
         let kinds = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss];
         std::array::from_fn(|i| {
-            let mut url = String::with_capacity(base.len() + p.len() + 64);
-            url.push_str(base);
-            url.push_str("/v1/");
-            url.push_str(kinds[i].path());
-            url.push_str("?p=");
+            let mut url = self.url_head(kinds[i].path(), p.len() + 64);
+            url.push_str("p=");
             url.push_str(&p);
             url.push_str("&s=");
             url.push_str(&sigs[i]);
@@ -334,13 +340,7 @@ impl Serving {
     /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
     fn track_url(&self, kind: TrackKind, ad: &TrackedFields<'_>) -> (String, String) {
         let base = &self.settings.public_url;
-        let path = kind.path();
-        let mut url = String::with_capacity(base.len() + 420 + ad.landing_url.len() * 4 / 3);
-        url.push_str(base);
-        url.push_str("/v1/");
-        url.push_str(path);
-        url.push('?');
-        let amp = self.signer.append_query(kind, ad, "&", &mut url);
+        let (url, amp) = self.signed_url(kind, ad);
         // Payload and signature are base64url and the base URL was validated as a URL without
         // quotes or angle brackets, so `&` is the only character to escape.
         let escaped_base = &self.public_url_html;

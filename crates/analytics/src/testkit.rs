@@ -63,8 +63,20 @@ impl ClickHouseServer {
         let dir =
             tempfile::Builder::new().prefix("adp-clickhouse-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut server = ClickHouseServer { dir, binary, http_port: free_port(), tcp_port: free_port(), child: None };
-        server.write_config();
-        server.restart();
+        // The ports were free when picked, but a test running alongside may take one before the
+        // server binds it (the server then exits at once): pick new ones and try again.
+        for attempt in 1.. {
+            server.write_config();
+            match server.try_start() {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    eprintln!("clickhouse-server did not start ({e}); retrying on other ports");
+                    server.http_port = free_port();
+                    server.tcp_port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         server
     }
 
@@ -105,6 +117,13 @@ impl ClickHouseServer {
 
     /// Starts the server (again) on the same data and ports, and waits until it answers.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the server and waits until it answers; an early exit is an error, not a panic.
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the server is running");
         let child = Command::new(&self.binary)
             .arg(format!("--config-file={}", self.dir.path().join("config.xml").display()))
@@ -118,10 +137,18 @@ impl ClickHouseServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if http_get(self.http_port, "/ping").is_some_and(|b| b.starts_with("Ok.")) {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("clickhouse-server exited with {status}; see {}/log/err.log", self.dir.path().display());
+                self.child = None;
+                let log = std::fs::read_to_string(self.dir.path().join("log/err.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(format!(
+                    "clickhouse-server exited with {status} (ports {} and {}); its err.log ends: {}",
+                    self.http_port,
+                    self.tcp_port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

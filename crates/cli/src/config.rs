@@ -337,9 +337,6 @@ pub struct EventsConfig {
     /// Events the queue holds before refusing (never blocking the hot path).
     pub queue_capacity: u64,
     pub segment_bytes: u64,
-    /// The event log writer thread's nice value, 0–19: above 0 the serving threads take a shared
-    /// CPU back from it at once (lower tail latency on a pinned core).
-    pub writer_nice: i32,
 }
 
 impl Default for EventsConfig {
@@ -349,7 +346,6 @@ impl Default for EventsConfig {
             fsync_interval_ms: 100,
             queue_capacity: 65_536,
             segment_bytes: 64 * 1024 * 1024,
-            writer_nice: adp_events::DEFAULT_WRITER_NICE,
         }
     }
 }
@@ -686,9 +682,6 @@ impl Config {
                 "",
                 "queue must hold at least 1 event and segments be at least 4096 bytes",
             ));
-        }
-        if !(0..=19).contains(&self.events.writer_nice) {
-            return Err(key_error("events.writer_nice", "", "a nice value from 0 to 19"));
         }
         if self.rtb.seat.is_empty() || self.rtb.seat.len() > 64 {
             return Err(key_error("rtb.seat", "", "1 to 64 characters"));

@@ -599,7 +599,6 @@ fn log_config(config: &Config) -> LogConfig {
         segment_bytes: config.events.segment_bytes,
         fsync,
         queue_capacity: config.events.queue_capacity as usize,
-        writer_nice: config.events.writer_nice,
     }
 }
 

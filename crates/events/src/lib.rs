@@ -13,10 +13,7 @@ pub use catalog_bus::{catalog_topic, CatalogPublisher, CatalogSubscriber};
 pub use forwarder::{
     Compression, ForwarderConfig, ForwarderError, ForwarderStats, ForwarderStatsHandle, KafkaForwarder,
 };
-pub use local_log::{
-    EventObserver, FsyncPolicy, LocalLog, LogConfig, LogError, LogPosition, LogReader, LogWatermark,
-    DEFAULT_WRITER_NICE,
-};
+pub use local_log::{EventObserver, FsyncPolicy, LocalLog, LogConfig, LogError, LogPosition, LogReader, LogWatermark};
 pub use rollup::{DeliveryRollup, DeliveryTotals};
 
 /// Fixtures shared by the crate's unit tests.

@@ -51,9 +51,6 @@ pub enum FsyncPolicy {
     Never,
 }
 
-/// The writer thread's default nice value (see [`LogConfig::writer_nice`]).
-pub const DEFAULT_WRITER_NICE: i32 = 5;
-
 /// How the log is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
@@ -63,21 +60,11 @@ pub struct LogConfig {
     pub fsync: FsyncPolicy,
     /// Events that may wait for the writer; `submit` refuses more with `SinkError::Full`.
     pub queue_capacity: usize,
-    /// The writer thread's nice value (0–19). Above 0, a serving thread that shares its CPU
-    /// (one pinned core) takes the CPU back as soon as a request arrives instead of waiting out
-    /// the writer's time slice: the writer's batches stop showing up in the serving tail latency.
-    /// A niced writer still gets its share under full load (nice 5 weighs a third of nice 0).
-    pub writer_nice: i32,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            segment_bytes: 64 * 1024 * 1024,
-            fsync: FsyncPolicy::EveryMillis(100),
-            queue_capacity: 65_536,
-            writer_nice: DEFAULT_WRITER_NICE,
-        }
+        LogConfig { segment_bytes: 64 * 1024 * 1024, fsync: FsyncPolicy::EveryMillis(100), queue_capacity: 65_536 }
     }
 }
 
@@ -344,10 +331,7 @@ impl LocalLog {
         };
         let handle = std::thread::Builder::new()
             .name("adp-event-log".into())
-            .spawn(move || {
-                lower_priority(writer.config.writer_nice);
-                writer.run(receiver)
-            })
+            .spawn(move || writer.run(receiver))
             .map_err(io_err(&dir))?;
         Ok(LocalLog { dir, sender: Some(sender), writer: Some(handle), counters, watermark, replayed })
     }
@@ -437,18 +421,6 @@ impl EventSink for LocalLog {
             std::thread::yield_now();
         }
         Some(Box::pin(async move { rx.await.is_ok() }))
-    }
-}
-
-/// Sets the calling thread's nice value (Linux applies it to the thread alone). Raising it
-/// needs no privilege; a failure only costs latency, so it is logged, not fatal.
-fn lower_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    let nice = nice.min(19);
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
-        tracing::warn!(nice, error = %e, "cannot lower the event log writer's priority");
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use support::{consume, event, first_ids_per_key, ids_per_key, Consumed};
 
 fn open_log(dir: &Path, fsync: FsyncPolicy) -> LocalLog {
-    let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync, queue_capacity: 65_536, ..LogConfig::default() };
+    let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync, queue_capacity: 65_536 };
     LocalLog::open(dir, config, Arc::new(|_: &Event| {})).expect("open log")
 }
 
@@ -25,12 +25,7 @@ fn open_log(dir: &Path, fsync: FsyncPolicy) -> LocalLog {
 fn open_log_replaying(dir: &Path) -> (LocalLog, Vec<Event>) {
     let replayed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&replayed);
-    let config = LogConfig {
-        segment_bytes: 4 * 1024 * 1024,
-        fsync: FsyncPolicy::Always,
-        queue_capacity: 65_536,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync: FsyncPolicy::Always, queue_capacity: 65_536 };
     let log = LocalLog::open(dir, config, Arc::new(move |e: &Event| sink.lock().expect("lock").push(e.clone())))
         .expect("open log");
     let events = replayed.lock().expect("lock").clone();

@@ -76,7 +76,7 @@ impl EventObserver for Recorder {
 }
 
 fn config(fsync: FsyncPolicy) -> LogConfig {
-    LogConfig { segment_bytes: 64 * 1024 * 1024, fsync, queue_capacity: 65_536, ..LogConfig::default() }
+    LogConfig { segment_bytes: 64 * 1024 * 1024, fsync, queue_capacity: 65_536 }
 }
 
 fn open(dir: &Path, config: LogConfig) -> (LocalLog, Arc<Recorder>) {
@@ -471,33 +471,4 @@ fn bad_config_and_stray_files() {
 fn default_config() {
     let c = LogConfig::default();
     assert_eq!((c.segment_bytes, c.fsync, c.queue_capacity), (64 << 20, FsyncPolicy::EveryMillis(100), 65_536));
-}
-
-/// The nice value of the calling thread, from /proc (field 19 of `stat`, after the `(comm)`).
-fn thread_nice() -> i64 {
-    let stat = fs::read_to_string("/proc/thread-self/stat").expect("read /proc/thread-self/stat");
-    let after_comm = &stat[stat.rfind(')').expect("comm in stat") + 2..];
-    // Fields from the 3rd on; nice is the 19th field of the line.
-    after_comm.split(' ').nth(16).expect("nice field").parse().expect("nice is a number")
-}
-
-#[test]
-fn the_writer_runs_at_its_configured_nice_value_so_serving_threads_preempt_it() {
-    for nice in [0, 7] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let observer = {
-            let seen = seen.clone();
-            // Observers run on the writer thread.
-            move |_: &Event| seen.lock().expect("lock").push(thread_nice())
-        };
-        let cfg = LogConfig { writer_nice: nice, ..config(FsyncPolicy::Never) };
-        let log = LocalLog::open(dir.path(), cfg, Arc::new(observer)).expect("open log");
-        log.submit(event(1)).expect("submit");
-        log.flush().expect("flush");
-        // 0 leaves the writer at the process's own value (the test thread's).
-        let expected = if nice > 0 { i64::from(nice) } else { thread_nice() };
-        assert_eq!(*seen.lock().expect("lock"), vec![expected], "writer thread nice value");
-        log.close().expect("close");
-    }
 }

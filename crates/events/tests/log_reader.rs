@@ -37,7 +37,7 @@ fn event(i: u64) -> Event {
 }
 
 fn open(dir: &Path, segment_bytes: u64, fsync: FsyncPolicy) -> LocalLog {
-    let config = LogConfig { segment_bytes, fsync, queue_capacity: 65_536, ..LogConfig::default() };
+    let config = LogConfig { segment_bytes, fsync, queue_capacity: 65_536 };
     LocalLog::open(dir, config, Arc::new(|_: &Event| {})).expect("open log")
 }
 

@@ -141,6 +141,7 @@ pub async fn run_ingest_with(
     let mut stopping: Option<Instant> = None;
     const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
     loop {
+        let waiting = Instant::now();
         let batch = if stopping.is_some() {
             rx.recv().await
         } else {
@@ -155,6 +156,7 @@ pub async fn run_ingest_with(
             }
         };
         let Some(batch) = batch else { break };
+        let (idle, writing) = (waiting.elapsed(), Instant::now());
         let mut backoff = Backoff::new();
         let outcome = loop {
             match sink.write(&batch).await {
@@ -179,6 +181,7 @@ pub async fn run_ingest_with(
             tracing::warn!("ingest stopped with an unwritten batch; it is read again on the next start");
             break;
         };
+        let (wrote, recording) = (writing.elapsed(), Instant::now());
         // The events are stored: now the offsets may move.
         let mut backoff = Backoff::new();
         loop {
@@ -207,6 +210,9 @@ pub async fn run_ingest_with(
             inserted = outcome.inserted,
             duplicates = outcome.duplicates,
             messages = batch.messages(),
+            idle_ms = idle.as_millis() as u64,
+            write_ms = wrote.as_millis() as u64,
+            offsets_ms = recording.elapsed().as_millis() as u64,
             "batch stored"
         );
         if last_retention.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
@@ -229,7 +235,8 @@ pub async fn run_ingest_with(
     Ok(snapshot)
 }
 
-fn consumer_config(settings: &IngestSettings) -> ClientConfig {
+/// The librdkafka settings the ingest consumes with (for benchmarks too).
+pub fn consumer_config(settings: &IngestSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.brokers)
         .set("client.id", "adplatform-ingest")
@@ -317,10 +324,17 @@ impl Reader {
             let full = batch.messages() as usize >= self.batch_rows;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
             if full || due {
-                batch_started = None;
+                let (filled, handing) = (batch_started.take().map(|t| t.elapsed()), Instant::now());
+                let messages = batch.messages();
                 if self.tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                     return Ok(());
                 }
+                tracing::debug!(
+                    messages,
+                    fill_ms = filled.unwrap_or_default().as_millis() as u64,
+                    blocked_ms = handing.elapsed().as_millis() as u64,
+                    "batch handed to the sink"
+                );
             }
             if last_lag.elapsed() > Duration::from_secs(2) {
                 last_lag = Instant::now();

@@ -247,6 +247,12 @@ pub fn consumer_config(settings: &IngestSettings) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("max.partition.fetch.bytes", "4194304")
         .set("fetch.wait.max.ms", "100")
+        // Once more than `queued.min.messages` (100k) wait in the local queue, librdkafka stops
+        // fetching for `fetch.queue.backoff.ms`: at its default (1 s) a consumer that decodes
+        // slower than the broker delivers got ~100k messages, then a second of nothing, and the
+        // ingest ran at ~130k rows/s (BENCHMARKS.md). 10 ms keeps the queue full at the cost of
+        // a timer.
+        .set("fetch.queue.backoff.ms", "10")
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "2000")
         .set_log_level(RDKafkaLogLevel::Warning);

@@ -71,6 +71,17 @@ fn extra_kafka_settings() -> Vec<(String, String)> {
         .collect()
 }
 
+/// CPU seconds this process (every thread; not the broker or ClickHouse) has used so far, from
+/// /proc/self/stat (user + system, in clock ticks of 1/100 s as on every Linux this runs on).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with the last ')': state is field 3, utime 14.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn ch_settings(server: &ClickHouseServer, db: &str) -> ClickHouseSettings {
     ClickHouseSettings { url: server.url(), database: db.into(), ..Default::default() }
 }
@@ -97,17 +108,18 @@ async fn sink(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
             ..Batch::default()
         })
         .collect();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_secs());
     let mut inserted = 0;
     for b in &batches {
         inserted += sink.write(b).await.unwrap_or_else(|e| panic!("write: {e}")).inserted;
     }
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
     assert_eq!(inserted, rows as u64);
     println!(
-        "sink: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {batch_rows}, ClickHouse {})",
+        "sink: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {batch_rows}, ClickHouse {}; this process {cpu:.2} CPU s = {:.2} µs/row)",
         rows as f64 / secs,
-        ch.version().await.unwrap_or_default()
+        ch.version().await.unwrap_or_default(),
+        cpu * 1e6 / rows as f64
     );
 }
 
@@ -139,7 +151,7 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
     adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.unwrap_or_else(|e| panic!("migrate: {e}"));
     let counters = Arc::new(IngestCounters::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_secs());
     let task = tokio::spawn(adp_analytics::run_ingest_with(settings, Arc::clone(&counters), async {
         let _ = stop_rx.await;
     }));
@@ -151,10 +163,11 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
     let _ = stop_tx.send(());
     let snapshot = task.await.unwrap_or_else(|e| panic!("join: {e}")).unwrap_or_else(|e| panic!("ingest: {e}"));
     println!("end to end: {rows} rows in {secs:.2} s = {:.0} rows/s ({snapshot:?})", rows as f64 / secs);
+    println!("  (the ingest used {cpu:.2} CPU s = {:.2} µs/row)", cpu * 1e6 / rows as f64);
     if let Some(first) = first_consumed {
         let rest = secs - first.as_secs_f64();
         println!(

@@ -119,12 +119,16 @@ pub async fn run_ingest_with(
     let stop = Arc::new(AtomicBool::new(false));
     let stored: Arc<Mutex<BTreeMap<i32, i64>>> = Arc::new(Mutex::new(start.clone()));
     let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    // Stored batches go back to the consumer thread, which drops their events (it allocated them)
+    // and fills their vectors again instead of growing new ones.
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
     let thread = {
         let reader = Reader {
             consumer: Arc::clone(&consumer),
             topic: settings.topic.clone(),
             start,
             tx,
+            recycled: recycle_rx,
             stop: Arc::clone(&stop),
             counters: Arc::clone(&counters),
             stored: Arc::clone(&stored),
@@ -215,6 +219,8 @@ pub async fn run_ingest_with(
             offsets_ms = recording.elapsed().as_millis() as u64,
             "batch stored"
         );
+        // Never waits: a batch the consumer has no room for is dropped here.
+        let _ = recycle_tx.try_send(batch);
         if last_retention.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
             last_retention = Some(Instant::now());
             if let Err(e) = crate::schema::apply_retention(&ch, settings.ttl_days, chrono::Utc::now()).await {
@@ -281,6 +287,8 @@ struct Reader {
     topic: String,
     start: BTreeMap<i32, i64>,
     tx: mpsc::Sender<Batch>,
+    /// Stored batches, to be emptied and filled again.
+    recycled: std::sync::mpsc::Receiver<Batch>,
     stop: Arc<AtomicBool>,
     counters: Arc<IngestCounters>,
     stored: Arc<Mutex<BTreeMap<i32, i64>>>,
@@ -293,12 +301,15 @@ impl Reader {
         let mut assigned: Vec<i32> = Vec::new();
         let mut last_meta: Option<Instant> = None;
         let mut last_lag = Instant::now();
-        let mut batch = Batch::default();
+        let mut batch = self.empty_batch();
         let mut batch_started: Option<Instant> = None;
         let mut warned_decode: Option<Instant> = None;
+        // The clocks are read when a poll comes back empty and every 256 messages, not per
+        // message (a batch is due at most 256 messages late).
+        let (mut polls, mut read_clocks) = (0u32, true);
         while !self.stop.load(Ordering::Relaxed) {
             let every = Duration::from_secs(if assigned.is_empty() { 1 } else { 30 });
-            if last_meta.is_none_or(|t| t.elapsed() > every) {
+            if read_clocks && last_meta.is_none_or(|t| t.elapsed() > every) {
                 last_meta = Some(Instant::now());
                 self.assign_new_partitions(&mut assigned);
                 if assigned.is_empty() {
@@ -306,6 +317,8 @@ impl Reader {
                     continue;
                 }
             }
+            polls = polls.wrapping_add(1);
+            read_clocks = polls % 256 == 0;
             match self.consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(msg)) => {
                     self.counters.consumed.fetch_add(1, Ordering::Relaxed);
@@ -324,17 +337,22 @@ impl Reader {
                     }
                     batch_started.get_or_insert_with(Instant::now);
                 }
-                Some(Err(e)) => tracing::debug!(error = %e, "kafka consumer error"),
-                None => {}
+                Some(Err(e)) => {
+                    read_clocks = true;
+                    tracing::debug!(error = %e, "kafka consumer error");
+                }
+                None => read_clocks = true,
             }
             let full = batch.messages() as usize >= self.batch_rows;
-            let due = batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
+            let due = read_clocks && batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
             if full || due {
                 let (filled, handing) = (batch_started.take().map(|t| t.elapsed()), Instant::now());
                 let messages = batch.messages();
                 if self.tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                     return Ok(());
                 }
+                // Taken after the hand-over: by then the sink has often given one back.
+                batch = self.empty_batch();
                 tracing::debug!(
                     messages,
                     fill_ms = filled.unwrap_or_default().as_millis() as u64,
@@ -342,7 +360,7 @@ impl Reader {
                     "batch handed to the sink"
                 );
             }
-            if last_lag.elapsed() > Duration::from_secs(2) {
+            if read_clocks && last_lag.elapsed() > Duration::from_secs(2) {
                 last_lag = Instant::now();
                 self.update_lag(&assigned);
             }
@@ -351,6 +369,19 @@ impl Reader {
             let _ = self.tx.blocking_send(batch);
         }
         Ok(())
+    }
+
+    /// A stored batch emptied, if one came back, or a new one.
+    fn empty_batch(&self) -> Batch {
+        match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.events.clear();
+                b.next_offsets.clear();
+                b.undecodable = 0;
+                b
+            }
+            Err(_) => Batch { events: Vec::with_capacity(self.batch_rows.min(16_384)), ..Batch::default() },
+        }
     }
 
     /// Assigns partitions of the topic not assigned yet, keeping the others where they are.

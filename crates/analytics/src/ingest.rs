@@ -119,12 +119,16 @@ pub async fn run_ingest_with(
     let stop = Arc::new(AtomicBool::new(false));
     let stored: Arc<Mutex<BTreeMap<i32, i64>>> = Arc::new(Mutex::new(start.clone()));
     let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    // Stored batches go back to the consumer thread, which drops their events (it allocated them)
+    // and fills their vectors again instead of growing new ones.
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
     let thread = {
         let reader = Reader {
             consumer: Arc::clone(&consumer),
             topic: settings.topic.clone(),
             start,
             tx,
+            recycled: recycle_rx,
             stop: Arc::clone(&stop),
             counters: Arc::clone(&counters),
             stored: Arc::clone(&stored),
@@ -141,6 +145,7 @@ pub async fn run_ingest_with(
     let mut stopping: Option<Instant> = None;
     const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
     loop {
+        let waiting = Instant::now();
         let batch = if stopping.is_some() {
             rx.recv().await
         } else {
@@ -155,6 +160,7 @@ pub async fn run_ingest_with(
             }
         };
         let Some(batch) = batch else { break };
+        let (idle, writing) = (waiting.elapsed(), Instant::now());
         let mut backoff = Backoff::new();
         let outcome = loop {
             match sink.write(&batch).await {
@@ -179,6 +185,7 @@ pub async fn run_ingest_with(
             tracing::warn!("ingest stopped with an unwritten batch; it is read again on the next start");
             break;
         };
+        let (wrote, recording) = (writing.elapsed(), Instant::now());
         // The events are stored: now the offsets may move.
         let mut backoff = Backoff::new();
         loop {
@@ -207,8 +214,13 @@ pub async fn run_ingest_with(
             inserted = outcome.inserted,
             duplicates = outcome.duplicates,
             messages = batch.messages(),
+            idle_ms = idle.as_millis() as u64,
+            write_ms = wrote.as_millis() as u64,
+            offsets_ms = recording.elapsed().as_millis() as u64,
             "batch stored"
         );
+        // Never waits: a batch the consumer has no room for is dropped here.
+        let _ = recycle_tx.try_send(batch);
         if last_retention.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
             last_retention = Some(Instant::now());
             if let Err(e) = crate::schema::apply_retention(&ch, settings.ttl_days, chrono::Utc::now()).await {
@@ -229,7 +241,8 @@ pub async fn run_ingest_with(
     Ok(snapshot)
 }
 
-fn consumer_config(settings: &IngestSettings) -> ClientConfig {
+/// The librdkafka settings the ingest consumes with (for benchmarks too).
+pub fn consumer_config(settings: &IngestSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.brokers)
         .set("client.id", "adplatform-ingest")
@@ -240,6 +253,12 @@ fn consumer_config(settings: &IngestSettings) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("max.partition.fetch.bytes", "4194304")
         .set("fetch.wait.max.ms", "100")
+        // Once more than `queued.min.messages` (100k) wait in the local queue, librdkafka stops
+        // fetching for `fetch.queue.backoff.ms`: at its default (1 s) a consumer that decodes
+        // slower than the broker delivers got ~100k messages, then a second of nothing, and the
+        // ingest ran at ~130k rows/s (BENCHMARKS.md). 10 ms keeps the queue full at the cost of
+        // a timer.
+        .set("fetch.queue.backoff.ms", "10")
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "2000")
         .set_log_level(RDKafkaLogLevel::Warning);
@@ -268,6 +287,8 @@ struct Reader {
     topic: String,
     start: BTreeMap<i32, i64>,
     tx: mpsc::Sender<Batch>,
+    /// Stored batches, to be emptied and filled again.
+    recycled: std::sync::mpsc::Receiver<Batch>,
     stop: Arc<AtomicBool>,
     counters: Arc<IngestCounters>,
     stored: Arc<Mutex<BTreeMap<i32, i64>>>,
@@ -280,12 +301,15 @@ impl Reader {
         let mut assigned: Vec<i32> = Vec::new();
         let mut last_meta: Option<Instant> = None;
         let mut last_lag = Instant::now();
-        let mut batch = Batch::default();
+        let mut batch = self.empty_batch();
         let mut batch_started: Option<Instant> = None;
         let mut warned_decode: Option<Instant> = None;
+        // The clocks are read when a poll comes back empty and every 256 messages, not per
+        // message (a batch is due at most 256 messages late).
+        let (mut polls, mut read_clocks) = (0u32, true);
         while !self.stop.load(Ordering::Relaxed) {
             let every = Duration::from_secs(if assigned.is_empty() { 1 } else { 30 });
-            if last_meta.is_none_or(|t| t.elapsed() > every) {
+            if read_clocks && last_meta.is_none_or(|t| t.elapsed() > every) {
                 last_meta = Some(Instant::now());
                 self.assign_new_partitions(&mut assigned);
                 if assigned.is_empty() {
@@ -293,6 +317,8 @@ impl Reader {
                     continue;
                 }
             }
+            polls = polls.wrapping_add(1);
+            read_clocks = polls % 256 == 0;
             match self.consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(msg)) => {
                     self.counters.consumed.fetch_add(1, Ordering::Relaxed);
@@ -311,18 +337,30 @@ impl Reader {
                     }
                     batch_started.get_or_insert_with(Instant::now);
                 }
-                Some(Err(e)) => tracing::debug!(error = %e, "kafka consumer error"),
-                None => {}
+                Some(Err(e)) => {
+                    read_clocks = true;
+                    tracing::debug!(error = %e, "kafka consumer error");
+                }
+                None => read_clocks = true,
             }
             let full = batch.messages() as usize >= self.batch_rows;
-            let due = batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
+            let due = read_clocks && batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
             if full || due {
-                batch_started = None;
+                let (filled, handing) = (batch_started.take().map(|t| t.elapsed()), Instant::now());
+                let messages = batch.messages();
                 if self.tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                     return Ok(());
                 }
+                // Taken after the hand-over: by then the sink has often given one back.
+                batch = self.empty_batch();
+                tracing::debug!(
+                    messages,
+                    fill_ms = filled.unwrap_or_default().as_millis() as u64,
+                    blocked_ms = handing.elapsed().as_millis() as u64,
+                    "batch handed to the sink"
+                );
             }
-            if last_lag.elapsed() > Duration::from_secs(2) {
+            if read_clocks && last_lag.elapsed() > Duration::from_secs(2) {
                 last_lag = Instant::now();
                 self.update_lag(&assigned);
             }
@@ -331,6 +369,19 @@ impl Reader {
             let _ = self.tx.blocking_send(batch);
         }
         Ok(())
+    }
+
+    /// A stored batch emptied, if one came back, or a new one.
+    fn empty_batch(&self) -> Batch {
+        match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.events.clear();
+                b.next_offsets.clear();
+                b.undecodable = 0;
+                b
+            }
+            Err(_) => Batch { events: Vec::with_capacity(self.batch_rows.min(16_384)), ..Batch::default() },
+        }
     }
 
     /// Assigns partitions of the topic not assigned yet, keeping the others where they are.

@@ -29,7 +29,8 @@
 use crate::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS};
 use crate::store::{quote, quote_bytes, ClickHouse, Result, StoreError};
 use adp_domain::events::Event;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -142,7 +143,7 @@ pub struct EventsSink {
     /// The query id of an insert whose outcome is unknown.
     uncertain: Option<String>,
     /// The rows that insert carried: found stored on the retry, they count as inserted.
-    attempted: HashSet<(u32, [u8; 16])>,
+    attempted: Vec<(u32, [u8; 16])>,
     /// Days of raw events kept (0 = all): older events are rejected, not stored.
     ttl_days: u32,
 }
@@ -155,7 +156,7 @@ impl EventsSink {
             insert_timeout: Duration::from_secs(120),
             seq: 0,
             uncertain: None,
-            attempted: HashSet::new(),
+            attempted: Vec::new(),
             ttl_days: 0,
         }
     }
@@ -215,41 +216,56 @@ impl EventsSink {
             });
         }
         let existing = self.existing(batch, &prepared.rows).await?;
+        // Looked up only for rows found stored (none, unless an insert failed or a copy came in).
+        let attempted: HashSet<(u32, [u8; 16])> =
+            if existing.is_empty() { HashSet::new() } else { self.attempted.iter().copied().collect() };
         let batch_id = self.next_batch_id();
-        let mut body = Vec::with_capacity(prepared.rows.len() * 256);
-        let mut sending = HashSet::with_capacity(prepared.rows.len());
+        let mut sending: Vec<(usize, (u32, [u8; 16]))> = Vec::with_capacity(prepared.rows.len());
         let (mut duplicates, mut landed_earlier) = (prepared.in_batch_duplicates, 0u64);
         for (i, id) in &prepared.rows {
-            let row = &batch.events[*i];
-            let key = (row.partition as u32, *id);
+            let key = (batch.events[*i].partition as u32, *id);
             if existing.contains(&key) {
                 // Rows an earlier, failed attempt at this batch managed to store are ours.
-                if self.attempted.contains(&key) {
+                if attempted.contains(&key) {
                     landed_earlier += 1;
                 } else {
                     duplicates += 1;
                 }
                 continue;
             }
-            let from = Provenance { partition: key.0, offset: row.offset, batch_id };
-            // Times were checked in `prepare`.
-            if encode_event_row(&mut body, &row.event, id, from).is_ok() {
-                sending.insert(key);
-            }
+            sending.push((*i, key));
         }
-        let inserted = sending.len() as u64 + landed_earlier;
+        let mut rejected = prepared.rejected;
+        let mut inserted = landed_earlier;
         if !sending.is_empty() {
             let query_id = format!("adp-ingest-{batch_id}");
             self.uncertain = Some(query_id.clone());
-            self.attempted.extend(sending);
-            self.insert(&query_id, body).await?;
+            let retrying = !self.attempted.is_empty();
+            self.attempted.extend(sending.iter().map(|(_, key)| *key));
+            if retrying {
+                // Repeated failures add the same rows again: keep each once.
+                self.attempted.sort_unstable();
+                self.attempted.dedup();
+            }
+            let unencodable = self.insert(&query_id, batch, &sending, batch_id).await?;
+            inserted += sending.len() as u64 - unencodable;
+            rejected += unencodable;
             self.uncertain = None;
         }
         self.attempted.clear();
-        Ok(WriteOutcome { inserted, duplicates, rejected: prepared.rejected })
+        Ok(WriteOutcome { inserted, duplicates, rejected })
     }
 
-    async fn insert(&self, query_id: &str, body: Vec<u8>) -> Result<()> {
+    /// Inserts the rows, encoding them chunk by chunk while the earlier chunks are on their way
+    /// (ClickHouse parses a chunk while the next one is encoded). Returns how many rows could
+    /// not be encoded (none: `prepare` checked their times).
+    async fn insert(
+        &self,
+        query_id: &str,
+        batch: &Batch,
+        rows: &[(usize, (u32, [u8; 16]))],
+        batch_id: u64,
+    ) -> Result<u64> {
         let sql = format!("INSERT INTO {} ({EVENT_COLUMNS}) FORMAT RowBinary", self.ch.table("events"));
         let mut insert = self
             .ch
@@ -257,15 +273,26 @@ impl EventsSink {
             .insert_formatted_with(sql)
             .with_setting("query_id", query_id)
             .with_timeouts(Some(Duration::from_secs(30)), Some(self.insert_timeout));
-        let body = bytes::Bytes::from(body);
-        let mut start = 0;
-        while start < body.len() {
-            let end = (start + CHUNK_BYTES).min(body.len());
-            insert.send(body.slice(start..end)).await?;
-            start = end;
+        // Rows are a few hundred bytes: a chunk rarely outgrows its first allocation.
+        let new_chunk = || Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+        let mut chunk = new_chunk();
+        let mut unencodable = 0;
+        for (i, (partition, id)) in rows {
+            let row = &batch.events[*i];
+            let from = Provenance { partition: *partition, offset: row.offset, batch_id };
+            if encode_event_row(&mut chunk, &row.event, id, from).is_err() {
+                unencodable += 1;
+                continue;
+            }
+            if chunk.len() >= CHUNK_BYTES {
+                insert.send(bytes::Bytes::from(std::mem::replace(&mut chunk, new_chunk()))).await?;
+            }
+        }
+        if !chunk.is_empty() {
+            insert.send(bytes::Bytes::from(chunk)).await?;
         }
         insert.end().await?;
-        Ok(())
+        Ok(unencodable)
     }
 
     /// Makes sure an insert whose outcome is unknown is no longer running, so that what it
@@ -382,7 +409,8 @@ pub fn batch_lookup_sql(database: &str, batch: &Batch) -> Vec<String> {
 fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
     let mut order: Vec<usize> = (0..batch.events.len()).collect();
     order.sort_by_key(|i| (batch.events[*i].partition, batch.events[*i].offset));
-    let mut seen: HashMap<(i32, [u8; 16]), ()> = HashMap::with_capacity(batch.events.len());
+    let mut seen: FxHashSet<(i32, [u8; 16])> =
+        FxHashSet::with_capacity_and_hasher(batch.events.len(), Default::default());
     let mut rows = Vec::with_capacity(batch.events.len());
     let mut in_batch_duplicates = 0;
     let mut rejected = 0;
@@ -393,7 +421,7 @@ fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
             continue;
         }
         let id = event_id_bytes(&row.event.id);
-        if seen.insert((row.partition, id), ()).is_some() {
+        if !seen.insert((row.partition, id)) {
             in_batch_duplicates += 1;
             continue;
         }

@@ -2,9 +2,14 @@
 //! current-thread tokio runtime that reads each request body and answers with a fixed JSON body
 //! the size of a real one-placement decide response. No routing, no parsing, no decision.
 //!
-//! `cargo run --release -p adp-server --example baseline_hyper -- [ADDR [BODY_BYTES]]` (default
-//! 127.0.0.1:18081, a decide-sized body; bid benchmarks pass the size of a real bid response);
-//! `scripts/bench-http.sh` runs the same wrk load against it and against `adplatform serve`.
+//! `cargo run --release -p adp-server --example baseline_hyper -- [ADDR [BODY_BYTES [WORK_NS]]]`
+//! (default 127.0.0.1:18081, a decide-sized body; bid benchmarks pass the size of a real bid
+//! response); `scripts/bench-http.sh` runs the same wrk load against it and against
+//! `adplatform serve`.
+//!
+//! `WORK_NS` (default 0) makes each request spin that long on the CPU before answering: a
+//! stand-in for a handler's own work, used by `scripts/bench-ceiling.sh` to measure what a
+//! given amount of handler work costs under the HTTP benchmark on this machine.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -15,6 +20,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Bytes in the body of `POST /v1/decide` for one `demo-mrec` placement on the demo catalog
 /// (measured with curl: 2088–2092 depending on the user id).
@@ -35,16 +41,22 @@ fn fixed_body(len: usize) -> Bytes {
     Bytes::from(s)
 }
 
-async fn answer(req: Request<Incoming>, body: Bytes) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(req: Request<Incoming>, body: Bytes, work: Duration) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the request body, as the decide handler does; a broken body still gets the answer.
     let _ = req.into_body().collect().await;
+    if !work.is_zero() {
+        let started = Instant::now();
+        while started.elapsed() < work {
+            std::hint::spin_loop();
+        }
+    }
     let mut resp = Response::new(Full::new(body));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     Ok(resp)
 }
 
-async fn serve(addr: SocketAddr, body_bytes: usize) -> std::io::Result<()> {
+async fn serve(addr: SocketAddr, body_bytes: usize, work: Duration) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let body = fixed_body(body_bytes);
     eprintln!("baseline_hyper listening on http://{} ({} byte body)", listener.local_addr()?, body.len());
@@ -59,7 +71,7 @@ async fn serve(addr: SocketAddr, body_bytes: usize) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let body = body.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, body.clone()));
+            let service = service_fn(move |req| answer(req, body.clone(), work));
             // Keep-alive is on by default; a client hanging up mid-request is not our error.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
@@ -77,5 +89,11 @@ fn main() -> std::io::Result<()> {
         })?,
         None => DECIDE_BODY_BYTES,
     };
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr, body_bytes))
+    let work = match std::env::args().nth(3) {
+        Some(n) => Duration::from_nanos(n.parse().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{n}` is not a number of nanoseconds: {e}"))
+        })?),
+        None => Duration::ZERO,
+    };
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr, body_bytes, work))
 }

@@ -39,9 +39,8 @@ PID=
 stop() { [[ -n "$PID" ]] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }; }
 trap stop EXIT
 
-# run NAME CMD...: prints "rps per-cpu-second"
+# run CMD...: prints "rps per-cpu-second"
 run() {
-    local name=$1; shift
     taskset -c "$SERVER_CPU" "$@" >/dev/null 2>&1 &
     PID=$!
     for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
@@ -61,10 +60,10 @@ echo
 echo "| round | server | req/s | req per server CPU-s | ratio (req/s) | ratio (per CPU-s) |"
 echo "|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
-    read -r base_rps base_cpu < <(run baseline "$BASELINE" "127.0.0.1:$PORT" "$BODY")
+    read -r base_rps base_cpu < <(run "$BASELINE" "127.0.0.1:$PORT" "$BODY")
     echo "| $round | hyper on tokio (baseline) | $base_rps | $base_cpu | 1.00 | 1.00 |"
     for mode in hyper-poll hyper-compat raw; do
-        read -r rps cpu < <(run "$mode" "$PROBE" "$mode" "127.0.0.1:$PORT" "$BODY")
+        read -r rps cpu < <(run "$PROBE" "$mode" "127.0.0.1:$PORT" "$BODY")
         awk -v m="$mode" -v r="$round" -v a="$rps" -v b="$cpu" -v ba="$base_rps" -v bb="$base_cpu" \
             'BEGIN{printf "| %s | monoio %s | %s | %s | %.2f | %.2f |\n", r, m, a, b, a / ba, b / bb}'
     done

@@ -12,15 +12,16 @@
 //!    until every row is stored — consumer, decoding and sink together (with `RUST_LOG=
 //!    adp_analytics=debug`, each batch's fill, hand-over, write and offset times are logged);
 //! 3. consume: events already in Kafka → the ingest's consumer settings → poll, with and
-//!    without decoding (no ClickHouse);
-//! 4. rowbinary FILE: writes the events as the sink would insert them (RowBinary, columns
+//!    without decoding into batch rows (no ClickHouse);
+//! 4. decode: records in memory → owned events, and → batch rows as the ingest reads them;
+//! 5. rowbinary FILE: writes the events as the sink would insert them (RowBinary, columns
 //!    `EVENT_COLUMNS`) to FILE, for timing `clickhouse-client` with none of this code in the loop.
 //!
 //! Everything (the broker, ClickHouse, the ingest) shares this machine's cores.
 
 use adp_analytics::ingest::consumer_config;
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance};
-use adp_analytics::sink::{Batch, EventsSink, Incoming, IngestCounters};
+use adp_analytics::sink::{Batch, EventsSink, IngestCounters};
 use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestSettings, MigrateSettings};
 use adp_domain::events::Event;
@@ -95,17 +96,12 @@ async fn sink(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
     let batches: Vec<Batch> = events
         .chunks(batch_rows)
         .enumerate()
-        .map(|(b, chunk)| Batch {
-            events: chunk
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Incoming {
-                    partition: (i % 3) as i32,
-                    offset: (b * batch_rows + i) as i64,
-                    event: e.clone(),
-                })
-                .collect(),
-            ..Batch::default()
+        .map(|(b, chunk)| {
+            let mut batch = Batch::default();
+            for (i, e) in chunk.iter().enumerate() {
+                batch.push_event((i % 3) as i32, (b * batch_rows + i) as i64, e);
+            }
+            batch
         })
         .collect();
     let (t, cpu) = (Instant::now(), cpu_secs());
@@ -198,7 +194,7 @@ fn consume_only(events: &[Event]) {
         let t = Instant::now();
         let mut first: Option<Instant> = None;
         let (mut n, mut bytes) = (0usize, 0usize);
-        let mut batch: Vec<Incoming> = Vec::new();
+        let mut batch = Batch::default();
         while n < events.len() {
             assert!(t.elapsed() < Duration::from_secs(300), "consumed only {n}");
             let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) else { continue };
@@ -207,10 +203,10 @@ fn consume_only(events: &[Event]) {
             let payload = msg.payload().unwrap_or_default();
             bytes += payload.len();
             if decode {
-                let event = adp_eventwire::decode(payload).unwrap_or_else(|e| panic!("decode: {e}"));
-                batch.push(Incoming { partition: msg.partition(), offset: msg.offset(), event });
+                // What the ingest does: the record, read in place, into the batch's RowBinary.
+                batch.push_record(msg.partition(), msg.offset(), payload).unwrap_or_else(|e| panic!("decode: {e}"));
                 if batch.len() >= 200_000 {
-                    drop(std::mem::take(&mut batch));
+                    batch.clear();
                 }
             }
         }
@@ -261,9 +257,24 @@ fn decode_only(events: &[Event]) {
         }
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "decode (kept in batches: {keep}): {} records in {secs:.2} s = {:.0}/s",
+            "decode (owned events, kept in batches: {keep}): {} records in {secs:.2} s = {:.0}/s",
             records.len(),
             records.len() as f64 / secs
         );
     }
+    // What the ingest does: each record read in place into a batch's RowBinary.
+    let t = Instant::now();
+    let mut batch = Batch::default();
+    for (i, r) in records.iter().enumerate() {
+        batch.push_record((i % 3) as i32, i as i64, r).unwrap_or_else(|e| panic!("decode: {e}"));
+        if batch.len() >= 200_000 {
+            batch.clear();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "decode (in place into batch rows): {} records in {secs:.2} s = {:.0}/s",
+        records.len(),
+        records.len() as f64 / secs
+    );
 }

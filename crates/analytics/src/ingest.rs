@@ -1,6 +1,7 @@
 //! ingest: Kafka → ClickHouse. A consumer thread reads every partition of `<prefix>.events`
 //! (manual assignment from the offsets recorded in ClickHouse: no consumer-group joins or
-//! rebalances, one writer per partition), decodes adp-eventwire records and cuts batches by rows
+//! rebalances, one writer per partition), decodes adp-eventwire records in place straight into
+//! the RowBinary the insert sends (no owned events: [`Batch::push_record`]) and cuts batches by rows
 //! or time; the async loop hands each batch to the [`EventsSink`], retrying with backoff until
 //! ClickHouse has it, and only then records the offsets. See [`crate::sink`] for why the counts
 //! stay exact.
@@ -8,7 +9,7 @@
 //! Run one ingest process per topic. While ClickHouse is down the batch in hand is retried and
 //! the consumer stops reading once its next batch is ready (bounded memory); no offset moves.
 
-use crate::sink::{Batch, EventsSink, Incoming, IngestCounters, IngestSnapshot};
+use crate::sink::{Batch, EventsSink, IngestCounters, IngestSnapshot};
 use crate::store::{ClickHouse, ClickHouseSettings, StoreError};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -119,8 +120,8 @@ pub async fn run_ingest_with(
     let stop = Arc::new(AtomicBool::new(false));
     let stored: Arc<Mutex<BTreeMap<i32, i64>>> = Arc::new(Mutex::new(start.clone()));
     let (tx, mut rx) = mpsc::channel::<Batch>(1);
-    // Stored batches go back to the consumer thread, which drops their events (it allocated them)
-    // and fills their vectors again instead of growing new ones.
+    // Stored batches go back to the consumer thread, which empties them and fills their buffers
+    // again instead of growing new ones.
     let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
     let thread = {
         let reader = Reader {
@@ -287,7 +288,7 @@ struct Reader {
     topic: String,
     start: BTreeMap<i32, i64>,
     tx: mpsc::Sender<Batch>,
-    /// Stored batches, to be emptied and filled again.
+    /// Stored batches, to be emptied and filled again (their memory is reused).
     recycled: std::sync::mpsc::Receiver<Batch>,
     stop: Arc<AtomicBool>,
     counters: Arc<IngestCounters>,
@@ -324,8 +325,8 @@ impl Reader {
                     self.counters.consumed.fetch_add(1, Ordering::Relaxed);
                     let (partition, offset) = (msg.partition(), msg.offset());
                     batch.next_offsets.insert(partition, offset + 1);
-                    match adp_eventwire::decode(msg.payload().unwrap_or_default()) {
-                        Ok(event) => batch.events.push(Incoming { partition, offset, event }),
+                    match batch.push_record(partition, offset, msg.payload().unwrap_or_default()) {
+                        Ok(()) => {}
                         Err(e) => {
                             batch.undecodable += 1;
                             self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
@@ -375,12 +376,10 @@ impl Reader {
     fn empty_batch(&self) -> Batch {
         match self.recycled.try_recv() {
             Ok(mut b) => {
-                b.events.clear();
-                b.next_offsets.clear();
-                b.undecodable = 0;
+                b.clear();
                 b
             }
-            Err(_) => Batch { events: Vec::with_capacity(self.batch_rows.min(16_384)), ..Batch::default() },
+            Err(_) => Batch::with_capacity(self.batch_rows.min(16_384)),
         }
     }
 

@@ -26,9 +26,12 @@
 //! part and its rollup part (18.16 writes the table, then its views, as separate parts): raw is
 //! then complete and the rollup misses that block. Nothing on the client side can cause it.
 
-use crate::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS};
+use crate::rowbinary::{
+    encode_event_fields, encode_provenance, event_id_bytes, id_ref_bytes, Provenance, EVENT_COLUMNS,
+};
 use crate::store::{quote, quote_bytes, ClickHouse, Result, StoreError};
 use adp_domain::events::Event;
+use adp_eventwire::EventRef;
 use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -45,7 +48,8 @@ const TERMS_PER_QUERY: usize = 400;
 /// More id ranges than this in a batch: one range per hour instead.
 const MAX_TERMS: usize = 4_000;
 
-/// A consumed Kafka message that decoded into an event.
+/// A consumed Kafka message that decoded into an event (the owned form, for callers that have
+/// events rather than records: [`Batch::push_event`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Incoming {
     pub partition: i32,
@@ -53,24 +57,93 @@ pub struct Incoming {
     pub event: Event,
 }
 
-/// What the consumer hands the sink: decoded events and, per partition, the offset after the
-/// last message consumed (undecodable messages included).
+/// What the consumer hands the sink: decoded events, already in the RowBinary the insert sends
+/// (all columns but the provenance ones, which depend on the attempt), and, per partition, the
+/// offset after the last message consumed (undecodable messages included).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
-    pub events: Vec<Incoming>,
+    /// The rows' columns up to `reason` ([`encode_event_fields`]), one after another.
+    data: Vec<u8>,
+    rows: Vec<Row>,
     pub next_offsets: BTreeMap<i32, i64>,
     /// Messages that did not decode (skipped, their offsets still advance).
     pub undecodable: u64,
 }
 
+/// One event of a [`Batch`]: what the sink needs to know besides its bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Row {
+    partition: i32,
+    offset: i64,
+    event_time_ms: i64,
+    /// The event id as stored and deduplicated ([`event_id_bytes`]).
+    id: [u8; 16],
+    /// Its bytes in `Batch::data` (none if its time cannot be stored: it is rejected).
+    start: usize,
+    end: usize,
+}
+
 impl Batch {
+    /// A batch of owned events.
+    pub fn from_incoming<'a>(events: impl IntoIterator<Item = &'a Incoming>) -> Batch {
+        let mut batch = Batch::default();
+        for i in events {
+            batch.push_event(i.partition, i.offset, &i.event);
+        }
+        batch
+    }
+
+    /// Adds an owned event.
+    pub fn push_event(&mut self, partition: i32, offset: i64, event: &Event) {
+        self.push_view(partition, offset, &EventRef::of(event), event_id_bytes(&event.id));
+    }
+
+    /// Adds the event an adp-eventwire record holds, read in place (no owned event is made); a
+    /// record [`adp_eventwire::decode`] refuses is refused with the same error and not added.
+    pub fn push_record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        record: &[u8],
+    ) -> Result<(), adp_eventwire::DecodeError> {
+        let view = adp_eventwire::decode_ref(record)?;
+        self.push_view(partition, offset, &view, id_ref_bytes(view.id));
+        Ok(())
+    }
+
+    fn push_view(&mut self, partition: i32, offset: i64, view: &EventRef<'_>, id: [u8; 16]) {
+        let start = self.data.len();
+        // An event time a row cannot hold writes nothing; `prepare` rejects the row.
+        let _ = encode_event_fields(&mut self.data, view, &id);
+        let end = self.data.len();
+        self.rows.push(Row { partition, offset, event_time_ms: view.event_time_ms, id, start, end });
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.next_offsets.is_empty()
+        self.rows.is_empty() && self.next_offsets.is_empty()
     }
 
     /// Messages in the batch, decodable or not.
     pub fn messages(&self) -> u64 {
-        self.events.len() as u64 + self.undecodable
+        self.rows.len() as u64 + self.undecodable
+    }
+
+    /// Empties the batch, keeping its memory for the next one.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.rows.clear();
+        self.next_offsets.clear();
+        self.undecodable = 0;
+    }
+
+    /// Room for `rows` events without growing.
+    pub fn with_capacity(rows: usize) -> Batch {
+        Batch { data: Vec::with_capacity(rows * 256), rows: Vec::with_capacity(rows), ..Batch::default() }
     }
 }
 
@@ -120,8 +193,8 @@ impl IngestCounters {
 
 /// A batch after in-memory deduplication, ready to check and insert.
 struct Prepared {
-    /// (row index in the batch, id bytes), in (partition, offset) order.
-    rows: Vec<(usize, [u8; 16])>,
+    /// Row indices in the batch, in (partition, offset) order.
+    rows: Vec<usize>,
     in_batch_duplicates: u64,
     rejected: u64,
 }
@@ -222,8 +295,9 @@ impl EventsSink {
         let batch_id = self.next_batch_id();
         let mut sending: Vec<(usize, (u32, [u8; 16]))> = Vec::with_capacity(prepared.rows.len());
         let (mut duplicates, mut landed_earlier) = (prepared.in_batch_duplicates, 0u64);
-        for (i, id) in &prepared.rows {
-            let key = (batch.events[*i].partition as u32, *id);
+        for i in &prepared.rows {
+            let row = &batch.rows[*i];
+            let key = (row.partition as u32, row.id);
             if existing.contains(&key) {
                 // Rows an earlier, failed attempt at this batch managed to store are ours.
                 if attempted.contains(&key) {
@@ -277,13 +351,15 @@ impl EventsSink {
         let new_chunk = || Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
         let mut chunk = new_chunk();
         let mut unencodable = 0;
-        for (i, (partition, id)) in rows {
-            let row = &batch.events[*i];
-            let from = Provenance { partition: *partition, offset: row.offset, batch_id };
-            if encode_event_row(&mut chunk, &row.event, id, from).is_err() {
+        for (i, (partition, _)) in rows {
+            let row = &batch.rows[*i];
+            if row.start == row.end {
+                // Never happens: `prepare` rejected the rows whose time a row cannot hold.
                 unencodable += 1;
                 continue;
             }
+            chunk.extend_from_slice(&batch.data[row.start..row.end]);
+            encode_provenance(&mut chunk, Provenance { partition: *partition, offset: row.offset, batch_id });
             if chunk.len() >= CHUNK_BYTES {
                 insert.send(bytes::Bytes::from(std::mem::replace(&mut chunk, new_chunk()))).await?;
             }
@@ -314,7 +390,7 @@ impl EventsSink {
     }
 
     /// The (partition, id) pairs of `rows` that `events` already holds.
-    async fn existing(&self, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Result<HashSet<(u32, [u8; 16])>> {
+    async fn existing(&self, batch: &Batch, rows: &[usize]) -> Result<HashSet<(u32, [u8; 16])>> {
         let mut found = HashSet::new();
         for sql in lookup_sql(self.ch.database(), batch, rows) {
             let bytes = self.ch.fetch_raw(&sql, "RowBinary").await?;
@@ -367,12 +443,12 @@ pub fn load_offsets_sql(database: &str, topic: &str) -> String {
 
 /// The id lookups of a batch's rows (after [`prepare`]); each answers RowBinary rows of
 /// `(kafka_partition UInt32, event_id FixedString(16))` for the ids `events` already holds.
-fn lookup_sql(database: &str, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Vec<String> {
+fn lookup_sql(database: &str, batch: &Batch, rows: &[usize]) -> Vec<String> {
     let mut by_hour: BTreeMap<i64, Vec<[u8; 16]>> = BTreeMap::new();
     let mut partitions: Vec<i32> = Vec::new();
-    for (i, id) in rows {
-        let row = &batch.events[*i];
-        by_hour.entry(crate::report::hour_of(row.event.event_time_ms)).or_default().push(*id);
+    for i in rows {
+        let row = &batch.rows[*i];
+        by_hour.entry(crate::report::hour_of(row.event_time_ms)).or_default().push(row.id);
         partitions.push(row.partition);
     }
     partitions.sort_unstable();
@@ -407,25 +483,24 @@ pub fn batch_lookup_sql(database: &str, batch: &Batch) -> Vec<String> {
 /// In-memory deduplication (same partition and id: the first copy is kept) and time checks:
 /// events before `min_time_ms` or after 2106 are rejected.
 fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
-    let mut order: Vec<usize> = (0..batch.events.len()).collect();
-    order.sort_by_key(|i| (batch.events[*i].partition, batch.events[*i].offset));
+    let mut order: Vec<usize> = (0..batch.rows.len()).collect();
+    order.sort_by_key(|i| (batch.rows[*i].partition, batch.rows[*i].offset));
     let mut seen: FxHashSet<(i32, [u8; 16])> =
-        FxHashSet::with_capacity_and_hasher(batch.events.len(), Default::default());
-    let mut rows = Vec::with_capacity(batch.events.len());
+        FxHashSet::with_capacity_and_hasher(batch.rows.len(), Default::default());
+    let mut rows = Vec::with_capacity(batch.rows.len());
     let mut in_batch_duplicates = 0;
     let mut rejected = 0;
     for i in order {
-        let row = &batch.events[i];
-        if !(min_time_ms..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event.event_time_ms) {
+        let row = &batch.rows[i];
+        if !(min_time_ms..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event_time_ms) {
             rejected += 1;
             continue;
         }
-        let id = event_id_bytes(&row.event.id);
-        if !seen.insert((row.partition, id)) {
+        if !seen.insert((row.partition, row.id)) {
             in_batch_duplicates += 1;
             continue;
         }
-        rows.push((i, id));
+        rows.push(i);
     }
     Prepared { rows, in_batch_duplicates, rejected }
 }
@@ -477,18 +552,14 @@ mod tests {
 
     #[test]
     fn prepare_keeps_the_first_copy_per_partition() {
-        let batch = Batch {
-            events: vec![
-                incoming(1, 5, "a", 1000),
-                incoming(0, 9, "a", 1000),
-                incoming(1, 3, "a", 1000),
-                incoming(0, 10, "b", -5),
-            ],
-            ..Batch::default()
-        };
+        let batch = Batch::from_incoming(&[
+            incoming(1, 5, "a", 1000),
+            incoming(0, 9, "a", 1000),
+            incoming(1, 3, "a", 1000),
+            incoming(0, 10, "b", -5),
+        ]);
         let p = prepare(&batch, 0);
-        let kept: Vec<(i32, i64)> =
-            p.rows.iter().map(|(i, _)| (batch.events[*i].partition, batch.events[*i].offset)).collect();
+        let kept: Vec<(i32, i64)> = p.rows.iter().map(|i| (batch.rows[*i].partition, batch.rows[*i].offset)).collect();
         assert_eq!(kept, vec![(0, 9), (1, 3)]);
         assert_eq!(p.in_batch_duplicates, 1);
         assert_eq!(p.rejected, 1);

@@ -40,6 +40,12 @@ pub struct IngestSettings {
     pub ttl_days: u32,
     /// Extra librdkafka settings, applied last.
     pub client_settings: Vec<(String, String)>,
+    /// INSERTs each batch is split into, running at the same time (1..=16; an INSERT uses one
+    /// core of ClickHouse 18.16). See [`crate::sink`].
+    pub parallel_inserts: usize,
+    /// Whether inserts are LZ4-compressed (the default). Uncompressed costs less CPU on both
+    /// sides when ClickHouse is on the same machine; compressed sends ~5x fewer bytes.
+    pub compress_inserts: bool,
 }
 
 impl Default for IngestSettings {
@@ -53,9 +59,14 @@ impl Default for IngestSettings {
             batch_ms: 1000,
             ttl_days: 400,
             client_settings: Vec::new(),
+            parallel_inserts: PARALLEL_INSERTS,
+            compress_inserts: true,
         }
     }
 }
+
+/// The default of [`IngestSettings::parallel_inserts`].
+pub const PARALLEL_INSERTS: usize = 2;
 
 /// Why the ingest stopped.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +102,14 @@ pub async fn run_ingest_with(
     if settings.batch_ms == 0 {
         return Err(IngestError::Settings("batch_ms must be at least 1".into()));
     }
+    if !(1..=16).contains(&settings.parallel_inserts) {
+        return Err(IngestError::Settings("parallel_inserts must be 1..=16".into()));
+    }
     let ch = ClickHouse::connect(&settings.clickhouse)?;
-    let mut sink = EventsSink::new(ch.clone(), &settings.topic).with_ttl_days(settings.ttl_days);
+    let mut sink = EventsSink::new(ch.clone(), &settings.topic)
+        .with_ttl_days(settings.ttl_days)
+        .with_parallel_inserts(settings.parallel_inserts)
+        .with_compressed_inserts(settings.compress_inserts);
     let mut shutdown = std::pin::pin!(shutdown);
 
     // ClickHouse first: where to resume is recorded there.

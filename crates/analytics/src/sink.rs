@@ -3,9 +3,13 @@
 //!
 //! # Why the counts are exact (on 18.16 and current servers)
 //!
-//! 1. **One writer per partition.** One `adplatform ingest` process owns the topic's
-//!    partitions (manual assignment, no group rebalances), and its sink writes one batch at a
-//!    time: nothing else inserts into `events` concurrently for those partitions.
+//! 1. **One writer per partition, one batch at a time.** One `adplatform ingest` process owns
+//!    the topic's partitions (manual assignment, no group rebalances), and its sink writes one
+//!    batch at a time: nothing else inserts into `events` for those partitions while a batch is
+//!    looked up and inserted. A batch's rows may go in as several INSERTs running at the same
+//!    time ([`EventsSink::with_parallel_inserts`]; an INSERT uses one core of 18.16), but those
+//!    carry disjoint sets of (partition, id) — step 2 leaves one copy of each — and all of them
+//!    belong to the batch that was just looked up, so they cannot insert anything twice.
 //! 2. **Dedup by event id before every insert.** The batch is deduplicated in memory (same
 //!    partition and id: kept once), then ClickHouse is asked which of its ids `events` already
 //!    holds ([`EventsSink::existing`]): per UTC hour of the batch, a range of ids on the table's
@@ -14,17 +18,24 @@
 //!    same Kafka partition), hence it is found. Only absent rows are inserted.
 //! 3. **Raw and rollup in one INSERT.** The rollup is a materialized view of `events`, so the
 //!    rows a single INSERT adds to `events` are exactly the rows it adds to the rollup, whatever
-//!    part of the INSERT the server committed. After an insert error the outcome is unknown (the
-//!    server may have committed all, part or nothing): the sink first makes sure the INSERT is no
-//!    longer running (`KILL QUERY ... SYNC` on its query id, then `system.processes`), then asks
-//!    again which ids exist and inserts only the rest.
+//!    part of the INSERT the server committed. After an insert error the outcome of every INSERT
+//!    of the attempt is unknown (the server may have committed all, part or nothing of each;
+//!    the others may have succeeded): the sink waits for all of them to end, then first makes
+//!    sure none is still running (`KILL QUERY ... SYNC` on each query id, then
+//!    `system.processes`), then asks again which ids exist and inserts only the rest. Rows the
+//!    failed attempt stored count as inserted then, found or not by which INSERT.
 //! 4. **Offsets after the data.** The next offset of each partition is written to
 //!    `ingest_offsets` (and committed to Kafka, for lag tools) only after ClickHouse acknowledged
-//!    the insert. A crash in between re-reads the tail, which step 2 turns into no-ops.
+//!    every insert of the batch. A crash in between re-reads the tail, which step 2 turns into
+//!    no-ops.
 //!
 //! The one thing this cannot see is ClickHouse itself dying between writing a block's `events`
 //! part and its rollup part (18.16 writes the table, then its views, as separate parts): raw is
 //! then complete and the rollup misses that block. Nothing on the client side can cause it.
+//!
+//! The consumer hands over events already in the RowBinary the insert sends
+//! ([`Batch::push_record`] reads a record in place): inserting a row is copying its bytes and
+//! appending its provenance columns.
 
 use crate::rowbinary::{
     encode_event_fields, encode_provenance, event_id_bytes, id_ref_bytes, Provenance, EVENT_COLUMNS,
@@ -47,6 +58,8 @@ const RANGE_GAP_MS: u64 = 2_000;
 const TERMS_PER_QUERY: usize = 400;
 /// More id ranges than this in a batch: one range per hour instead.
 const MAX_TERMS: usize = 4_000;
+/// A batch is split into parallel INSERTs only in parts of at least this many rows.
+pub const MIN_ROWS_PER_INSERT: usize = 1_000;
 
 /// A consumed Kafka message that decoded into an event (the owned form, for callers that have
 /// events rather than records: [`Batch::push_event`]).
@@ -191,6 +204,9 @@ impl IngestCounters {
     }
 }
 
+/// A row to insert: its index in the batch and its (partition, id).
+type Sending = (usize, (u32, [u8; 16]));
+
 /// A batch after in-memory deduplication, ready to check and insert.
 struct Prepared {
     /// Row indices in the batch, in (partition, offset) order.
@@ -213,12 +229,16 @@ pub struct EventsSink {
     topic: String,
     insert_timeout: Duration,
     seq: u64,
-    /// The query id of an insert whose outcome is unknown.
-    uncertain: Option<String>,
+    /// The query ids of inserts whose outcome is unknown.
+    uncertain: Vec<String>,
     /// The rows that insert carried: found stored on the retry, they count as inserted.
     attempted: Vec<(u32, [u8; 16])>,
     /// Days of raw events kept (0 = all): older events are rejected, not stored.
     ttl_days: u32,
+    /// INSERTs a batch is split into, run at the same time.
+    parallel_inserts: usize,
+    /// Whether inserts are sent LZ4-compressed.
+    compress_inserts: bool,
 }
 
 impl EventsSink {
@@ -228,7 +248,9 @@ impl EventsSink {
             topic: topic.to_string(),
             insert_timeout: Duration::from_secs(120),
             seq: 0,
-            uncertain: None,
+            uncertain: Vec::new(),
+            parallel_inserts: 2,
+            compress_inserts: true,
             attempted: Vec::new(),
             ttl_days: 0,
         }
@@ -239,6 +261,21 @@ impl EventsSink {
     /// anyway.
     pub fn with_ttl_days(mut self, ttl_days: u32) -> Self {
         self.ttl_days = ttl_days;
+        self
+    }
+
+    /// Splits each batch into up to `n` INSERTs of disjoint rows that run at the same time (an
+    /// INSERT uses one core of ClickHouse 18.16). At least 1; parts have at least
+    /// [`MIN_ROWS_PER_INSERT`] rows.
+    pub fn with_parallel_inserts(mut self, n: usize) -> Self {
+        self.parallel_inserts = n.max(1);
+        self
+    }
+
+    /// Sends inserts uncompressed (`false`) or LZ4-compressed (`true`, the default). Over
+    /// loopback, compressing costs this process and ClickHouse more CPU than it saves.
+    pub fn with_compressed_inserts(mut self, compress: bool) -> Self {
+        self.compress_inserts = compress;
         self
     }
 
@@ -288,12 +325,14 @@ impl EventsSink {
                 rejected: prepared.rejected,
             });
         }
+        let looking_up = std::time::Instant::now();
         let existing = self.existing(batch, &prepared.rows).await?;
+        let lookup_ms = looking_up.elapsed().as_millis() as u64;
         // Looked up only for rows found stored (none, unless an insert failed or a copy came in).
         let attempted: HashSet<(u32, [u8; 16])> =
             if existing.is_empty() { HashSet::new() } else { self.attempted.iter().copied().collect() };
         let batch_id = self.next_batch_id();
-        let mut sending: Vec<(usize, (u32, [u8; 16]))> = Vec::with_capacity(prepared.rows.len());
+        let mut sending: Vec<Sending> = Vec::with_capacity(prepared.rows.len());
         let (mut duplicates, mut landed_earlier) = (prepared.in_batch_duplicates, 0u64);
         for i in &prepared.rows {
             let row = &batch.rows[*i];
@@ -312,8 +351,18 @@ impl EventsSink {
         let mut rejected = prepared.rejected;
         let mut inserted = landed_earlier;
         if !sending.is_empty() {
-            let query_id = format!("adp-ingest-{batch_id}");
-            self.uncertain = Some(query_id.clone());
+            // Disjoint slices of the rows (no (partition, id) is in two: `prepare` kept one copy
+            // of each), inserted at the same time.
+            let parts = self.parallel_inserts.min(sending.len() / MIN_ROWS_PER_INSERT).max(1);
+            let per_part = sending.len().div_ceil(parts);
+            let slices: Vec<&[Sending]> = sending.chunks(per_part).collect();
+            let query_ids: Vec<String> = if slices.len() == 1 {
+                vec![format!("adp-ingest-{batch_id}")]
+            } else {
+                (0..slices.len()).map(|k| format!("adp-ingest-{batch_id}-{k}")).collect()
+            };
+            // Uncertain from here until every insert is acknowledged.
+            self.uncertain.clone_from(&query_ids);
             let retrying = !self.attempted.is_empty();
             self.attempted.extend(sending.iter().map(|(_, key)| *key));
             if retrying {
@@ -321,29 +370,40 @@ impl EventsSink {
                 self.attempted.sort_unstable();
                 self.attempted.dedup();
             }
-            let unencodable = self.insert(&query_id, batch, &sending, batch_id).await?;
+            // Every insert runs to its end (none is dropped half way) before the outcome is known.
+            let this = &*self;
+            let outcomes =
+                join_all(slices.iter().zip(&query_ids).map(|(rows, q)| this.insert(q, batch, rows, batch_id))).await;
+            let mut unencodable = 0;
+            for outcome in outcomes {
+                unencodable += outcome?;
+            }
             inserted += sending.len() as u64 - unencodable;
             rejected += unencodable;
-            self.uncertain = None;
+            self.uncertain.clear();
+            tracing::debug!(
+                rows = sending.len(),
+                inserts = query_ids.len(),
+                lookup_ms,
+                insert_ms = looking_up.elapsed().as_millis() as u64 - lookup_ms,
+                "batch inserted"
+            );
         }
         self.attempted.clear();
         Ok(WriteOutcome { inserted, duplicates, rejected })
     }
 
-    /// Inserts the rows, encoding them chunk by chunk while the earlier chunks are on their way
-    /// (ClickHouse parses a chunk while the next one is encoded). Returns how many rows could
-    /// not be encoded (none: `prepare` checked their times).
-    async fn insert(
-        &self,
-        query_id: &str,
-        batch: &Batch,
-        rows: &[(usize, (u32, [u8; 16]))],
-        batch_id: u64,
-    ) -> Result<u64> {
+    /// Inserts the rows, copying their bytes (and appending their provenance) chunk by chunk
+    /// while the earlier chunks are on their way. Returns how many rows could not be encoded
+    /// (none: `prepare` rejected the rows whose time a row cannot hold).
+    async fn insert(&self, query_id: &str, batch: &Batch, rows: &[Sending], batch_id: u64) -> Result<u64> {
         let sql = format!("INSERT INTO {} ({EVENT_COLUMNS}) FORMAT RowBinary", self.ch.table("events"));
-        let mut insert = self
-            .ch
-            .client()
+        let client = if self.compress_inserts {
+            self.ch.client().clone()
+        } else {
+            self.ch.client().clone().with_compression(clickhouse::Compression::None)
+        };
+        let mut insert = client
             .insert_formatted_with(sql)
             .with_setting("query_id", query_id)
             .with_timeouts(Some(Duration::from_secs(30)), Some(self.insert_timeout));
@@ -371,17 +431,23 @@ impl EventsSink {
         Ok(unencodable)
     }
 
-    /// Makes sure an insert whose outcome is unknown is no longer running, so that what it
+    /// Makes sure the inserts whose outcome is unknown are no longer running, so that what they
     /// wrote (all, part or nothing) is visible to the next lookup.
     async fn settle(&mut self) -> Result<()> {
-        let Some(query_id) = self.uncertain.clone() else { return Ok(()) };
-        let q = quote(&query_id);
+        while let Some(query_id) = self.uncertain.last().cloned() {
+            self.settle_one(&query_id).await?;
+            self.uncertain.pop();
+        }
+        Ok(())
+    }
+
+    async fn settle_one(&self, query_id: &str) -> Result<()> {
+        let q = quote(query_id);
         self.ch.execute(&format!("KILL QUERY WHERE query_id = {q} SYNC")).await?;
         for _ in 0..600 {
             let rows = self.ch.fetch_tsv(&format!("SELECT count() FROM system.processes WHERE query_id = {q}")).await?;
             if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("0") {
                 tracing::info!(query_id, "uncertain insert settled; rechecking which events are stored");
-                self.uncertain = None;
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -503,6 +569,31 @@ fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
         rows.push(i);
     }
     Prepared { rows, in_batch_duplicates, rejected }
+}
+
+/// Runs the futures at the same time (in this task) until every one has finished; their
+/// outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// The time (ms) in a UUIDv7's first 48 bits.

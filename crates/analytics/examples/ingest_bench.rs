@@ -12,15 +12,18 @@
 //!    until every row is stored — consumer, decoding and sink together (with `RUST_LOG=
 //!    adp_analytics=debug`, each batch's fill, hand-over, write and offset times are logged);
 //! 3. consume: events already in Kafka → the ingest's consumer settings → poll, with and
-//!    without decoding (no ClickHouse);
-//! 4. rowbinary FILE: writes the events as the sink would insert them (RowBinary, columns
+//!    without decoding into batch rows (no ClickHouse);
+//! 4. decode: records in memory → owned events, and → batch rows as the ingest reads them;
+//! 5. rowbinary FILE: writes the events as the sink would insert them (RowBinary, columns
 //!    `EVENT_COLUMNS`) to FILE, for timing `clickhouse-client` with none of this code in the loop.
 //!
-//! Everything (the broker, ClickHouse, the ingest) shares this machine's cores.
+//! `BENCH_INSERTS=N` sets the INSERTs each batch is split into (default 2), for the sink and end
+//! to end; `BENCH_LZ4=0` sends inserts uncompressed. Everything (the broker, ClickHouse, the
+//! ingest) shares this machine's cores.
 
 use adp_analytics::ingest::consumer_config;
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance};
-use adp_analytics::sink::{Batch, EventsSink, Incoming, IngestCounters};
+use adp_analytics::sink::{Batch, EventsSink, IngestCounters};
 use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestSettings, MigrateSettings};
 use adp_domain::events::Event;
@@ -71,10 +74,25 @@ fn extra_kafka_settings() -> Vec<(String, String)> {
         .collect()
 }
 
+/// INSERTs per batch at once, from `BENCH_INSERTS` (default: the ingest's default).
+fn parallel_inserts() -> usize {
+    std::env::var("BENCH_INSERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(adp_analytics::ingest::PARALLEL_INSERTS)
+}
+
+/// Whether inserts are LZ4-compressed: not with `BENCH_LZ4=0`.
+fn compress_inserts() -> bool {
+    std::env::var("BENCH_LZ4").map_or(true, |v| v != "0")
+}
+
 /// CPU seconds this process (every thread; not the broker or ClickHouse) has used so far, from
 /// /proc/self/stat (user + system, in clock ticks of 1/100 s as on every Linux this runs on).
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_secs("self")
+}
+
+/// [`cpu_secs`] of another process (0 if it is gone).
+fn proc_cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which ends with the last ')': state is field 3, utime 14.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -91,33 +109,33 @@ async fn sink(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
     let rows = events.len();
     let ch = ClickHouse::connect(&ch_settings(server, "bench_sink")).unwrap_or_else(|e| panic!("connect: {e}"));
     adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.unwrap_or_else(|e| panic!("migrate: {e}"));
-    let mut sink = EventsSink::new(ch.clone(), TOPIC);
+    let mut sink = EventsSink::new(ch.clone(), TOPIC)
+        .with_parallel_inserts(parallel_inserts())
+        .with_compressed_inserts(compress_inserts());
     let batches: Vec<Batch> = events
         .chunks(batch_rows)
         .enumerate()
-        .map(|(b, chunk)| Batch {
-            events: chunk
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Incoming {
-                    partition: (i % 3) as i32,
-                    offset: (b * batch_rows + i) as i64,
-                    event: e.clone(),
-                })
-                .collect(),
-            ..Batch::default()
+        .map(|(b, chunk)| {
+            let mut batch = Batch::default();
+            for (i, e) in chunk.iter().enumerate() {
+                batch.push_event((i % 3) as i32, (b * batch_rows + i) as i64, e);
+            }
+            batch
         })
         .collect();
-    let (t, cpu) = (Instant::now(), cpu_secs());
+    let ch_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
+    let (t, cpu, ch_cpu) = (Instant::now(), cpu_secs(), proc_cpu_secs(&ch_pid));
     let mut inserted = 0;
     for b in &batches {
         inserted += sink.write(b).await.unwrap_or_else(|e| panic!("write: {e}")).inserted;
     }
-    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
+    let (secs, cpu, ch_cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu, proc_cpu_secs(&ch_pid) - ch_cpu);
     assert_eq!(inserted, rows as u64);
+    println!("  (clickhouse-server used {ch_cpu:.2} CPU s = {:.2} µs/row)", ch_cpu * 1e6 / rows as f64);
     println!(
-        "sink: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {batch_rows}, ClickHouse {}; this process {cpu:.2} CPU s = {:.2} µs/row)",
+        "sink: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {batch_rows}, {} inserts at once, ClickHouse {}; this process {cpu:.2} CPU s = {:.2} µs/row)",
         rows as f64 / secs,
+        parallel_inserts(),
         ch.version().await.unwrap_or_default(),
         cpu * 1e6 / rows as f64
     );
@@ -146,12 +164,17 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
         batch_ms: 1000,
         ttl_days: 0,
         client_settings: extra_kafka_settings(),
+        parallel_inserts: parallel_inserts(),
+        compress_inserts: compress_inserts(),
     };
     let ch = ClickHouse::connect(&settings.clickhouse).unwrap_or_else(|e| panic!("connect: {e}"));
     adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.unwrap_or_else(|e| panic!("migrate: {e}"));
     let counters = Arc::new(IngestCounters::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ch_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
+    let broker_pid = broker.pid().map(|p| p.to_string()).unwrap_or_default();
     let (t, cpu) = (Instant::now(), cpu_secs());
+    let (ch_cpu, broker_cpu) = (proc_cpu_secs(&ch_pid), proc_cpu_secs(&broker_pid));
     let task = tokio::spawn(adp_analytics::run_ingest_with(settings, Arc::clone(&counters), async {
         let _ = stop_rx.await;
     }));
@@ -164,10 +187,20 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu);
+    let (ch_cpu, broker_cpu) = (proc_cpu_secs(&ch_pid) - ch_cpu, proc_cpu_secs(&broker_pid) - broker_cpu);
     let _ = stop_tx.send(());
     let snapshot = task.await.unwrap_or_else(|e| panic!("join: {e}")).unwrap_or_else(|e| panic!("ingest: {e}"));
-    println!("end to end: {rows} rows in {secs:.2} s = {:.0} rows/s ({snapshot:?})", rows as f64 / secs);
+    println!(
+        "end to end: {rows} rows in {secs:.2} s = {:.0} rows/s ({} inserts at once; {snapshot:?})",
+        rows as f64 / secs,
+        parallel_inserts()
+    );
     println!("  (the ingest used {cpu:.2} CPU s = {:.2} µs/row)", cpu * 1e6 / rows as f64);
+    println!(
+        "  (clickhouse-server used {ch_cpu:.2} CPU s = {:.2} µs/row; tansu {broker_cpu:.2} CPU s = {:.2} µs/row)",
+        ch_cpu * 1e6 / rows as f64,
+        broker_cpu * 1e6 / rows as f64
+    );
     if let Some(first) = first_consumed {
         let rest = secs - first.as_secs_f64();
         println!(
@@ -198,7 +231,7 @@ fn consume_only(events: &[Event]) {
         let t = Instant::now();
         let mut first: Option<Instant> = None;
         let (mut n, mut bytes) = (0usize, 0usize);
-        let mut batch: Vec<Incoming> = Vec::new();
+        let mut batch = Batch::default();
         while n < events.len() {
             assert!(t.elapsed() < Duration::from_secs(300), "consumed only {n}");
             let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) else { continue };
@@ -207,10 +240,10 @@ fn consume_only(events: &[Event]) {
             let payload = msg.payload().unwrap_or_default();
             bytes += payload.len();
             if decode {
-                let event = adp_eventwire::decode(payload).unwrap_or_else(|e| panic!("decode: {e}"));
-                batch.push(Incoming { partition: msg.partition(), offset: msg.offset(), event });
+                // What the ingest does: the record, read in place, into the batch's RowBinary.
+                batch.push_record(msg.partition(), msg.offset(), payload).unwrap_or_else(|e| panic!("decode: {e}"));
                 if batch.len() >= 200_000 {
-                    drop(std::mem::take(&mut batch));
+                    batch.clear();
                 }
             }
         }
@@ -261,9 +294,24 @@ fn decode_only(events: &[Event]) {
         }
         let secs = t.elapsed().as_secs_f64();
         println!(
-            "decode (kept in batches: {keep}): {} records in {secs:.2} s = {:.0}/s",
+            "decode (owned events, kept in batches: {keep}): {} records in {secs:.2} s = {:.0}/s",
             records.len(),
             records.len() as f64 / secs
         );
     }
+    // What the ingest does: each record read in place into a batch's RowBinary.
+    let t = Instant::now();
+    let mut batch = Batch::default();
+    for (i, r) in records.iter().enumerate() {
+        batch.push_record((i % 3) as i32, i as i64, r).unwrap_or_else(|e| panic!("decode: {e}"));
+        if batch.len() >= 200_000 {
+            batch.clear();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "decode (in place into batch rows): {} records in {secs:.2} s = {:.0}/s",
+        records.len(),
+        records.len() as f64 / secs
+    );
 }

@@ -1,9 +1,11 @@
 //! rowbinary: one event as a row of the `events` table in ClickHouse's RowBinary format (the
 //! format both 18.16 and current servers read), written straight from the domain event with no
-//! intermediate row struct. Pure: bytes in, bytes out.
+//! intermediate row struct — or from a record's borrowed view ([`adp_eventwire::EventRef`]),
+//! with no owned event at all. Pure: bytes in, bytes out.
 
 use crate::report::device_type_name;
 use adp_domain::events::{Event, EventKind};
+use adp_eventwire::{EventRef, IdRef};
 use sha2::{Digest, Sha256};
 
 /// The column list of an insert, in the order [`encode_event_row`] writes them.
@@ -58,6 +60,15 @@ pub fn event_id_bytes(id: &str) -> [u8; 16] {
     out
 }
 
+/// [`event_id_bytes`] of the id a record carries: a UUID's 16 bytes as they are (the bytes of
+/// its text too), any other id as [`event_id_bytes`] makes it.
+pub fn id_ref_bytes(id: IdRef<'_>) -> [u8; 16] {
+    match id {
+        IdRef::Uuid(bytes) => bytes,
+        IdRef::Text(text) => event_id_bytes(text),
+    }
+}
+
 /// Where a row came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Provenance {
@@ -68,6 +79,14 @@ pub struct Provenance {
 
 /// Appends one `events` row (columns [`EVENT_COLUMNS`]).
 pub fn encode_event_row(out: &mut Vec<u8>, e: &Event, id: &[u8; 16], from: Provenance) -> Result<(), RowError> {
+    encode_event_fields(out, &EventRef::of(e), id)?;
+    encode_provenance(out, from);
+    Ok(())
+}
+
+/// Appends the columns of an `events` row up to `reason`: all of [`EVENT_COLUMNS`] but the last
+/// three, which [`encode_provenance`] writes. Nothing is written if the time is out of range.
+pub fn encode_event_fields(out: &mut Vec<u8>, e: &EventRef<'_>, id: &[u8; 16]) -> Result<(), RowError> {
     if !(0..=MAX_EVENT_TIME_MS).contains(&e.event_time_ms) {
         return Err(RowError::TimeOutOfRange(e.event_time_ms));
     }
@@ -82,30 +101,34 @@ pub fn encode_event_row(out: &mut Vec<u8>, e: &Event, id: &[u8; 16], from: Prove
     out.extend_from_slice(id);
     out.push(kind_code(e.kind) as u8);
     for s in [
-        &e.request_id,
-        &e.decision_id,
-        &e.advertiser_id,
-        &e.campaign_id,
-        &e.line_item_id,
-        &e.creative_id,
-        &e.publisher_id,
-        &e.site_id,
-        &e.placement_id,
+        e.request_id,
+        e.decision_id,
+        e.advertiser_id,
+        e.campaign_id,
+        e.line_item_id,
+        e.creative_id,
+        e.publisher_id,
+        e.site_id,
+        e.placement_id,
     ] {
         put_str(out, s);
     }
-    put_str(out, e.deal_id.as_deref().unwrap_or(""));
+    put_str(out, e.deal_id.unwrap_or(""));
     out.extend_from_slice(&e.user_key.to_le_bytes());
-    put_str(out, e.country.as_deref().unwrap_or(""));
+    put_str(out, e.country.unwrap_or(""));
     put_str(out, e.device_type.map(device_type_name).unwrap_or(""));
     out.extend_from_slice(&e.price_micros.to_le_bytes());
     out.extend_from_slice(&e.cost_micros.to_le_bytes());
-    put_str(out, &e.currency);
-    put_str(out, e.reason.as_deref().unwrap_or(""));
+    put_str(out, e.currency);
+    put_str(out, e.reason.unwrap_or(""));
+    Ok(())
+}
+
+/// Appends the last three columns of an `events` row: `kafka_partition, kafka_offset, batch_id`.
+pub fn encode_provenance(out: &mut Vec<u8>, from: Provenance) {
     out.extend_from_slice(&from.partition.to_le_bytes());
     out.extend_from_slice(&from.offset.to_le_bytes());
     out.extend_from_slice(&from.batch_id.to_le_bytes());
-    Ok(())
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -169,6 +192,25 @@ mod tests {
         assert_eq!(&out[47..49], &[0xC8, 0x01]);
         assert_eq!(&out[out.len() - 20..out.len() - 16], &3u32.to_le_bytes());
         assert_eq!(&out[out.len() - 8..], &7u64.to_le_bytes());
+    }
+
+    #[test]
+    fn a_decoded_record_makes_the_row_its_event_makes() {
+        let from = Provenance { partition: 1, offset: 2, batch_id: 3 };
+        for e in [
+            event(),
+            Event { id: "not-a-uuid".into(), device_type: Some(adp_domain::targeting::DeviceType::Phone), ..event() },
+        ] {
+            let mut record = Vec::new();
+            adp_eventwire::encode(&e, &mut record);
+            let view = adp_eventwire::decode_ref(&record).expect("decodes");
+            assert_eq!(id_ref_bytes(view.id), event_id_bytes(&e.id));
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            encode_event_fields(&mut ours, &view, &id_ref_bytes(view.id)).expect("row");
+            encode_provenance(&mut ours, from);
+            encode_event_row(&mut theirs, &e, &event_id_bytes(&e.id), from).expect("row");
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

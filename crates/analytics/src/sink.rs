@@ -3,9 +3,13 @@
 //!
 //! # Why the counts are exact (on 18.16 and current servers)
 //!
-//! 1. **One writer per partition.** One `adplatform ingest` process owns the topic's
-//!    partitions (manual assignment, no group rebalances), and its sink writes one batch at a
-//!    time: nothing else inserts into `events` concurrently for those partitions.
+//! 1. **One writer per partition, one batch at a time.** One `adplatform ingest` process owns
+//!    the topic's partitions (manual assignment, no group rebalances), and its sink writes one
+//!    batch at a time: nothing else inserts into `events` for those partitions while a batch is
+//!    looked up and inserted. A batch's rows may go in as several INSERTs running at the same
+//!    time ([`EventsSink::with_parallel_inserts`]; an INSERT uses one core of 18.16), but those
+//!    carry disjoint sets of (partition, id) — step 2 leaves one copy of each — and all of them
+//!    belong to the batch that was just looked up, so they cannot insert anything twice.
 //! 2. **Dedup by event id before every insert.** The batch is deduplicated in memory (same
 //!    partition and id: kept once), then ClickHouse is asked which of its ids `events` already
 //!    holds ([`EventsSink::existing`]): per UTC hour of the batch, a range of ids on the table's
@@ -14,21 +18,31 @@
 //!    same Kafka partition), hence it is found. Only absent rows are inserted.
 //! 3. **Raw and rollup in one INSERT.** The rollup is a materialized view of `events`, so the
 //!    rows a single INSERT adds to `events` are exactly the rows it adds to the rollup, whatever
-//!    part of the INSERT the server committed. After an insert error the outcome is unknown (the
-//!    server may have committed all, part or nothing): the sink first makes sure the INSERT is no
-//!    longer running (`KILL QUERY ... SYNC` on its query id, then `system.processes`), then asks
-//!    again which ids exist and inserts only the rest.
+//!    part of the INSERT the server committed. After an insert error the outcome of every INSERT
+//!    of the attempt is unknown (the server may have committed all, part or nothing of each;
+//!    the others may have succeeded): the sink waits for all of them to end, then first makes
+//!    sure none is still running (`KILL QUERY ... SYNC` on each query id, then
+//!    `system.processes`), then asks again which ids exist and inserts only the rest. Rows the
+//!    failed attempt stored count as inserted then, found or not by which INSERT.
 //! 4. **Offsets after the data.** The next offset of each partition is written to
 //!    `ingest_offsets` (and committed to Kafka, for lag tools) only after ClickHouse acknowledged
-//!    the insert. A crash in between re-reads the tail, which step 2 turns into no-ops.
+//!    every insert of the batch. A crash in between re-reads the tail, which step 2 turns into
+//!    no-ops.
 //!
 //! The one thing this cannot see is ClickHouse itself dying between writing a block's `events`
 //! part and its rollup part (18.16 writes the table, then its views, as separate parts): raw is
 //! then complete and the rollup misses that block. Nothing on the client side can cause it.
+//!
+//! The consumer hands over events already in the RowBinary the insert sends
+//! ([`Batch::push_record`] reads a record in place): inserting a row is copying its bytes and
+//! appending its provenance columns.
 
-use crate::rowbinary::{encode_event_row, event_id_bytes, Provenance, EVENT_COLUMNS};
+use crate::rowbinary::{
+    encode_event_fields, encode_provenance, event_id_bytes, id_ref_bytes, Provenance, EVENT_COLUMNS,
+};
 use crate::store::{quote, quote_bytes, ClickHouse, Result, StoreError};
 use adp_domain::events::Event;
+use adp_eventwire::EventRef;
 use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -44,8 +58,11 @@ const RANGE_GAP_MS: u64 = 2_000;
 const TERMS_PER_QUERY: usize = 400;
 /// More id ranges than this in a batch: one range per hour instead.
 const MAX_TERMS: usize = 4_000;
+/// A batch is split into parallel INSERTs only in parts of at least this many rows.
+pub const MIN_ROWS_PER_INSERT: usize = 1_000;
 
-/// A consumed Kafka message that decoded into an event.
+/// A consumed Kafka message that decoded into an event (the owned form, for callers that have
+/// events rather than records: [`Batch::push_event`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Incoming {
     pub partition: i32,
@@ -53,24 +70,93 @@ pub struct Incoming {
     pub event: Event,
 }
 
-/// What the consumer hands the sink: decoded events and, per partition, the offset after the
-/// last message consumed (undecodable messages included).
+/// What the consumer hands the sink: decoded events, already in the RowBinary the insert sends
+/// (all columns but the provenance ones, which depend on the attempt), and, per partition, the
+/// offset after the last message consumed (undecodable messages included).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
-    pub events: Vec<Incoming>,
+    /// The rows' columns up to `reason` ([`encode_event_fields`]), one after another.
+    data: Vec<u8>,
+    rows: Vec<Row>,
     pub next_offsets: BTreeMap<i32, i64>,
     /// Messages that did not decode (skipped, their offsets still advance).
     pub undecodable: u64,
 }
 
+/// One event of a [`Batch`]: what the sink needs to know besides its bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Row {
+    partition: i32,
+    offset: i64,
+    event_time_ms: i64,
+    /// The event id as stored and deduplicated ([`event_id_bytes`]).
+    id: [u8; 16],
+    /// Its bytes in `Batch::data` (none if its time cannot be stored: it is rejected).
+    start: usize,
+    end: usize,
+}
+
 impl Batch {
+    /// A batch of owned events.
+    pub fn from_incoming<'a>(events: impl IntoIterator<Item = &'a Incoming>) -> Batch {
+        let mut batch = Batch::default();
+        for i in events {
+            batch.push_event(i.partition, i.offset, &i.event);
+        }
+        batch
+    }
+
+    /// Adds an owned event.
+    pub fn push_event(&mut self, partition: i32, offset: i64, event: &Event) {
+        self.push_view(partition, offset, &EventRef::of(event), event_id_bytes(&event.id));
+    }
+
+    /// Adds the event an adp-eventwire record holds, read in place (no owned event is made); a
+    /// record [`adp_eventwire::decode`] refuses is refused with the same error and not added.
+    pub fn push_record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        record: &[u8],
+    ) -> Result<(), adp_eventwire::DecodeError> {
+        let view = adp_eventwire::decode_ref(record)?;
+        self.push_view(partition, offset, &view, id_ref_bytes(view.id));
+        Ok(())
+    }
+
+    fn push_view(&mut self, partition: i32, offset: i64, view: &EventRef<'_>, id: [u8; 16]) {
+        let start = self.data.len();
+        // An event time a row cannot hold writes nothing; `prepare` rejects the row.
+        let _ = encode_event_fields(&mut self.data, view, &id);
+        let end = self.data.len();
+        self.rows.push(Row { partition, offset, event_time_ms: view.event_time_ms, id, start, end });
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.next_offsets.is_empty()
+        self.rows.is_empty() && self.next_offsets.is_empty()
     }
 
     /// Messages in the batch, decodable or not.
     pub fn messages(&self) -> u64 {
-        self.events.len() as u64 + self.undecodable
+        self.rows.len() as u64 + self.undecodable
+    }
+
+    /// Empties the batch, keeping its memory for the next one.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.rows.clear();
+        self.next_offsets.clear();
+        self.undecodable = 0;
+    }
+
+    /// Room for `rows` events without growing.
+    pub fn with_capacity(rows: usize) -> Batch {
+        Batch { data: Vec::with_capacity(rows * 256), rows: Vec::with_capacity(rows), ..Batch::default() }
     }
 }
 
@@ -118,10 +204,13 @@ impl IngestCounters {
     }
 }
 
+/// A row to insert: its index in the batch and its (partition, id).
+type Sending = (usize, (u32, [u8; 16]));
+
 /// A batch after in-memory deduplication, ready to check and insert.
 struct Prepared {
-    /// (row index in the batch, id bytes), in (partition, offset) order.
-    rows: Vec<(usize, [u8; 16])>,
+    /// Row indices in the batch, in (partition, offset) order.
+    rows: Vec<usize>,
     in_batch_duplicates: u64,
     rejected: u64,
 }
@@ -140,12 +229,16 @@ pub struct EventsSink {
     topic: String,
     insert_timeout: Duration,
     seq: u64,
-    /// The query id of an insert whose outcome is unknown.
-    uncertain: Option<String>,
+    /// The query ids of inserts whose outcome is unknown.
+    uncertain: Vec<String>,
     /// The rows that insert carried: found stored on the retry, they count as inserted.
     attempted: Vec<(u32, [u8; 16])>,
     /// Days of raw events kept (0 = all): older events are rejected, not stored.
     ttl_days: u32,
+    /// INSERTs a batch is split into, run at the same time.
+    parallel_inserts: usize,
+    /// Whether inserts are sent LZ4-compressed.
+    compress_inserts: bool,
 }
 
 impl EventsSink {
@@ -155,7 +248,9 @@ impl EventsSink {
             topic: topic.to_string(),
             insert_timeout: Duration::from_secs(120),
             seq: 0,
-            uncertain: None,
+            uncertain: Vec::new(),
+            parallel_inserts: 2,
+            compress_inserts: true,
             attempted: Vec::new(),
             ttl_days: 0,
         }
@@ -166,6 +261,21 @@ impl EventsSink {
     /// anyway.
     pub fn with_ttl_days(mut self, ttl_days: u32) -> Self {
         self.ttl_days = ttl_days;
+        self
+    }
+
+    /// Splits each batch into up to `n` INSERTs of disjoint rows that run at the same time (an
+    /// INSERT uses one core of ClickHouse 18.16). At least 1; parts have at least
+    /// [`MIN_ROWS_PER_INSERT`] rows.
+    pub fn with_parallel_inserts(mut self, n: usize) -> Self {
+        self.parallel_inserts = n.max(1);
+        self
+    }
+
+    /// Sends inserts uncompressed (`false`) or LZ4-compressed (`true`, the default). Over
+    /// loopback, compressing costs this process and ClickHouse more CPU than it saves.
+    pub fn with_compressed_inserts(mut self, compress: bool) -> Self {
+        self.compress_inserts = compress;
         self
     }
 
@@ -215,15 +325,18 @@ impl EventsSink {
                 rejected: prepared.rejected,
             });
         }
+        let looking_up = std::time::Instant::now();
         let existing = self.existing(batch, &prepared.rows).await?;
+        let lookup_ms = looking_up.elapsed().as_millis() as u64;
         // Looked up only for rows found stored (none, unless an insert failed or a copy came in).
         let attempted: HashSet<(u32, [u8; 16])> =
             if existing.is_empty() { HashSet::new() } else { self.attempted.iter().copied().collect() };
         let batch_id = self.next_batch_id();
-        let mut sending: Vec<(usize, (u32, [u8; 16]))> = Vec::with_capacity(prepared.rows.len());
+        let mut sending: Vec<Sending> = Vec::with_capacity(prepared.rows.len());
         let (mut duplicates, mut landed_earlier) = (prepared.in_batch_duplicates, 0u64);
-        for (i, id) in &prepared.rows {
-            let key = (batch.events[*i].partition as u32, *id);
+        for i in &prepared.rows {
+            let row = &batch.rows[*i];
+            let key = (row.partition as u32, row.id);
             if existing.contains(&key) {
                 // Rows an earlier, failed attempt at this batch managed to store are ours.
                 if attempted.contains(&key) {
@@ -238,8 +351,18 @@ impl EventsSink {
         let mut rejected = prepared.rejected;
         let mut inserted = landed_earlier;
         if !sending.is_empty() {
-            let query_id = format!("adp-ingest-{batch_id}");
-            self.uncertain = Some(query_id.clone());
+            // Disjoint slices of the rows (no (partition, id) is in two: `prepare` kept one copy
+            // of each), inserted at the same time.
+            let parts = self.parallel_inserts.min(sending.len() / MIN_ROWS_PER_INSERT).max(1);
+            let per_part = sending.len().div_ceil(parts);
+            let slices: Vec<&[Sending]> = sending.chunks(per_part).collect();
+            let query_ids: Vec<String> = if slices.len() == 1 {
+                vec![format!("adp-ingest-{batch_id}")]
+            } else {
+                (0..slices.len()).map(|k| format!("adp-ingest-{batch_id}-{k}")).collect()
+            };
+            // Uncertain from here until every insert is acknowledged.
+            self.uncertain.clone_from(&query_ids);
             let retrying = !self.attempted.is_empty();
             self.attempted.extend(sending.iter().map(|(_, key)| *key));
             if retrying {
@@ -247,29 +370,40 @@ impl EventsSink {
                 self.attempted.sort_unstable();
                 self.attempted.dedup();
             }
-            let unencodable = self.insert(&query_id, batch, &sending, batch_id).await?;
+            // Every insert runs to its end (none is dropped half way) before the outcome is known.
+            let this = &*self;
+            let outcomes =
+                join_all(slices.iter().zip(&query_ids).map(|(rows, q)| this.insert(q, batch, rows, batch_id))).await;
+            let mut unencodable = 0;
+            for outcome in outcomes {
+                unencodable += outcome?;
+            }
             inserted += sending.len() as u64 - unencodable;
             rejected += unencodable;
-            self.uncertain = None;
+            self.uncertain.clear();
+            tracing::debug!(
+                rows = sending.len(),
+                inserts = query_ids.len(),
+                lookup_ms,
+                insert_ms = looking_up.elapsed().as_millis() as u64 - lookup_ms,
+                "batch inserted"
+            );
         }
         self.attempted.clear();
         Ok(WriteOutcome { inserted, duplicates, rejected })
     }
 
-    /// Inserts the rows, encoding them chunk by chunk while the earlier chunks are on their way
-    /// (ClickHouse parses a chunk while the next one is encoded). Returns how many rows could
-    /// not be encoded (none: `prepare` checked their times).
-    async fn insert(
-        &self,
-        query_id: &str,
-        batch: &Batch,
-        rows: &[(usize, (u32, [u8; 16]))],
-        batch_id: u64,
-    ) -> Result<u64> {
+    /// Inserts the rows, copying their bytes (and appending their provenance) chunk by chunk
+    /// while the earlier chunks are on their way. Returns how many rows could not be encoded
+    /// (none: `prepare` rejected the rows whose time a row cannot hold).
+    async fn insert(&self, query_id: &str, batch: &Batch, rows: &[Sending], batch_id: u64) -> Result<u64> {
         let sql = format!("INSERT INTO {} ({EVENT_COLUMNS}) FORMAT RowBinary", self.ch.table("events"));
-        let mut insert = self
-            .ch
-            .client()
+        let client = if self.compress_inserts {
+            self.ch.client().clone()
+        } else {
+            self.ch.client().clone().with_compression(clickhouse::Compression::None)
+        };
+        let mut insert = client
             .insert_formatted_with(sql)
             .with_setting("query_id", query_id)
             .with_timeouts(Some(Duration::from_secs(30)), Some(self.insert_timeout));
@@ -277,13 +411,15 @@ impl EventsSink {
         let new_chunk = || Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
         let mut chunk = new_chunk();
         let mut unencodable = 0;
-        for (i, (partition, id)) in rows {
-            let row = &batch.events[*i];
-            let from = Provenance { partition: *partition, offset: row.offset, batch_id };
-            if encode_event_row(&mut chunk, &row.event, id, from).is_err() {
+        for (i, (partition, _)) in rows {
+            let row = &batch.rows[*i];
+            if row.start == row.end {
+                // Never happens: `prepare` rejected the rows whose time a row cannot hold.
                 unencodable += 1;
                 continue;
             }
+            chunk.extend_from_slice(&batch.data[row.start..row.end]);
+            encode_provenance(&mut chunk, Provenance { partition: *partition, offset: row.offset, batch_id });
             if chunk.len() >= CHUNK_BYTES {
                 insert.send(bytes::Bytes::from(std::mem::replace(&mut chunk, new_chunk()))).await?;
             }
@@ -295,17 +431,23 @@ impl EventsSink {
         Ok(unencodable)
     }
 
-    /// Makes sure an insert whose outcome is unknown is no longer running, so that what it
+    /// Makes sure the inserts whose outcome is unknown are no longer running, so that what they
     /// wrote (all, part or nothing) is visible to the next lookup.
     async fn settle(&mut self) -> Result<()> {
-        let Some(query_id) = self.uncertain.clone() else { return Ok(()) };
-        let q = quote(&query_id);
+        while let Some(query_id) = self.uncertain.last().cloned() {
+            self.settle_one(&query_id).await?;
+            self.uncertain.pop();
+        }
+        Ok(())
+    }
+
+    async fn settle_one(&self, query_id: &str) -> Result<()> {
+        let q = quote(query_id);
         self.ch.execute(&format!("KILL QUERY WHERE query_id = {q} SYNC")).await?;
         for _ in 0..600 {
             let rows = self.ch.fetch_tsv(&format!("SELECT count() FROM system.processes WHERE query_id = {q}")).await?;
             if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("0") {
                 tracing::info!(query_id, "uncertain insert settled; rechecking which events are stored");
-                self.uncertain = None;
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -314,7 +456,7 @@ impl EventsSink {
     }
 
     /// The (partition, id) pairs of `rows` that `events` already holds.
-    async fn existing(&self, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Result<HashSet<(u32, [u8; 16])>> {
+    async fn existing(&self, batch: &Batch, rows: &[usize]) -> Result<HashSet<(u32, [u8; 16])>> {
         let mut found = HashSet::new();
         for sql in lookup_sql(self.ch.database(), batch, rows) {
             let bytes = self.ch.fetch_raw(&sql, "RowBinary").await?;
@@ -367,12 +509,12 @@ pub fn load_offsets_sql(database: &str, topic: &str) -> String {
 
 /// The id lookups of a batch's rows (after [`prepare`]); each answers RowBinary rows of
 /// `(kafka_partition UInt32, event_id FixedString(16))` for the ids `events` already holds.
-fn lookup_sql(database: &str, batch: &Batch, rows: &[(usize, [u8; 16])]) -> Vec<String> {
+fn lookup_sql(database: &str, batch: &Batch, rows: &[usize]) -> Vec<String> {
     let mut by_hour: BTreeMap<i64, Vec<[u8; 16]>> = BTreeMap::new();
     let mut partitions: Vec<i32> = Vec::new();
-    for (i, id) in rows {
-        let row = &batch.events[*i];
-        by_hour.entry(crate::report::hour_of(row.event.event_time_ms)).or_default().push(*id);
+    for i in rows {
+        let row = &batch.rows[*i];
+        by_hour.entry(crate::report::hour_of(row.event_time_ms)).or_default().push(row.id);
         partitions.push(row.partition);
     }
     partitions.sort_unstable();
@@ -407,27 +549,51 @@ pub fn batch_lookup_sql(database: &str, batch: &Batch) -> Vec<String> {
 /// In-memory deduplication (same partition and id: the first copy is kept) and time checks:
 /// events before `min_time_ms` or after 2106 are rejected.
 fn prepare(batch: &Batch, min_time_ms: i64) -> Prepared {
-    let mut order: Vec<usize> = (0..batch.events.len()).collect();
-    order.sort_by_key(|i| (batch.events[*i].partition, batch.events[*i].offset));
+    let mut order: Vec<usize> = (0..batch.rows.len()).collect();
+    order.sort_by_key(|i| (batch.rows[*i].partition, batch.rows[*i].offset));
     let mut seen: FxHashSet<(i32, [u8; 16])> =
-        FxHashSet::with_capacity_and_hasher(batch.events.len(), Default::default());
-    let mut rows = Vec::with_capacity(batch.events.len());
+        FxHashSet::with_capacity_and_hasher(batch.rows.len(), Default::default());
+    let mut rows = Vec::with_capacity(batch.rows.len());
     let mut in_batch_duplicates = 0;
     let mut rejected = 0;
     for i in order {
-        let row = &batch.events[i];
-        if !(min_time_ms..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event.event_time_ms) {
+        let row = &batch.rows[i];
+        if !(min_time_ms..=crate::rowbinary::MAX_EVENT_TIME_MS).contains(&row.event_time_ms) {
             rejected += 1;
             continue;
         }
-        let id = event_id_bytes(&row.event.id);
-        if !seen.insert((row.partition, id)) {
+        if !seen.insert((row.partition, row.id)) {
             in_batch_duplicates += 1;
             continue;
         }
-        rows.push((i, id));
+        rows.push(i);
     }
     Prepared { rows, in_batch_duplicates, rejected }
+}
+
+/// Runs the futures at the same time (in this task) until every one has finished; their
+/// outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// The time (ms) in a UUIDv7's first 48 bits.
@@ -477,18 +643,14 @@ mod tests {
 
     #[test]
     fn prepare_keeps_the_first_copy_per_partition() {
-        let batch = Batch {
-            events: vec![
-                incoming(1, 5, "a", 1000),
-                incoming(0, 9, "a", 1000),
-                incoming(1, 3, "a", 1000),
-                incoming(0, 10, "b", -5),
-            ],
-            ..Batch::default()
-        };
+        let batch = Batch::from_incoming(&[
+            incoming(1, 5, "a", 1000),
+            incoming(0, 9, "a", 1000),
+            incoming(1, 3, "a", 1000),
+            incoming(0, 10, "b", -5),
+        ]);
         let p = prepare(&batch, 0);
-        let kept: Vec<(i32, i64)> =
-            p.rows.iter().map(|(i, _)| (batch.events[*i].partition, batch.events[*i].offset)).collect();
+        let kept: Vec<(i32, i64)> = p.rows.iter().map(|i| (batch.rows[*i].partition, batch.rows[*i].offset)).collect();
         assert_eq!(kept, vec![(0, 9), (1, 3)]);
         assert_eq!(p.in_batch_duplicates, 1);
         assert_eq!(p.rejected, 1);

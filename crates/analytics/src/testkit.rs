@@ -167,6 +167,11 @@ impl ClickHouseServer {
         self.child.is_some()
     }
 
+    /// The server's process id (for benchmarks reading its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -275,6 +280,11 @@ impl TansuBroker {
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// The broker's process id (for benchmarks reading its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

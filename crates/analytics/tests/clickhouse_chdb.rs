@@ -116,15 +116,13 @@ fn ddl_ingest_queries_and_reports_run_on_current_clickhouse() {
     statements.push(record_offsets_sql(DB, "adp.events", &next, 5));
     statements.push(format!("INSERT INTO {DB}.schema_migrations (version, name, applied_at) VALUES (1, 'x', now())"));
 
-    let batch = Batch {
-        events: events
-            .iter()
-            .take(2000)
-            .enumerate()
-            .map(|(i, e)| Incoming { partition: (i % 3) as i32, offset: i as i64, event: e.clone() })
-            .collect(),
-        ..Batch::default()
-    };
+    let incoming: Vec<Incoming> = events
+        .iter()
+        .take(2000)
+        .enumerate()
+        .map(|(i, e)| Incoming { partition: (i % 3) as i32, offset: i as i64, event: e.clone() })
+        .collect();
+    let batch = Batch::from_incoming(&incoming);
     let lookups = batch_lookup_sql(DB, &batch);
     let reports = report_queries();
     let mut queries: Vec<String> = lookups.clone();

@@ -28,6 +28,8 @@ fn settings(ch: &ClickHouseServer, broker: &TansuBroker, database: &str) -> Inge
         batch_ms: 200,
         ttl_days: 0,
         client_settings: Vec::new(),
+        parallel_inserts: 2,
+        compress_inserts: true,
     }
 }
 

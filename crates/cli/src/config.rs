@@ -839,6 +839,8 @@ impl Config {
             batch_ms: self.clickhouse.batch_ms,
             ttl_days: u32::try_from(self.clickhouse.ttl_days).unwrap_or(u32::MAX),
             client_settings: Vec::new(),
+            parallel_inserts: adp_analytics::ingest::PARALLEL_INSERTS,
+            compress_inserts: true,
         })
     }
 

@@ -64,7 +64,8 @@ mod id;
 pub mod proto;
 mod wire;
 
-use adp_domain::events::Event;
+use adp_domain::events::{Event, EventKind};
+use adp_domain::targeting::DeviceType;
 
 /// First byte of every record. `0xAE` is a UTF-8 continuation byte, so no text (JSON) starts
 /// with it.
@@ -115,6 +116,123 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         return Err(DecodeError::Malformed { reason: format!("{} bytes after the record", record.rest.len()) });
     }
     record.event()
+}
+
+/// Reads one record, which must be the whole of `bytes`, without copying it: [`decode`] with
+/// the strings borrowed from `bytes` and a UUID id left as its 16 bytes. It accepts and refuses
+/// exactly what [`decode`] does, with the same errors, and `decode_ref(b)?.to_event()` equals
+/// `decode(b)?`.
+pub fn decode_ref(bytes: &[u8]) -> Result<EventRef<'_>, DecodeError> {
+    let record = frame(bytes)?;
+    if !record.rest.is_empty() {
+        return Err(DecodeError::Malformed { reason: format!("{} bytes after the record", record.rest.len()) });
+    }
+    if record.version != SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: record.version });
+    }
+    proto::decode_body_ref(record.body)
+}
+
+/// An event id as a record carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdRef<'a> {
+    /// A lower-case hyphenated UUID, as its 16 bytes (big endian); [`Event::id`] is their text.
+    Uuid([u8; 16]),
+    /// Any other id, unchanged.
+    Text(&'a str),
+}
+
+impl Default for IdRef<'_> {
+    fn default() -> Self {
+        IdRef::Text("")
+    }
+}
+
+/// A decoded event whose strings borrow from the record ([`decode_ref`]): the fields of [`Event`]
+/// without an allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub id: IdRef<'a>,
+    pub kind: EventKind,
+    pub event_time_ms: i64,
+    pub receive_time_ms: i64,
+    pub request_id: &'a str,
+    pub decision_id: &'a str,
+    pub advertiser_id: &'a str,
+    pub campaign_id: &'a str,
+    pub line_item_id: &'a str,
+    pub creative_id: &'a str,
+    pub publisher_id: &'a str,
+    pub site_id: &'a str,
+    pub placement_id: &'a str,
+    pub deal_id: Option<&'a str>,
+    pub user_key: u64,
+    pub country: Option<&'a str>,
+    pub device_type: Option<DeviceType>,
+    pub price_micros: i64,
+    pub cost_micros: i64,
+    pub currency: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> EventRef<'a> {
+    /// The owned event (what [`decode`] returns for the same record).
+    pub fn to_event(&self) -> Event {
+        Event {
+            id: match self.id {
+                IdRef::Uuid(bytes) => id::uuid_text(bytes),
+                IdRef::Text(text) => text.to_owned(),
+            },
+            kind: self.kind,
+            event_time_ms: self.event_time_ms,
+            receive_time_ms: self.receive_time_ms,
+            request_id: self.request_id.to_owned(),
+            decision_id: self.decision_id.to_owned(),
+            advertiser_id: self.advertiser_id.to_owned(),
+            campaign_id: self.campaign_id.to_owned(),
+            line_item_id: self.line_item_id.to_owned(),
+            creative_id: self.creative_id.to_owned(),
+            publisher_id: self.publisher_id.to_owned(),
+            site_id: self.site_id.to_owned(),
+            placement_id: self.placement_id.to_owned(),
+            deal_id: self.deal_id.map(str::to_owned),
+            user_key: self.user_key,
+            country: self.country.map(str::to_owned),
+            device_type: self.device_type,
+            price_micros: self.price_micros,
+            cost_micros: self.cost_micros,
+            currency: self.currency.to_owned(),
+            reason: self.reason.map(str::to_owned),
+        }
+    }
+
+    /// A view of an owned event. Its id is [`IdRef::Text`], whatever its form: the view of a
+    /// decoded record may instead hold [`IdRef::Uuid`] for the same id.
+    pub fn of(e: &'a Event) -> Self {
+        EventRef {
+            id: IdRef::Text(&e.id),
+            kind: e.kind,
+            event_time_ms: e.event_time_ms,
+            receive_time_ms: e.receive_time_ms,
+            request_id: &e.request_id,
+            decision_id: &e.decision_id,
+            advertiser_id: &e.advertiser_id,
+            campaign_id: &e.campaign_id,
+            line_item_id: &e.line_item_id,
+            creative_id: &e.creative_id,
+            publisher_id: &e.publisher_id,
+            site_id: &e.site_id,
+            placement_id: &e.placement_id,
+            deal_id: e.deal_id.as_deref(),
+            user_key: e.user_key,
+            country: e.country.as_deref(),
+            device_type: e.device_type,
+            price_micros: e.price_micros,
+            cost_micros: e.cost_micros,
+            currency: &e.currency,
+            reason: e.reason.as_deref(),
+        }
+    }
 }
 
 /// The schema version of a record, read from its envelope without decoding the message.
@@ -265,10 +383,29 @@ mod tests {
         );
         // An empty message has no id.
         assert_eq!(decode(&[MAGIC, SCHEMA_VERSION, 0]), Err(DecodeError::MissingField { field: "id" }));
+        for bad in [&[][..], &[MAGIC], &[MAGIC, 2, 1, 0x08], &[MAGIC, SCHEMA_VERSION, 0], b"{\"id\":1}"] {
+            assert_eq!(decode_ref(bad).map(|e| e.to_event()), decode(bad));
+        }
         let mut out = Vec::new();
         encode(&event(), &mut out);
         out.push(0);
         assert_eq!(decode(&out), Err(DecodeError::Malformed { reason: "1 bytes after the record".into() }));
+        assert_eq!(decode_ref(&out), Err(DecodeError::Malformed { reason: "1 bytes after the record".into() }));
+    }
+
+    #[test]
+    fn the_borrowing_reader_reads_what_the_owning_one_does() {
+        let mut out = Vec::new();
+        encode(&event(), &mut out);
+        let view = decode_ref(&out).expect("decodes");
+        assert_eq!(view.id, IdRef::Uuid([1, 0x95, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]));
+        assert_eq!(view.to_event(), event());
+        assert_eq!(EventRef::of(&event()).to_event(), event());
+        let mut text_id = event();
+        text_id.id = "not-a-uuid".into();
+        out.clear();
+        encode(&text_id, &mut out);
+        assert_eq!(decode_ref(&out).map(|e| e.id), Ok(IdRef::Text("not-a-uuid")));
     }
 
     #[test]

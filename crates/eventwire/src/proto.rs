@@ -5,7 +5,7 @@
 //! functions, no I/O.
 
 use crate::id::{uuid_bytes, uuid_text};
-use crate::{wire, DecodeError};
+use crate::{wire, DecodeError, EventRef, IdRef};
 use adp_domain::events::{Event, EventKind};
 use adp_domain::targeting::DeviceType;
 
@@ -252,21 +252,27 @@ pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u
 }
 
 /// The event id as read: its 16-byte form, anything else sent in `id_uuid`, or text.
-enum IdField {
+enum IdField<'a> {
     Uuid([u8; 16]),
     NotUuid { len: usize },
-    Text(String),
+    Text(&'a str),
 }
 
 /// Reads one `adp.events.v1.Event` message into an event, straight from the bytes: what
 /// `EventV1::decode` and [`EventV1::into_event`] do together (a test holds the two to the same
 /// results), without the intermediate message. Fields it does not know are skipped; a known
 /// field with another wire type is an error; of a field given twice the last one counts.
-pub(crate) fn decode_body(mut buf: &[u8]) -> Result<Event, DecodeError> {
+pub(crate) fn decode_body(buf: &[u8]) -> Result<Event, DecodeError> {
+    decode_body_ref(buf).map(|e| e.to_event())
+}
+
+/// [`decode_body`] without the copies: the strings are borrowed from `buf` and a UUID id stays
+/// 16 bytes. The same checks, in the same order, hence the same errors.
+pub(crate) fn decode_body_ref(mut buf: &[u8]) -> Result<EventRef<'_>, DecodeError> {
     let buf = &mut buf;
     let (mut id, mut kind, mut device_type) = (None, 0i32, 0i32);
     // Every field at its proto3 default; id, kind and device type are checked and set at the end.
-    let mut event = Event::default();
+    let mut event = EventRef::default();
     while !buf.is_empty() {
         let (field, wire_type) = wire::read_key(buf)?;
         let expected = match field {
@@ -289,34 +295,34 @@ pub(crate) fn decode_body(mut buf: &[u8]) -> Result<Event, DecodeError> {
                     Err(_) => IdField::NotUuid { len: bytes.len() },
                 });
             }
-            2 => id = Some(IdField::Text(wire::read_string(buf)?)),
+            2 => id = Some(IdField::Text(wire::read_str(buf)?)),
             // int32 fields take the varint's low 32 bits.
             3 => kind = wire::read_varint(buf)? as i32,
             4 => event.event_time_ms = wire::read_varint(buf)? as i64,
             5 => event.receive_time_ms = wire::read_varint(buf)? as i64,
-            6 => event.request_id = wire::read_string(buf)?,
-            7 => event.decision_id = wire::read_string(buf)?,
-            8 => event.advertiser_id = wire::read_string(buf)?,
-            9 => event.campaign_id = wire::read_string(buf)?,
-            10 => event.line_item_id = wire::read_string(buf)?,
-            11 => event.creative_id = wire::read_string(buf)?,
-            12 => event.publisher_id = wire::read_string(buf)?,
-            13 => event.site_id = wire::read_string(buf)?,
-            14 => event.placement_id = wire::read_string(buf)?,
+            6 => event.request_id = wire::read_str(buf)?,
+            7 => event.decision_id = wire::read_str(buf)?,
+            8 => event.advertiser_id = wire::read_str(buf)?,
+            9 => event.campaign_id = wire::read_str(buf)?,
+            10 => event.line_item_id = wire::read_str(buf)?,
+            11 => event.creative_id = wire::read_str(buf)?,
+            12 => event.publisher_id = wire::read_str(buf)?,
+            13 => event.site_id = wire::read_str(buf)?,
+            14 => event.placement_id = wire::read_str(buf)?,
             15 => event.user_key = u64::from_le_bytes(wire::read_fixed::<8>(buf)?),
             16 => event.price_micros = wire::read_varint(buf)? as i64,
             17 => event.cost_micros = wire::read_varint(buf)? as i64,
-            18 => event.currency = wire::read_string(buf)?,
-            19 => event.deal_id = Some(wire::read_string(buf)?),
-            20 => event.country = Some(wire::read_string(buf)?),
+            18 => event.currency = wire::read_str(buf)?,
+            19 => event.deal_id = Some(wire::read_str(buf)?),
+            20 => event.country = Some(wire::read_str(buf)?),
             21 => device_type = wire::read_varint(buf)? as i32,
-            _ => event.reason = Some(wire::read_string(buf)?),
+            _ => event.reason = Some(wire::read_str(buf)?),
         }
     }
     event.id = match id {
-        Some(IdField::Uuid(bytes)) => uuid_text(bytes),
+        Some(IdField::Uuid(bytes)) => IdRef::Uuid(bytes),
         Some(IdField::NotUuid { len }) => return Err(DecodeError::InvalidUuid { len }),
-        Some(IdField::Text(text)) => text,
+        Some(IdField::Text(text)) => IdRef::Text(text),
         None => return Err(DecodeError::MissingField { field: "id" }),
     };
     event.kind = kind_from_wire(kind)?;

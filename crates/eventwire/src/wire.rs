@@ -110,12 +110,9 @@ pub(crate) fn read_len_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], Dec
     Ok(bytes)
 }
 
-pub(crate) fn read_string(buf: &mut &[u8]) -> Result<String, DecodeError> {
+pub(crate) fn read_str<'a>(buf: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
     let bytes = read_len_delimited(buf)?;
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(_) => Err(malformed("a string field is not UTF-8")),
-    }
+    std::str::from_utf8(bytes).map_err(|_| malformed("a string field is not UTF-8"))
 }
 
 pub(crate) fn read_fixed<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N], DecodeError> {

@@ -4,7 +4,9 @@
 mod support;
 
 use adp_eventwire::capnp_v1::{self, Packing};
-use adp_eventwire::{decode, decode_batch, encode, records, schema_version, DecodeError, MAGIC, SCHEMA_VERSION};
+use adp_eventwire::{
+    decode, decode_batch, decode_ref, encode, records, schema_version, DecodeError, MAGIC, SCHEMA_VERSION,
+};
 use proptest::prelude::*;
 use support::{arb_event, full_event, minimal_event, ALL_KINDS};
 
@@ -52,6 +54,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode(&bytes);
+        prop_assert_eq!(decode_ref(&bytes).map(|e| e.to_event()), decode(&bytes));
         let _ = decode_batch(&bytes);
         let _ = records(&bytes).count();
         let _ = capnp_v1::decode(&bytes, Packing::Unpacked);
@@ -64,6 +67,7 @@ proptest! {
         prost::encode_length_delimiter(body.len(), &mut record).expect("a Vec has room");
         record.extend_from_slice(&body);
         let _ = decode(&record);
+        prop_assert_eq!(decode_ref(&record).map(|e| e.to_event()), decode(&record));
         let capnp = [&[capnp_v1::CAPNP_MAGIC, SCHEMA_VERSION][..], &body].concat();
         let _ = capnp_v1::decode(&capnp, Packing::Unpacked);
         let _ = capnp_v1::decode(&capnp, Packing::Packed);
@@ -77,6 +81,8 @@ proptest! {
         let i = at.index(record.len());
         record[i] ^= xor;
         let _ = decode(&record);
+        // The borrowing reader accepts and refuses the same records, with the same results.
+        prop_assert_eq!(decode_ref(&record).map(|e| e.to_event()), decode(&record));
         let mut capnp = Vec::new();
         capnp_v1::encode(&event, Packing::Unpacked, &mut capnp).expect("writes");
         let i = at.index(capnp.len());

@@ -149,6 +149,12 @@ pub struct ClickHouseConfig {
     pub batch_rows: u64,
     /// ...or when its first event waited this long.
     pub batch_ms: u64,
+    /// The ingest sends each batch as this many INSERTs at once (1–16): one INSERT runs on one
+    /// ClickHouse thread.
+    pub parallel_inserts: u64,
+    /// LZ4-compress the ingest's inserts: less network, more CPU on both ends (off pays when
+    /// ClickHouse is on the same host or a fast link).
+    pub compress_inserts: bool,
     /// The ClickHouse cluster (one shard, N replicas) the migration creates replicated tables
     /// `ON CLUSTER`; empty: a single server.
     pub cluster: String,
@@ -164,6 +170,8 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("ttl_days", &self.ttl_days)
             .field("batch_rows", &self.batch_rows)
             .field("batch_ms", &self.batch_ms)
+            .field("parallel_inserts", &self.parallel_inserts)
+            .field("compress_inserts", &self.compress_inserts)
             .field("cluster", &self.cluster)
             .finish()
     }
@@ -179,6 +187,8 @@ impl Default for ClickHouseConfig {
             ttl_days: 400,
             batch_rows: 100_000,
             batch_ms: 1000,
+            parallel_inserts: adp_analytics::ingest::PARALLEL_INSERTS as u64,
+            compress_inserts: true,
             cluster: String::new(),
         }
     }
@@ -795,6 +805,9 @@ impl Config {
         if !(1..=60_000).contains(&c.batch_ms) {
             return Err(key_error("clickhouse.batch_ms", "", "1 to 60000"));
         }
+        if !(1..=16).contains(&c.parallel_inserts) {
+            return Err(key_error("clickhouse.parallel_inserts", "", "1 to 16"));
+        }
         if !c.cluster.is_empty() {
             if let Err(m) = adp_analytics::store::check_cluster_name(&c.cluster) {
                 return Err(key_error("clickhouse.cluster", "", m));
@@ -839,8 +852,8 @@ impl Config {
             batch_ms: self.clickhouse.batch_ms,
             ttl_days: u32::try_from(self.clickhouse.ttl_days).unwrap_or(u32::MAX),
             client_settings: Vec::new(),
-            parallel_inserts: adp_analytics::ingest::PARALLEL_INSERTS,
-            compress_inserts: true,
+            parallel_inserts: self.clickhouse.parallel_inserts as usize,
+            compress_inserts: self.clickhouse.compress_inserts,
         })
     }
 
@@ -1063,6 +1076,20 @@ mod tests {
             (s.topic.as_str(), s.batch_rows, s.clickhouse.password.as_str()),
             ("adp.events", 100_000, "sekrit-password")
         );
+        assert_eq!((s.parallel_inserts, s.compress_inserts), (2, true), "ingest insert defaults");
+        let tuned = load(
+            None,
+            &env(&[
+                ("ADP_CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+                ("ADP_KAFKA_BROKERS", "127.0.0.1:9092"),
+                ("ADP_CLICKHOUSE_PARALLEL_INSERTS", "3"),
+                ("ADP_CLICKHOUSE_COMPRESS_INSERTS", "false"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("tuned ingest");
+        let t = tuned.ingest_settings().expect("ingest settings");
+        assert_eq!((t.parallel_inserts, t.compress_inserts), (3, false), "ingest insert settings from the environment");
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("sekrit-password"), "{shown}");
         assert!(!format!("{:?}", c.clickhouse).contains("sekrit-password"));
@@ -1070,6 +1097,8 @@ mod tests {
             ("ADP_CLICKHOUSE_URL", "tcp://x", "clickhouse.url"),
             ("ADP_CLICKHOUSE_DATABASE", "a-b", "clickhouse.database"),
             ("ADP_CLICKHOUSE_BATCH_ROWS", "0", "clickhouse.batch_rows"),
+            ("ADP_CLICKHOUSE_PARALLEL_INSERTS", "0", "clickhouse.parallel_inserts"),
+            ("ADP_CLICKHOUSE_PARALLEL_INSERTS", "17", "clickhouse.parallel_inserts"),
             ("ADP_CLICKHOUSE_BATCH_MS", "0", "clickhouse.batch_ms"),
         ] {
             let err = load(None, &env(&[(var, value)]), &Overrides::default()).expect_err(var);

@@ -15,7 +15,8 @@ fn main() {
     let start = Instant::now();
     let mut last = start;
     let mut over = [0u64; 4];
-    let limits = [Duration::from_micros(500), Duration::from_millis(1), Duration::from_millis(2), Duration::from_millis(5)];
+    let limits =
+        [Duration::from_micros(500), Duration::from_millis(1), Duration::from_millis(2), Duration::from_millis(5)];
     let mut max = Duration::ZERO;
     let mut stalled = Duration::ZERO;
     loop {

@@ -239,6 +239,9 @@ pub struct EventsSink {
     parallel_inserts: usize,
     /// Whether inserts are sent LZ4-compressed.
     compress_inserts: bool,
+    /// Test hook: the INSERT of this index in the next write is refused by ClickHouse.
+    #[cfg(feature = "testkit")]
+    fail_part_once: Option<usize>,
 }
 
 impl EventsSink {
@@ -253,7 +256,18 @@ impl EventsSink {
             compress_inserts: true,
             attempted: Vec::new(),
             ttl_days: 0,
+            #[cfg(feature = "testkit")]
+            fail_part_once: None,
         }
+    }
+
+    /// Test hook (feature `testkit`): in the next write that sends rows, the INSERT of index
+    /// `part` (0-based, of [`EventsSink::with_parallel_inserts`]) runs in ClickHouse's
+    /// read-only mode, so the server refuses it while the other INSERTs of the batch go in: the
+    /// partial failure a retry must turn into exact counts.
+    #[cfg(feature = "testkit")]
+    pub fn fail_insert_part_once(&mut self, part: usize) {
+        self.fail_part_once = Some(part);
     }
 
     /// Rejects events older than the raw events retention (`ttl_days`, 0 = keep all): their day
@@ -370,10 +384,20 @@ impl EventsSink {
                 self.attempted.sort_unstable();
                 self.attempted.dedup();
             }
+            #[cfg(feature = "testkit")]
+            let fail_part = self.fail_part_once.take();
+            #[cfg(not(feature = "testkit"))]
+            let fail_part: Option<usize> = None;
             // Every insert runs to its end (none is dropped half way) before the outcome is known.
             let this = &*self;
-            let outcomes =
-                join_all(slices.iter().zip(&query_ids).map(|(rows, q)| this.insert(q, batch, rows, batch_id))).await;
+            let outcomes = join_all(
+                slices
+                    .iter()
+                    .zip(&query_ids)
+                    .enumerate()
+                    .map(|(k, (rows, q))| this.insert(q, batch, rows, batch_id, fail_part == Some(k))),
+            )
+            .await;
             let mut unencodable = 0;
             for outcome in outcomes {
                 unencodable += outcome?;
@@ -396,7 +420,14 @@ impl EventsSink {
     /// Inserts the rows, copying their bytes (and appending their provenance) chunk by chunk
     /// while the earlier chunks are on their way. Returns how many rows could not be encoded
     /// (none: `prepare` rejected the rows whose time a row cannot hold).
-    async fn insert(&self, query_id: &str, batch: &Batch, rows: &[Sending], batch_id: u64) -> Result<u64> {
+    async fn insert(
+        &self,
+        query_id: &str,
+        batch: &Batch,
+        rows: &[Sending],
+        batch_id: u64,
+        refuse: bool,
+    ) -> Result<u64> {
         let sql = format!("INSERT INTO {} ({EVENT_COLUMNS}) FORMAT RowBinary", self.ch.table("events"));
         let client = if self.compress_inserts {
             self.ch.client().clone()
@@ -407,6 +438,10 @@ impl EventsSink {
             .insert_formatted_with(sql)
             .with_setting("query_id", query_id)
             .with_timeouts(Some(Duration::from_secs(30)), Some(self.insert_timeout));
+        if refuse {
+            // Only ever set by the testkit's hook: the server refuses writes in read-only mode.
+            insert = insert.with_setting("readonly", "1");
+        }
         // Rows are a few hundred bytes: a chunk rarely outgrows its first allocation.
         let new_chunk = || Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
         let mut chunk = new_chunk();

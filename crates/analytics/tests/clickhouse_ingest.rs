@@ -231,3 +231,43 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
     assert_exact(&ch, &unique).await;
     println!("clickhouse_crash_during_ingest_loses_and_doubles_nothing: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// Two INSERTs of one batch, the server refusing one (read-only mode, through the sink's testkit
+/// hook) while the other goes in: the write fails, the retry finds the stored half as its own and
+/// inserts the rest. Counts exact, nothing reported as a duplicate, raw rows = unique events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_concurrent_inserts_refused_then_retried_stays_exact() {
+    init_logging();
+    let ch_server = ClickHouseServer::start();
+    let settings =
+        ClickHouseSettings { url: ch_server.url(), database: "adp_partial".into(), ..ClickHouseSettings::default() };
+    let ch = ClickHouse::connect(&settings).expect("connect");
+    adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate");
+
+    let unique = sample_events(6_000, 1_704_067_200_000, 5_000, 17);
+    // Every event twice in the batch (a producer retry: same partition, later offset): kept once.
+    let n = unique.len();
+    let incoming: Vec<adp_analytics::sink::Incoming> = (0..2 * n)
+        .map(|i| adp_analytics::sink::Incoming {
+            partition: (i % n % 3) as i32,
+            offset: i as i64,
+            event: unique[i % n].clone(),
+        })
+        .collect();
+    let batch = adp_analytics::sink::Batch::from_incoming(&incoming);
+    let mut sink = adp_analytics::sink::EventsSink::new(ch.clone(), TOPIC).with_parallel_inserts(2);
+
+    sink.fail_insert_part_once(1);
+    let err = sink.write(&batch).await.expect_err("the server refuses the second INSERT");
+    println!("refused as expected: {err}");
+    let t = ch.table("events");
+    let stored = ch.fetch_tsv(&format!("SELECT count() FROM {t}")).await.expect("count");
+    let half: u64 = stored[0][0].parse().expect("number");
+    assert!(half > 0 && half < unique.len() as u64, "one INSERT went in, the other did not: {half} rows");
+
+    let outcome = sink.write(&batch).await.expect("the retry goes in");
+    assert_eq!(outcome.inserted, unique.len() as u64, "rows of the failed attempt count as inserted: {outcome:?}");
+    assert_eq!(outcome.duplicates, unique.len() as u64, "only the in-batch copies are duplicates: {outcome:?}");
+    assert_eq!(outcome.rejected, 0);
+    assert_exact(&ch, &unique).await;
+}

@@ -33,27 +33,17 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release -p adp-server --example baseline_hyper >&2
 fi
 BASELINE=$TARGET/release/examples/baseline_hyper
-HZ=$(getconf CLK_TCK)
-
-PID=
-stop() { [[ -n "$PID" ]] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }; }
-trap stop EXIT
+# shellcheck source=scripts/bench-pinned.sh
+. scripts/bench-pinned.sh
 
 # run WORK_NS: prints "rps cpu_us_per_request"
 run() {
-    taskset -c "$SERVER_CPU" "$BASELINE" "127.0.0.1:$PORT" "$BODY" "$1" >/dev/null 2>&1 &
-    PID=$!
-    for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/wrk/decide.lua "http://127.0.0.1:$PORT" >/dev/null
-    local c0 c1 rps
-    c0=$(awk '{print $14+$15}' "/proc/$PID/stat")
-    rps=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk/decide.lua "http://127.0.0.1:$PORT" | awk '/^Requests\/sec/{print $2}')
-    c1=$(awk '{print $14+$15}' "/proc/$PID/stat")
-    stop
-    awk -v r="$rps" -v t=$((c1 - c0)) -v d="$DURATION" -v hz="$HZ" 'BEGIN{printf "%.0f %.2f\n", r, (t / hz) / (r * d) * 1e6}'
+    local rps cpu
+    read -r rps cpu < <(pinned_run "$BASELINE" "127.0.0.1:$PORT" "$BODY" "$1")
+    awk -v r="$rps" -v c="$cpu" -v d="$DURATION" 'BEGIN{printf "%.0f %.2f\n", r, c / (r * d) * 1e6}'
 }
 
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)."
+pinned_machine
 echo "Load: \`taskset -c $LOAD_CPU wrk -t1 -c$CONNECTIONS -d${DURATION}s -s bench/wrk/decide.lua\` against \`baseline_hyper ADDR $BODY WORK_NS\` on CPU $SERVER_CPU."
 echo
 echo "| round | work per request | req/s | server CPU per request | overhead beyond the work | ratio to no work |"

@@ -35,26 +35,17 @@ cargo build --release -p adp-server --example baseline_hyper >&2
 BASELINE=$TARGET/release/examples/baseline_hyper
 PROBE=$PROBE_TARGET/release/monoio-probe
 
-PID=
-stop() { [[ -n "$PID" ]] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }; }
-trap stop EXIT
+# shellcheck source=scripts/bench-pinned.sh
+. scripts/bench-pinned.sh
 
 # run CMD...: prints "rps per-cpu-second"
 run() {
-    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>&1 &
-    PID=$!
-    for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s bench/wrk/decide.lua "http://127.0.0.1:$PORT" >/dev/null
-    local c0 c1 rps
-    c0=$(awk '{print $14+$15}' "/proc/$PID/stat")
-    rps=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk/decide.lua "http://127.0.0.1:$PORT" | awk '/^Requests\/sec/{print $2}')
-    c1=$(awk '{print $14+$15}' "/proc/$PID/stat")
-    stop
-    local hz; hz=$(getconf CLK_TCK)
-    awk -v r="$rps" -v t=$((c1 - c0)) -v d="$DURATION" -v hz="$hz" 'BEGIN{printf "%.0f %.0f\n", r, (t > 0 ? r / (t / hz / d) : 0)}'
+    local rps cpu
+    read -r rps cpu < <(pinned_run "$@")
+    awk -v r="$rps" -v c="$cpu" -v d="$DURATION" 'BEGIN{printf "%.0f %.0f\n", r, (c > 0 ? r * d / c : 0)}'
 }
 
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)."
+pinned_machine
 echo "Load: \`taskset -c $LOAD_CPU wrk -t1 -c$CONNECTIONS -d${DURATION}s -s bench/wrk/decide.lua\`; each server alone on CPU $SERVER_CPU; body $BODY bytes."
 echo
 echo "| round | server | req/s | req per server CPU-s | ratio (req/s) | ratio (per CPU-s) |"

@@ -27,7 +27,7 @@
 //! - Rows come sorted by their dimension values in the order the dimensions were asked for
 //!   (hours and days chronologically, ids as strings), each combination once.
 
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::targeting::DeviceType;
 use adp_domain::Micros;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -311,7 +311,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    pub fn add_event(&mut self, event: &Event) {
+    pub fn add_event(&mut self, event: &EventRef<'_>) {
         match event.kind {
             EventKind::Request => self.requests += 1,
             EventKind::Decision => self.decisions += 1,
@@ -464,19 +464,19 @@ pub struct RollupKey {
 }
 
 impl RollupKey {
-    pub fn from_event(e: &Event) -> RollupKey {
+    pub fn from_event(e: &EventRef<'_>) -> RollupKey {
         RollupKey {
             hour: hour_of(e.event_time_ms),
-            advertiser_id: e.advertiser_id.clone(),
-            campaign_id: e.campaign_id.clone(),
-            line_item_id: e.line_item_id.clone(),
-            creative_id: e.creative_id.clone(),
-            publisher_id: e.publisher_id.clone(),
-            site_id: e.site_id.clone(),
-            placement_id: e.placement_id.clone(),
-            country: e.country.clone().unwrap_or_default(),
+            advertiser_id: e.advertiser_id.to_owned(),
+            campaign_id: e.campaign_id.to_owned(),
+            line_item_id: e.line_item_id.to_owned(),
+            creative_id: e.creative_id.to_owned(),
+            publisher_id: e.publisher_id.to_owned(),
+            site_id: e.site_id.to_owned(),
+            placement_id: e.placement_id.to_owned(),
+            country: e.country.unwrap_or_default().to_owned(),
             device_type: e.device_type.map(device_type_name).unwrap_or_default().to_string(),
-            deal_id: e.deal_id.clone().unwrap_or_default(),
+            deal_id: e.deal_id.unwrap_or_default().to_owned(),
         }
     }
 
@@ -571,20 +571,20 @@ struct KeyView<'a> {
 }
 
 impl<'a> KeyView<'a> {
-    fn of(e: &'a Event) -> KeyView<'a> {
+    fn of(e: &EventRef<'a>) -> KeyView<'a> {
         KeyView {
             hour: hour_of(e.event_time_ms),
             fields: [
-                &e.advertiser_id,
-                &e.campaign_id,
-                &e.line_item_id,
-                &e.creative_id,
-                &e.publisher_id,
-                &e.site_id,
-                &e.placement_id,
-                e.country.as_deref().unwrap_or_default(),
+                e.advertiser_id,
+                e.campaign_id,
+                e.line_item_id,
+                e.creative_id,
+                e.publisher_id,
+                e.site_id,
+                e.placement_id,
+                e.country.unwrap_or_default(),
                 e.device_type.map(device_type_name).unwrap_or_default(),
-                e.deal_id.as_deref().unwrap_or_default(),
+                e.deal_id.unwrap_or_default(),
             ],
         }
     }
@@ -641,6 +641,11 @@ impl Rollup {
     }
 
     pub fn add(&mut self, event: &Event) {
+        self.add_ref(&EventRef::of(event));
+    }
+
+    /// [`Rollup::add`] of a borrowed event (what the event log's observers get).
+    pub fn add_ref(&mut self, event: &EventRef<'_>) {
         let view = KeyView::of(event);
         let bucket = self.cells.entry(view.hash()).or_default();
         match bucket.iter_mut().find(|(k, _)| view.matches(k)) {

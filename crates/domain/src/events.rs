@@ -70,3 +70,111 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// An event id as a record carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdRef<'a> {
+    /// A lower-case hyphenated UUID, as its 16 bytes (big endian); [`Event::id`] is their text.
+    Uuid([u8; 16]),
+    /// Any other id, unchanged.
+    Text(&'a str),
+}
+
+impl Default for IdRef<'_> {
+    fn default() -> Self {
+        IdRef::Text("")
+    }
+}
+
+/// A decoded event whose strings borrow from the record (`adp_eventwire::decode_ref`, or made by the serving path): the fields of [`Event`]
+/// without an allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub id: IdRef<'a>,
+    pub kind: EventKind,
+    pub event_time_ms: i64,
+    pub receive_time_ms: i64,
+    pub request_id: &'a str,
+    pub decision_id: &'a str,
+    pub advertiser_id: &'a str,
+    pub campaign_id: &'a str,
+    pub line_item_id: &'a str,
+    pub creative_id: &'a str,
+    pub publisher_id: &'a str,
+    pub site_id: &'a str,
+    pub placement_id: &'a str,
+    pub deal_id: Option<&'a str>,
+    pub user_key: u64,
+    pub country: Option<&'a str>,
+    pub device_type: Option<DeviceType>,
+    pub price_micros: i64,
+    pub cost_micros: i64,
+    pub currency: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> EventRef<'a> {
+    /// The owned event (what `adp_eventwire::decode` returns for the same record).
+    pub fn to_event(&self) -> Event {
+        Event {
+            id: match self.id {
+                IdRef::Uuid(bytes) => uuid_text(bytes),
+                IdRef::Text(text) => text.to_owned(),
+            },
+            kind: self.kind,
+            event_time_ms: self.event_time_ms,
+            receive_time_ms: self.receive_time_ms,
+            request_id: self.request_id.to_owned(),
+            decision_id: self.decision_id.to_owned(),
+            advertiser_id: self.advertiser_id.to_owned(),
+            campaign_id: self.campaign_id.to_owned(),
+            line_item_id: self.line_item_id.to_owned(),
+            creative_id: self.creative_id.to_owned(),
+            publisher_id: self.publisher_id.to_owned(),
+            site_id: self.site_id.to_owned(),
+            placement_id: self.placement_id.to_owned(),
+            deal_id: self.deal_id.map(str::to_owned),
+            user_key: self.user_key,
+            country: self.country.map(str::to_owned),
+            device_type: self.device_type,
+            price_micros: self.price_micros,
+            cost_micros: self.cost_micros,
+            currency: self.currency.to_owned(),
+            reason: self.reason.map(str::to_owned),
+        }
+    }
+
+    /// A view of an owned event. Its id is [`IdRef::Text`], whatever its form: the view of a
+    /// decoded record may instead hold [`IdRef::Uuid`] for the same id.
+    pub fn of(e: &'a Event) -> Self {
+        EventRef {
+            id: IdRef::Text(&e.id),
+            kind: e.kind,
+            event_time_ms: e.event_time_ms,
+            receive_time_ms: e.receive_time_ms,
+            request_id: &e.request_id,
+            decision_id: &e.decision_id,
+            advertiser_id: &e.advertiser_id,
+            campaign_id: &e.campaign_id,
+            line_item_id: &e.line_item_id,
+            creative_id: &e.creative_id,
+            publisher_id: &e.publisher_id,
+            site_id: &e.site_id,
+            placement_id: &e.placement_id,
+            deal_id: e.deal_id.as_deref(),
+            user_key: e.user_key,
+            country: e.country.as_deref(),
+            device_type: e.device_type,
+            price_micros: e.price_micros,
+            cost_micros: e.cost_micros,
+            currency: &e.currency,
+            reason: e.reason.as_deref(),
+        }
+    }
+}
+
+/// The lower-case hyphenated text of a UUID given as its 16 bytes.
+pub fn uuid_text(bytes: [u8; 16]) -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    String::from(&*uuid::Uuid::from_bytes(bytes).hyphenated().encode_lower(&mut buf))
+}

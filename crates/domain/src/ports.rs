@@ -168,6 +168,13 @@ pub struct SinkStats {
 /// Where events go. `submit` never blocks: it enqueues or refuses at once.
 pub trait EventSink: Send + Sync + 'static {
     fn submit(&self, event: crate::events::Event) -> Result<(), SinkError>;
+
+    /// Submits a borrowed event: the hot paths hand their events over this way, without an
+    /// owned copy of a dozen strings. A sink that can encode in place overrides it; the default
+    /// makes the owned event and submits that.
+    fn submit_ref(&self, event: &crate::events::EventRef<'_>) -> Result<(), SinkError> {
+        self.submit(event.to_event())
+    }
     fn stats(&self) -> SinkStats;
 
     /// A future that resolves (true) once every event this thread submitted before the call is

@@ -14,7 +14,7 @@
 //!   `KafkaForwarder` reading them (binary records), encoding and producing them, until the
 //!   broker confirmed the last one.
 
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::EventSink;
 use adp_events::forwarder::{message_key, message_value};
 use adp_events::{ForwarderConfig, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
@@ -148,7 +148,7 @@ fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), Box<d
 fn forwarder(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let log_config = LogConfig { fsync: FsyncPolicy::Never, ..LogConfig::default() };
-    let log = LocalLog::open(dir.path(), log_config, Arc::new(|_: &Event| {}))?;
+    let log = LocalLog::open(dir.path(), log_config, Arc::new(|_: &EventRef<'_>| {}))?;
     for e in events {
         while log.submit(e.clone()).is_err() {
             std::thread::sleep(Duration::from_millis(1));

@@ -14,7 +14,7 @@
 //! committed (written and synced per the fsync policy). They never see a record that a failed
 //! write or sync could still cut.
 
-use adp_domain::events::Event;
+use adp_domain::events::{Event, EventRef};
 use adp_domain::{EventSink, SinkError, SinkStats};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -73,14 +73,14 @@ impl Default for LogConfig {
 /// fsync policy (on the writer thread). It runs off the request path but holds up the writer, so
 /// it must be quick; a panic in it is caught and logged.
 pub trait EventObserver: Send + Sync + 'static {
-    fn observe(&self, event: &Event);
+    fn observe(&self, event: &EventRef<'_>);
 }
 
 impl<F> EventObserver for F
 where
-    F: Fn(&Event) + Send + Sync + 'static,
+    F: Fn(&EventRef<'_>) + Send + Sync + 'static,
 {
-    fn observe(&self, event: &Event) {
+    fn observe(&self, event: &EventRef<'_>) {
         self(event)
     }
 }
@@ -237,9 +237,17 @@ impl LogWatermark {
     }
 }
 
+/// What the writer takes off the queue to write.
+enum Item {
+    Event(Box<Event>),
+    Record(Vec<u8>),
+}
+
 enum Msg {
     /// Boxed so that the preallocated queue stays small.
     Event(Box<Event>),
+    /// One event, already a complete record (`encode_record_ref`, on the submitting thread).
+    Record(Vec<u8>),
     /// Write and sync everything before this, then answer.
     Flush(mpsc::Sender<()>),
     /// Answer once everything before this is written to the file (not necessarily synced).
@@ -279,7 +287,7 @@ impl LocalLog {
             let is_last = i + 1 == segments.len();
             let scan = scan_segment(path, &mut |event| {
                 replayed += 1;
-                notify(observer.as_ref(), &event);
+                notify(observer.as_ref(), &EventRef::of(&event));
             })?;
             let len = match scan.damage {
                 None => scan.good_len,
@@ -327,6 +335,7 @@ impl LocalLog {
             current,
             next_seq,
             pending: Vec::new(),
+            pending_events: 0,
             last_sync: Instant::now(),
         };
         let handle = std::thread::Builder::new()
@@ -388,21 +397,20 @@ impl Drop for LocalLog {
 
 impl EventSink for LocalLog {
     fn submit(&self, event: Event) -> Result<(), SinkError> {
-        let Some(sender) = &self.sender else { return Err(SinkError::Closed) };
-        // Counted before sending so that `written + lost <= accepted` holds for any reader.
-        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(Msg::Event(Box::new(event))) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                self.counters.rejected_full.fetch_add(1, Ordering::Relaxed);
-                Err(SinkError::Full)
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                Err(SinkError::Closed)
-            }
+        self.enqueue(Msg::Event(Box::new(event)))
+    }
+
+    /// Encoded here, on the caller's thread, into a record the writer only copies: no owned event
+    /// crosses threads.
+    fn submit_ref(&self, event: &EventRef<'_>) -> Result<(), SinkError> {
+        let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + 1 + adp_eventwire::encoded_len_ref(event));
+        if let Err(reason) = encode_record_ref(event, &mut record) {
+            // Too large to be a record: refused like a full queue (counted by the caller), never
+            // accepted and then lost.
+            tracing::error!(reason, "event refused: cannot encode it");
+            return Err(SinkError::Full);
         }
+        self.enqueue(Msg::Record(record))
     }
 
     fn stats(&self) -> SinkStats {
@@ -424,9 +432,30 @@ impl EventSink for LocalLog {
     }
 }
 
-fn notify(observer: &dyn EventObserver, event: &Event) {
+impl LocalLog {
+    /// Queues one event (owned or encoded) for the writer, or refuses it at once.
+    fn enqueue(&self, msg: Msg) -> Result<(), SinkError> {
+        let Some(sender) = &self.sender else { return Err(SinkError::Closed) };
+        // Counted before sending so that `written + lost <= accepted` holds for any reader.
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        match sender.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                self.counters.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(SinkError::Full)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                Err(SinkError::Closed)
+            }
+        }
+    }
+}
+
+fn notify(observer: &dyn EventObserver, event: &EventRef<'_>) {
     if catch_unwind(AssertUnwindSafe(|| observer.observe(event))).is_err() {
-        tracing::error!(event_id = %event.id, "event observer panicked; it missed this event");
+        tracing::error!(event_id = ?event.id, "event observer panicked; it missed this event");
     }
 }
 
@@ -435,17 +464,49 @@ fn notify(observer: &dyn EventObserver, event: &Event) {
 
 /// Encodes one event as a record. Fails only if the event cannot be serialised or is too large.
 pub fn encode_record(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
-    let mut payload = Vec::with_capacity(320);
-    payload.push(RECORD_VERSION);
-    adp_eventwire::encode(event, &mut payload);
-    if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(format!("event is {} bytes encoded, more than {MAX_PAYLOAD_BYTES}", payload.len()));
+    encode_record_ref(&EventRef::of(event), out)
+}
+
+/// [`encode_record`] from a borrowed event, in place: header, then the payload after it.
+pub fn encode_record_ref(event: &EventRef<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
+    out.push(RECORD_VERSION);
+    adp_eventwire::encode_ref(event, out);
+    let payload = &out[start + RECORD_HEADER_BYTES..];
+    let (len, crc) = (payload.len(), crc32fast::hash(payload));
+    if len > MAX_PAYLOAD_BYTES {
+        out.truncate(start);
+        return Err(format!("event is {len} bytes encoded, more than {MAX_PAYLOAD_BYTES}"));
     }
-    let len = u32::try_from(payload.len()).map_err(|_| "event too large".to_string())?;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    // At most MAX_PAYLOAD_BYTES: fits.
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + RECORD_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// The events of complete records written by this process (`encode_record`), one by one.
+fn written_records(bytes: &[u8]) -> impl Iterator<Item = Result<EventRef<'_>, String>> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some((header, after)) = rest.split_first_chunk::<RECORD_HEADER_BYTES>() else {
+            rest = &[];
+            return Some(Err("a record header is cut short".to_string()));
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let Some((payload, next)) = after.split_at_checked(len) else {
+            rest = &[];
+            return Some(Err("a record is cut short".to_string()));
+        };
+        rest = next;
+        Some(match payload.split_first() {
+            Some((&RECORD_VERSION, body)) => adp_eventwire::decode_ref(body).map_err(|e| e.to_string()),
+            _ => Err("not a record of this version".to_string()),
+        })
+    })
 }
 
 /// The path of segment `seq` in `dir`.
@@ -732,8 +793,10 @@ struct Writer {
     watermark: Arc<LogWatermark>,
     current: Option<Segment>,
     next_seq: u64,
-    /// Events in `current` past `committed_len`: written, not yet synced, counted or observed.
-    pending: Vec<Event>,
+    /// Records in `current` past `committed_len`: written, not yet synced, counted or observed.
+    pending: Vec<u8>,
+    /// How many events `pending` holds.
+    pending_events: usize,
     last_sync: Instant,
 }
 
@@ -758,13 +821,15 @@ impl Writer {
             let mut flush = None;
             let mut written = Vec::new();
             match first {
-                Msg::Event(event) => batch.push(*event),
+                Msg::Event(event) => batch.push(Item::Event(event)),
+                Msg::Record(record) => batch.push(Item::Record(record)),
                 Msg::Flush(reply) => flush = Some(reply),
                 Msg::Written(reply) => written.push(reply),
             }
             while flush.is_none() && batch.len() < MAX_BATCH {
                 match receiver.try_recv() {
-                    Ok(Msg::Event(event)) => batch.push(*event),
+                    Ok(Msg::Event(event)) => batch.push(Item::Event(event)),
+                    Ok(Msg::Record(record)) => batch.push(Item::Record(record)),
                     Ok(Msg::Flush(reply)) => flush = Some(reply),
                     Ok(Msg::Written(reply)) => written.push(reply),
                     Err(_) => break,
@@ -814,39 +879,49 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, batch: Vec<Event>) {
-        let mut chunk = Vec::with_capacity(batch.len() * 512);
-        let mut chunk_events = Vec::with_capacity(batch.len());
-        for event in batch {
-            let mut record = Vec::with_capacity(512);
-            if let Err(reason) = encode_record(&event, &mut record) {
-                tracing::error!(event_id = %event.id, reason, "event dropped: cannot encode it");
-                self.counters.lost.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
+    fn write_batch(&mut self, batch: Vec<Item>) {
+        let mut chunk = Vec::with_capacity(batch.len() * 256);
+        let mut chunk_events = 0;
+        let mut scratch = Vec::new();
+        for item in batch {
+            let record = match item {
+                Item::Record(record) => record,
+                Item::Event(event) => {
+                    scratch.clear();
+                    if let Err(reason) = encode_record(&event, &mut scratch) {
+                        tracing::error!(event_id = %event.id, reason, "event dropped: cannot encode it");
+                        self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    std::mem::take(&mut scratch)
+                }
+            };
             let current_len = self.current.as_ref().map_or(0, |s| s.len);
             let used = current_len + chunk.len() as u64;
             if used > 0 && used + record.len() as u64 > self.config.segment_bytes {
-                self.append(&chunk, std::mem::take(&mut chunk_events));
+                self.append(&chunk, chunk_events);
                 chunk.clear();
+                chunk_events = 0;
                 self.finish_segment();
             }
             chunk.extend_from_slice(&record);
-            chunk_events.push(event);
+            chunk_events += 1;
+            scratch = record;
         }
         self.append(&chunk, chunk_events);
     }
 
-    /// Appends complete records to the current segment (starting one if needed).
-    fn append(&mut self, bytes: &[u8], events: Vec<Event>) {
-        if events.is_empty() {
+    /// Appends `events` complete records (`bytes`) to the current segment (starting one if
+    /// needed).
+    fn append(&mut self, bytes: &[u8], events: usize) {
+        if events == 0 {
             return;
         }
         if self.current.is_none() {
             match self.start_segment() {
                 Ok(segment) => self.current = Some(segment),
                 Err(e) => {
-                    self.lose(events.len(), &e, "cannot start an event log segment");
+                    self.lose(events, &e, "cannot start an event log segment");
                     return;
                 }
             }
@@ -854,7 +929,7 @@ impl Writer {
         let Some(segment) = self.current.as_mut() else { return };
         if let Err(source) = segment.file.write_all(bytes) {
             let (path, len) = (segment.path.clone(), segment.len);
-            self.lose(events.len(), &LogError::Io { path, source }, "cannot write to the event log");
+            self.lose(events, &LogError::Io { path, source }, "cannot write to the event log");
             // Earlier pending records are complete: keep them, cut only the failed write.
             self.rewind_to(len);
             return;
@@ -865,9 +940,12 @@ impl Writer {
             // Handed to the OS is as written as this policy gets.
             FsyncPolicy::Never => {
                 segment.committed_len = segment.len;
-                self.commit(events);
+                self.commit(bytes, events);
             }
-            FsyncPolicy::Always | FsyncPolicy::EveryMillis(_) => self.pending.extend(events),
+            FsyncPolicy::Always | FsyncPolicy::EveryMillis(_) => {
+                self.pending.extend_from_slice(bytes);
+                self.pending_events += events;
+            }
         }
     }
 
@@ -902,13 +980,18 @@ impl Writer {
                 segment.dirty = false;
                 segment.committed_len = segment.len;
                 let pending = std::mem::take(&mut self.pending);
-                self.commit(pending);
+                let events = std::mem::take(&mut self.pending_events);
+                self.commit(&pending, events);
+                // Keeps its capacity for the next batch.
+                self.pending = pending;
+                self.pending.clear();
             }
             Err(source) => {
                 let (path, committed_len) = (segment.path.clone(), segment.committed_len);
-                let pending = std::mem::take(&mut self.pending);
-                self.lose(pending.len(), &LogError::Io { path: path.clone(), source }, "cannot sync the event log");
-                if pending.is_empty() {
+                self.pending.clear();
+                let pending = std::mem::take(&mut self.pending_events);
+                self.lose(pending, &LogError::Io { path: path.clone(), source }, "cannot sync the event log");
+                if pending == 0 {
                     // Nothing waited on this sync (FsyncPolicy::Never): there is nothing to undo.
                     tracing::error!(segment = %path.display(), "event log sync failed; written events may not be durable");
                 }
@@ -926,10 +1009,11 @@ impl Writer {
             Ok(()) => segment.len = len,
             Err(source) => {
                 let path = segment.path.clone();
-                let pending = std::mem::take(&mut self.pending);
+                self.pending.clear();
+                let pending = std::mem::take(&mut self.pending_events);
                 self.current = None;
                 self.lose(
-                    pending.len(),
+                    pending,
                     &LogError::Io { path: path.clone(), source },
                     "cannot cut a failed write from the event log",
                 );
@@ -938,13 +1022,18 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, events: Vec<Event>) {
-        self.counters.written.fetch_add(events.len() as u64, Ordering::Relaxed);
+    /// Counts and observes `events` records (`bytes`) now written (and synced, per the policy).
+    fn commit(&mut self, bytes: &[u8], events: usize) {
+        self.counters.written.fetch_add(events as u64, Ordering::Relaxed);
         if let Some(segment) = &self.current {
-            self.watermark.advance(segment.seq, segment.committed_len, events.len() as u64);
+            self.watermark.advance(segment.seq, segment.committed_len, events as u64);
         }
-        for event in &events {
-            notify(self.observer.as_ref(), event);
+        for event in written_records(bytes) {
+            match event {
+                Ok(event) => notify(self.observer.as_ref(), &event),
+                // Only this process's own encoder wrote these bytes: a bug, not damage.
+                Err(reason) => tracing::error!(reason, "a written event could not be read back for the observers"),
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! is given; deduplication of retried events belongs upstream.
 
 use crate::local_log::EventObserver;
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::{DeliveryRow, Micros};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ pub struct DeliveryTotals {
 }
 
 impl DeliveryTotals {
-    fn add_event(&mut self, event: &Event) {
+    fn add_event(&mut self, event: &EventRef<'_>) {
         match event.kind {
             EventKind::Decision => self.decisions += 1,
             EventKind::Impression => self.impressions += 1,
@@ -85,28 +85,33 @@ impl DeliveryRollup {
 
     /// Counts one event under its event-time hour. Events without a line item (requests,
     /// conversions credited to no ad) are not delivery, but they are in the report rollup.
-    pub fn apply(&self, event: &Event) {
-        self.report.lock().unwrap_or_else(PoisonError::into_inner).add(event);
+    pub fn apply(&self, event: &EventRef<'_>) {
+        self.report.lock().unwrap_or_else(PoisonError::into_inner).add_ref(event);
         if event.line_item_id.is_empty() {
             return;
         }
         let Some(hour) = hour_start(event.event_time_ms) else {
             self.skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(event_id = %event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
+            tracing::warn!(event_id = ?event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
             return;
         };
         // An hour holds the few line items that delivered in it: a scan with a cheap string
         // comparison beats a map keyed by owned strings (an allocation per event).
         let mut cells = self.cells();
         let line_items = cells.entry(hour).or_default();
-        match line_items.iter_mut().find(|(id, _)| adp_analytics::report::same(id, &event.line_item_id)) {
+        match line_items.iter_mut().find(|(id, _)| adp_analytics::report::same(id, event.line_item_id)) {
             Some((_, t)) => t.add_event(event),
             None => {
                 let mut t = DeliveryTotals::default();
                 t.add_event(event);
-                line_items.push((event.line_item_id.clone(), t));
+                line_items.push((event.line_item_id.to_owned(), t));
             }
         }
+    }
+
+    /// [`DeliveryRollup::apply`] of an owned event.
+    pub fn apply_event(&self, event: &Event) {
+        self.apply(&EventRef::of(event));
     }
 
     /// Rows whose hour start is in `[from, to)`, sorted by hour, then line item id.
@@ -159,7 +164,7 @@ impl DeliveryRollup {
 }
 
 impl EventObserver for DeliveryRollup {
-    fn observe(&self, event: &Event) {
+    fn observe(&self, event: &EventRef<'_>) {
         self.apply(event);
     }
 }
@@ -217,16 +222,16 @@ mod tests {
     fn aggregates_by_hour_and_line_item_across_kinds() {
         let r = DeliveryRollup::new();
         // hour 10: li-b decision + impression + click; li-a two impressions
-        r.apply(&event(EventKind::Decision, "li-b", at(10, 0), 0));
-        r.apply(&event(EventKind::Impression, "li-b", at(10, 30), 2_500));
-        r.apply(&event(EventKind::Click, "li-b", at(10, 59), 400_000));
-        r.apply(&event(EventKind::Impression, "li-a", at(10, 1), 2_500));
-        r.apply(&event(EventKind::Impression, "li-a", at(10, 2), 3_000));
+        r.apply_event(&event(EventKind::Decision, "li-b", at(10, 0), 0));
+        r.apply_event(&event(EventKind::Impression, "li-b", at(10, 30), 2_500));
+        r.apply_event(&event(EventKind::Click, "li-b", at(10, 59), 400_000));
+        r.apply_event(&event(EventKind::Impression, "li-a", at(10, 1), 2_500));
+        r.apply_event(&event(EventKind::Impression, "li-a", at(10, 2), 3_000));
         // 10:59:59.999 still belongs to hour 10; 11:00 does not
         let mut last_ms = event(EventKind::Impression, "li-a", at(10, 0), 1);
         last_ms.event_time_ms = at(11, 0).timestamp_millis() - 1;
-        r.apply(&last_ms);
-        r.apply(&event(EventKind::Impression, "li-a", at(11, 0), 10));
+        r.apply_event(&last_ms);
+        r.apply_event(&event(EventKind::Impression, "li-a", at(11, 0), 10));
 
         let rows = r.query(at(0, 0), at(23, 0));
         assert_eq!(
@@ -255,7 +260,7 @@ mod tests {
     fn query_range_is_half_open_on_hour_start() {
         let r = DeliveryRollup::new();
         for h in [9, 10, 11, 12] {
-            r.apply(&event(EventKind::Impression, "li", at(h, 15), 1));
+            r.apply_event(&event(EventKind::Impression, "li", at(h, 15), 1));
         }
         let hours = |rows: Vec<DeliveryRow>| rows.into_iter().map(|r| r.hour).collect::<Vec<_>>();
         assert_eq!(hours(r.query(at(10, 0), at(12, 0))), vec![at(10, 0), at(11, 0)]);
@@ -272,7 +277,7 @@ mod tests {
         let r = DeliveryRollup::new();
         let mut e = event(EventKind::Impression, "li", at(10, 0), 1);
         e.event_time_ms = i64::MAX;
-        r.apply(&e);
+        r.apply_event(&e);
         assert_eq!(r.skipped(), 1);
         assert_eq!(r.totals(), DeliveryTotals::default());
     }
@@ -280,8 +285,8 @@ mod tests {
     #[test]
     fn spend_saturates_instead_of_overflowing() {
         let r = DeliveryRollup::new();
-        r.apply(&event(EventKind::Click, "li", at(10, 0), i64::MAX));
-        r.apply(&event(EventKind::Click, "li", at(10, 1), 5));
+        r.apply_event(&event(EventKind::Click, "li", at(10, 0), i64::MAX));
+        r.apply_event(&event(EventKind::Click, "li", at(10, 1), 5));
         assert_eq!(r.totals().spend_micros, i64::MAX);
         assert_eq!(r.totals().clicks, 2);
     }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use adp_domain::events::Event;
+use adp_domain::events::{Event, EventRef};
 use adp_domain::{EventSink, SinkError};
 use adp_events::forwarder::cursor_path;
 use adp_events::{ForwarderConfig, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
@@ -18,7 +18,7 @@ use support::{consume, event, first_ids_per_key, ids_per_key, Consumed};
 
 fn open_log(dir: &Path, fsync: FsyncPolicy) -> LocalLog {
     let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync, queue_capacity: 65_536 };
-    LocalLog::open(dir, config, Arc::new(|_: &Event| {})).expect("open log")
+    LocalLog::open(dir, config, Arc::new(|_: &EventRef<'_>| {})).expect("open log")
 }
 
 /// Opens the log and collects every event it replays.
@@ -26,7 +26,7 @@ fn open_log_replaying(dir: &Path) -> (LocalLog, Vec<Event>) {
     let replayed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&replayed);
     let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync: FsyncPolicy::Always, queue_capacity: 65_536 };
-    let log = LocalLog::open(dir, config, Arc::new(move |e: &Event| sink.lock().expect("lock").push(e.clone())))
+    let log = LocalLog::open(dir, config, Arc::new(move |e: &EventRef<'_>| sink.lock().expect("lock").push(e.to_event())))
         .expect("open log");
     let events = replayed.lock().expect("lock").clone();
     (log, events)

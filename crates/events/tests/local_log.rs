@@ -1,7 +1,7 @@
 //! The local event log against a real directory: replay, rollups, torn tails, corruption,
 //! rotation, back-pressure and shutdown.
 
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::{EventSink, SinkError};
 use adp_events::local_log::{segment_path, RECORD_HEADER_BYTES, RECORD_VERSION};
 use adp_events::{DeliveryRollup, DeliveryTotals, EventObserver, FsyncPolicy, LocalLog, LogConfig, LogError};
@@ -69,8 +69,8 @@ impl Recorder {
 }
 
 impl EventObserver for Recorder {
-    fn observe(&self, event: &Event) {
-        self.seen.lock().expect("recorder lock").push(event.clone());
+    fn observe(&self, event: &EventRef<'_>) {
+        self.seen.lock().expect("recorder lock").push(event.to_event());
         self.rollup.apply(event);
     }
 }
@@ -293,11 +293,11 @@ fn a_full_queue_refuses_at_once_and_every_accepted_event_is_written() {
     let gate = Mutex::new(gate_rx);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
-    let observer = move |e: &Event| {
+    let observer = move |e: &EventRef<'_>| {
         let _ = entered.lock().unwrap().send(());
         // blocks the writer until the gate is dropped
         let _ = gate.lock().unwrap().recv();
-        seen2.lock().unwrap().push(e.id.clone());
+        seen2.lock().unwrap().push(e.to_event().id);
     };
     let cfg = LogConfig { queue_capacity: 2, ..config(FsyncPolicy::Always) };
     let log = LocalLog::open(dir.path(), cfg, Arc::new(observer)).unwrap();
@@ -412,7 +412,7 @@ fn a_panicking_observer_does_not_stop_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let count = Arc::new(Mutex::new(0u32));
     let count2 = count.clone();
-    let observer = move |e: &Event| {
+    let observer = move |e: &EventRef<'_>| {
         let mut n = count2.lock().unwrap();
         *n += 1;
         drop(n);
@@ -440,7 +440,7 @@ fn a_record_of_a_newer_version_is_an_error_not_a_truncation() {
     OpenOptions::new().append(true).open(&seg).unwrap().write_all(&record).unwrap();
     let len = fs::metadata(&seg).unwrap().len();
 
-    let err = LocalLog::open(dir.path(), config(FsyncPolicy::Always), Arc::new(|_: &Event| {})).err();
+    let err = LocalLog::open(dir.path(), config(FsyncPolicy::Always), Arc::new(|_: &EventRef<'_>| {})).err();
     assert!(
         matches!(err, Some(LogError::UnsupportedVersion { version, .. }) if version == RECORD_VERSION + 1),
         "{err:?}"
@@ -451,7 +451,7 @@ fn a_record_of_a_newer_version_is_an_error_not_a_truncation() {
 #[test]
 fn bad_config_and_stray_files() {
     let dir = tempfile::tempdir().unwrap();
-    let noop = || -> Arc<dyn EventObserver> { Arc::new(|_: &Event| {}) };
+    let noop = || -> Arc<dyn EventObserver> { Arc::new(|_: &EventRef<'_>| {}) };
     for bad in [
         LogConfig { queue_capacity: 0, ..LogConfig::default() },
         LogConfig { segment_bytes: 0, ..LogConfig::default() },

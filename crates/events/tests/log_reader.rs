@@ -1,7 +1,7 @@
 //! Following the local log while it is written: the watermark and the reader (what the Kafka
 //! forwarder stands on). No broker needed.
 
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::EventSink;
 use adp_events::local_log::segment_path;
 use adp_events::{FsyncPolicy, LocalLog, LogConfig, LogPosition, LogReader};
@@ -38,7 +38,7 @@ fn event(i: u64) -> Event {
 
 fn open(dir: &Path, segment_bytes: u64, fsync: FsyncPolicy) -> LocalLog {
     let config = LogConfig { segment_bytes, fsync, queue_capacity: 65_536 };
-    LocalLog::open(dir, config, Arc::new(|_: &Event| {})).expect("open log")
+    LocalLog::open(dir, config, Arc::new(|_: &EventRef<'_>| {})).expect("open log")
 }
 
 /// Reads everything up to `end`, returning the event ids.

@@ -15,11 +15,7 @@ pub(crate) fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
     Uuid::try_parse(id).ok().map(|u| *u.as_bytes())
 }
 
-/// The lower-case hyphenated text of a UUID.
-pub(crate) fn uuid_text(bytes: [u8; 16]) -> String {
-    let mut buf = [0u8; HYPHENATED_LEN];
-    String::from(&*Uuid::from_bytes(bytes).hyphenated().encode_lower(&mut buf))
-}
+pub(crate) use adp_domain::events::uuid_text;
 
 #[cfg(test)]
 mod tests {

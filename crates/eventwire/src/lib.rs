@@ -64,8 +64,10 @@ mod id;
 pub mod proto;
 mod wire;
 
-use adp_domain::events::{Event, EventKind};
-use adp_domain::targeting::DeviceType;
+use adp_domain::events::Event;
+/// The borrowed event and its id live in the domain (the sink port takes them); re-exported here,
+/// where records are read into them.
+pub use adp_domain::events::{EventRef, IdRef};
 
 /// First byte of every record. `0xAE` is a UTF-8 continuation byte, so no text (JSON) starts
 /// with it.
@@ -94,19 +96,39 @@ pub enum DecodeError {
 
 /// The exact number of bytes [`encode`] appends for `event`.
 pub fn encoded_len(event: &Event) -> usize {
-    let body = proto::body_len(event, id::uuid_bytes(&event.id));
+    encoded_len_ref(&EventRef::of(event))
+}
+
+/// The exact number of bytes [`encode_ref`] appends for `event`.
+pub fn encoded_len_ref(event: &EventRef<'_>) -> usize {
+    let body = proto::body_len(event, wire_id(event.id));
     2 + wire::varint_len(body as u64) + body
 }
 
 /// Appends `event` to `out` as one record: envelope, then the message.
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
-    let uuid = id::uuid_bytes(&event.id);
-    let body = proto::body_len(event, uuid);
+    encode_ref(&EventRef::of(event), out);
+}
+
+/// [`encode`] from a borrowed event: the serving path writes its events this way, straight from
+/// the catalog's and the request's strings. A text id that is a lower-case hyphenated UUID travels
+/// as its 16 bytes, like [`encode`]'s, so `encode_ref(&EventRef::of(e))` writes `encode(e)`'s bytes.
+pub fn encode_ref(event: &EventRef<'_>, out: &mut Vec<u8>) {
+    let id = wire_id(event.id);
+    let body = proto::body_len(event, id);
     out.reserve(2 + wire::varint_len(body as u64) + body);
     out.push(MAGIC);
     out.push(SCHEMA_VERSION);
     wire::put_varint(body as u64, out);
-    proto::encode_body(event, uuid, out);
+    proto::encode_body(event, id, out);
+}
+
+/// How an id goes on the wire: its 16-byte form when it has one, else its text.
+fn wire_id(id: IdRef<'_>) -> IdRef<'_> {
+    match id {
+        IdRef::Text(text) => id::uuid_bytes(text).map_or(id, IdRef::Uuid),
+        uuid => uuid,
+    }
 }
 
 /// Reads one record, which must be the whole of `bytes`.
@@ -131,108 +153,6 @@ pub fn decode_ref(bytes: &[u8]) -> Result<EventRef<'_>, DecodeError> {
         return Err(DecodeError::UnsupportedVersion { found: record.version });
     }
     proto::decode_body_ref(record.body)
-}
-
-/// An event id as a record carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdRef<'a> {
-    /// A lower-case hyphenated UUID, as its 16 bytes (big endian); [`Event::id`] is their text.
-    Uuid([u8; 16]),
-    /// Any other id, unchanged.
-    Text(&'a str),
-}
-
-impl Default for IdRef<'_> {
-    fn default() -> Self {
-        IdRef::Text("")
-    }
-}
-
-/// A decoded event whose strings borrow from the record ([`decode_ref`]): the fields of [`Event`]
-/// without an allocation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EventRef<'a> {
-    pub id: IdRef<'a>,
-    pub kind: EventKind,
-    pub event_time_ms: i64,
-    pub receive_time_ms: i64,
-    pub request_id: &'a str,
-    pub decision_id: &'a str,
-    pub advertiser_id: &'a str,
-    pub campaign_id: &'a str,
-    pub line_item_id: &'a str,
-    pub creative_id: &'a str,
-    pub publisher_id: &'a str,
-    pub site_id: &'a str,
-    pub placement_id: &'a str,
-    pub deal_id: Option<&'a str>,
-    pub user_key: u64,
-    pub country: Option<&'a str>,
-    pub device_type: Option<DeviceType>,
-    pub price_micros: i64,
-    pub cost_micros: i64,
-    pub currency: &'a str,
-    pub reason: Option<&'a str>,
-}
-
-impl<'a> EventRef<'a> {
-    /// The owned event (what [`decode`] returns for the same record).
-    pub fn to_event(&self) -> Event {
-        Event {
-            id: match self.id {
-                IdRef::Uuid(bytes) => id::uuid_text(bytes),
-                IdRef::Text(text) => text.to_owned(),
-            },
-            kind: self.kind,
-            event_time_ms: self.event_time_ms,
-            receive_time_ms: self.receive_time_ms,
-            request_id: self.request_id.to_owned(),
-            decision_id: self.decision_id.to_owned(),
-            advertiser_id: self.advertiser_id.to_owned(),
-            campaign_id: self.campaign_id.to_owned(),
-            line_item_id: self.line_item_id.to_owned(),
-            creative_id: self.creative_id.to_owned(),
-            publisher_id: self.publisher_id.to_owned(),
-            site_id: self.site_id.to_owned(),
-            placement_id: self.placement_id.to_owned(),
-            deal_id: self.deal_id.map(str::to_owned),
-            user_key: self.user_key,
-            country: self.country.map(str::to_owned),
-            device_type: self.device_type,
-            price_micros: self.price_micros,
-            cost_micros: self.cost_micros,
-            currency: self.currency.to_owned(),
-            reason: self.reason.map(str::to_owned),
-        }
-    }
-
-    /// A view of an owned event. Its id is [`IdRef::Text`], whatever its form: the view of a
-    /// decoded record may instead hold [`IdRef::Uuid`] for the same id.
-    pub fn of(e: &'a Event) -> Self {
-        EventRef {
-            id: IdRef::Text(&e.id),
-            kind: e.kind,
-            event_time_ms: e.event_time_ms,
-            receive_time_ms: e.receive_time_ms,
-            request_id: &e.request_id,
-            decision_id: &e.decision_id,
-            advertiser_id: &e.advertiser_id,
-            campaign_id: &e.campaign_id,
-            line_item_id: &e.line_item_id,
-            creative_id: &e.creative_id,
-            publisher_id: &e.publisher_id,
-            site_id: &e.site_id,
-            placement_id: &e.placement_id,
-            deal_id: e.deal_id.as_deref(),
-            user_key: e.user_key,
-            country: e.country.as_deref(),
-            device_type: e.device_type,
-            price_micros: e.price_micros,
-            cost_micros: e.cost_micros,
-            currency: &e.currency,
-            reason: e.reason.as_deref(),
-        }
-    }
 }
 
 /// The schema version of a record, read from its envelope without decoding the message.

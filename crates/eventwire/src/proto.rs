@@ -160,9 +160,9 @@ impl From<DeviceTypeV1> for Option<DeviceType> {
     }
 }
 
-/// The exact length of [`encode_body`]'s output for `event`, whose id has the 16-byte form
-/// `uuid` (see `id::uuid_bytes`).
-pub(crate) fn body_len(event: &Event, uuid: Option<[u8; 16]>) -> usize {
+/// The exact length of [`encode_body`]'s output for `event`, whose id goes on the wire as `id`
+/// (its 16-byte form when it has one: see `wire_id`).
+pub(crate) fn body_len(event: &EventRef<'_>, id: IdRef<'_>) -> usize {
     fn text(field: u32, s: &str) -> usize {
         if s.is_empty() {
             0
@@ -177,37 +177,37 @@ pub(crate) fn body_len(event: &Event, uuid: Option<[u8; 16]>) -> usize {
             wire::int_len(field, v)
         }
     }
-    let id = match uuid {
-        Some(bytes) => wire::bytes_len(1, bytes.len()),
-        None => wire::bytes_len(2, event.id.len()),
+    let id = match id {
+        IdRef::Uuid(bytes) => wire::bytes_len(1, bytes.len()),
+        IdRef::Text(text) => wire::bytes_len(2, text.len()),
     };
-    let optional = |field, s: &Option<String>| s.as_ref().map_or(0, |s| wire::bytes_len(field, s.len()));
+    let optional = |field, s: Option<&str>| s.map_or(0, |s| wire::bytes_len(field, s.len()));
     id + int(3, EventKindV1::from(event.kind) as i64)
         + int(4, event.event_time_ms)
         + int(5, event.receive_time_ms)
-        + text(6, &event.request_id)
-        + text(7, &event.decision_id)
-        + text(8, &event.advertiser_id)
-        + text(9, &event.campaign_id)
-        + text(10, &event.line_item_id)
-        + text(11, &event.creative_id)
-        + text(12, &event.publisher_id)
-        + text(13, &event.site_id)
-        + text(14, &event.placement_id)
+        + text(6, event.request_id)
+        + text(7, event.decision_id)
+        + text(8, event.advertiser_id)
+        + text(9, event.campaign_id)
+        + text(10, event.line_item_id)
+        + text(11, event.creative_id)
+        + text(12, event.publisher_id)
+        + text(13, event.site_id)
+        + text(14, event.placement_id)
         + if event.user_key == 0 { 0 } else { wire::fixed64_len(15) }
         + int(16, event.price_micros)
         + int(17, event.cost_micros)
-        + text(18, &event.currency)
-        + optional(19, &event.deal_id)
-        + optional(20, &event.country)
+        + text(18, event.currency)
+        + optional(19, event.deal_id)
+        + optional(20, event.country)
         + int(21, DeviceTypeV1::from(event.device_type) as i64)
-        + optional(22, &event.reason)
+        + optional(22, event.reason)
 }
 
 /// Appends `event` as an `adp.events.v1.Event` message: fields in number order, proto3 defaults
 /// left out, as `EventV1::encode` would write them (a test holds the two to the same bytes).
-/// `uuid` is the id's 16-byte form, if it has one (see `id::uuid_bytes`).
-pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u8>) {
+/// `id` is how the id goes on the wire (see `wire_id`).
+pub(crate) fn encode_body(event: &EventRef<'_>, id: IdRef<'_>, out: &mut Vec<u8>) {
     fn text(field: u32, s: &str, out: &mut Vec<u8>) {
         if !s.is_empty() {
             wire::put_bytes(field, s.as_bytes(), out);
@@ -218,37 +218,37 @@ pub(crate) fn encode_body(event: &Event, uuid: Option<[u8; 16]>, out: &mut Vec<u
             wire::put_int(field, v, out);
         }
     }
-    fn optional(field: u32, s: &Option<String>, out: &mut Vec<u8>) {
+    fn optional(field: u32, s: Option<&str>, out: &mut Vec<u8>) {
         if let Some(s) = s {
             wire::put_bytes(field, s.as_bytes(), out);
         }
     }
-    match uuid {
-        Some(bytes) => wire::put_bytes(1, &bytes, out),
-        None => wire::put_bytes(2, event.id.as_bytes(), out),
+    match id {
+        IdRef::Uuid(bytes) => wire::put_bytes(1, &bytes, out),
+        IdRef::Text(text) => wire::put_bytes(2, text.as_bytes(), out),
     }
     int(3, EventKindV1::from(event.kind) as i64, out);
     int(4, event.event_time_ms, out);
     int(5, event.receive_time_ms, out);
-    text(6, &event.request_id, out);
-    text(7, &event.decision_id, out);
-    text(8, &event.advertiser_id, out);
-    text(9, &event.campaign_id, out);
-    text(10, &event.line_item_id, out);
-    text(11, &event.creative_id, out);
-    text(12, &event.publisher_id, out);
-    text(13, &event.site_id, out);
-    text(14, &event.placement_id, out);
+    text(6, event.request_id, out);
+    text(7, event.decision_id, out);
+    text(8, event.advertiser_id, out);
+    text(9, event.campaign_id, out);
+    text(10, event.line_item_id, out);
+    text(11, event.creative_id, out);
+    text(12, event.publisher_id, out);
+    text(13, event.site_id, out);
+    text(14, event.placement_id, out);
     if event.user_key != 0 {
         wire::put_fixed64(15, event.user_key, out);
     }
     int(16, event.price_micros, out);
     int(17, event.cost_micros, out);
-    text(18, &event.currency, out);
-    optional(19, &event.deal_id, out);
-    optional(20, &event.country, out);
+    text(18, event.currency, out);
+    optional(19, event.deal_id, out);
+    optional(20, event.country, out);
     int(21, DeviceTypeV1::from(event.device_type) as i64, out);
-    optional(22, &event.reason, out);
+    optional(22, event.reason, out);
 }
 
 /// The event id as read: its 16-byte form, anything else sent in `id_uuid`, or text.

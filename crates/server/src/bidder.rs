@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::markup;
 use crate::serving::{parse_user_agent_cached, Serving};
 use crate::tracking::{TrackKind, TrackedAd};
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{EventKind, EventRef};
 use adp_domain::targeting::DeviceType;
 use adp_domain::{CreativeContent, Format, FrequencyStore, Micros, VideoPlacement, VideoSettings};
 use adp_engine::pipeline::{decide, DealOffer, DecideInput, NoFill, SlotChannel, SlotRequest, Win};
@@ -481,7 +481,7 @@ impl Serving {
         } else {
             cr.sizes.first().copied().unwrap_or((0, 0))
         };
-        let decision_id = crate::tracking::decision_id(test);
+        let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
         let tracked = |kind: TrackKind| TrackedAd {
             kind,
             key_id: String::new(),
@@ -514,30 +514,30 @@ impl Serving {
             Some(self.rtb_markup(snap, &decision_id, win, imp, req, user, now, test, (w, h))?)
         };
         if !test {
-            let event = Event {
-                id: uuid::Uuid::now_v7().to_string(),
+            let event = EventRef {
+                id: crate::serving::new_event_id(now.timestamp_millis()),
                 kind: EventKind::Bid,
                 event_time_ms: now.timestamp_millis(),
                 receive_time_ms: now.timestamp_millis(),
-                request_id: req.id.chars().take(128).collect(),
-                decision_id: decision_id.clone(),
-                advertiser_id: li.advertiser_id.clone(),
-                campaign_id: li.campaign_id.clone(),
-                line_item_id: li.id.clone(),
-                creative_id: cr.id.clone(),
-                publisher_id: placement.publisher_id.clone(),
-                site_id: placement.site_id.clone(),
-                placement_id: placement.id.clone(),
-                deal_id: deal_id.clone(),
+                request_id: first_chars(&req.id, 128),
+                decision_id: &decision_id,
+                advertiser_id: &li.advertiser_id,
+                campaign_id: &li.campaign_id,
+                line_item_id: &li.id,
+                creative_id: &cr.id,
+                publisher_id: &placement.publisher_id,
+                site_id: &placement.site_id,
+                placement_id: &placement.id,
+                deal_id: deal_id.as_deref(),
                 user_key: user.unwrap_or(0),
-                country: attrs.country.clone(),
+                country: attrs.country.as_deref(),
                 device_type: attrs.device_type,
                 price_micros: win.price_micros,
                 cost_micros: 0,
-                currency: settings.currency.clone(),
+                currency: &settings.currency,
                 reason: None,
             };
-            if self.submit_event(event).is_err() {
+            if self.submit_event(&event).is_err() {
                 self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -769,8 +769,9 @@ impl Serving {
         };
         let cost = if books { clearing_platform.map_or(0, |c| c / 1000) } else { 0 };
         let loss_code = loss.and_then(|l| l.trim().parse::<i32>().ok()).map(LossReason);
-        let event = Event {
-            id: uuid::Uuid::now_v7().to_string(),
+        let reason = if capped { Some("price_above_bid".to_string()) } else { loss_code.map(|c| format!("loss_{}", c.0)) };
+        let event = EventRef {
+            id: crate::serving::new_event_id(now.timestamp_millis()),
             kind: match kind {
                 TrackKind::Win => EventKind::Win,
                 TrackKind::Billing => EventKind::Billing,
@@ -778,25 +779,25 @@ impl Serving {
             },
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now.timestamp_millis(),
-            request_id: ad.request_id.clone(),
-            decision_id: ad.decision_id.clone(),
-            advertiser_id: ad.advertiser_id.clone(),
-            campaign_id: ad.campaign_id.clone(),
-            line_item_id: ad.line_item_id.clone(),
-            creative_id: ad.creative_id.clone(),
-            publisher_id: ad.publisher_id.clone(),
-            site_id: ad.site_id.clone(),
-            placement_id: ad.placement_id.clone(),
-            deal_id: (!ad.deal_id.is_empty()).then(|| ad.deal_id.clone()),
+            request_id: &ad.request_id,
+            decision_id: &ad.decision_id,
+            advertiser_id: &ad.advertiser_id,
+            campaign_id: &ad.campaign_id,
+            line_item_id: &ad.line_item_id,
+            creative_id: &ad.creative_id,
+            publisher_id: &ad.publisher_id,
+            site_id: &ad.site_id,
+            placement_id: &ad.placement_id,
+            deal_id: (!ad.deal_id.is_empty()).then_some(&*ad.deal_id),
             user_key: ad.user_key,
             country: None,
             device_type: None,
             price_micros: clearing_platform.unwrap_or(0),
             cost_micros: cost,
-            currency: settings.currency.clone(),
-            reason: if capped { Some("price_above_bid".into()) } else { loss_code.map(|c| format!("loss_{}", c.0)) },
+            currency: &settings.currency,
+            reason: reason.as_deref(),
         };
-        if self.submit_event(event).is_err() {
+        if self.submit_event(&event).is_err() {
             // Billable: never dropped. Refuse, forget the URL, let the exchange retry.
             self.forget(key);
             self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
@@ -865,4 +866,9 @@ impl Serving {
 pub fn deadline(arrived: Instant, tmax: Option<i64>, allowance_ms: u64) -> Option<Instant> {
     let tmax = u64::try_from(tmax?).ok()?;
     Some(arrived + Duration::from_millis(tmax.saturating_sub(allowance_ms)))
+}
+
+/// The first `n` characters of `s`.
+fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }

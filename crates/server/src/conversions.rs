@@ -11,7 +11,7 @@
 
 use crate::error::ApiError;
 use crate::tracking::TrackedAd;
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::Micros;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -79,17 +79,17 @@ impl Touch {
         }
     }
 
-    pub fn from_event(e: &Event) -> Touch {
+    pub fn from_event(e: &EventRef<'_>) -> Touch {
         Touch {
-            decision_id: e.decision_id.clone(),
-            advertiser_id: e.advertiser_id.clone(),
-            campaign_id: e.campaign_id.clone(),
-            line_item_id: e.line_item_id.clone(),
-            creative_id: e.creative_id.clone(),
-            publisher_id: e.publisher_id.clone(),
-            site_id: e.site_id.clone(),
-            placement_id: e.placement_id.clone(),
-            deal_id: e.deal_id.clone(),
+            decision_id: e.decision_id.to_owned(),
+            advertiser_id: e.advertiser_id.to_owned(),
+            campaign_id: e.campaign_id.to_owned(),
+            line_item_id: e.line_item_id.to_owned(),
+            creative_id: e.creative_id.to_owned(),
+            publisher_id: e.publisher_id.to_owned(),
+            site_id: e.site_id.to_owned(),
+            placement_id: e.placement_id.to_owned(),
+            deal_id: e.deal_id.map(str::to_owned),
             user_key: e.user_key,
             at_ms: e.event_time_ms,
         }
@@ -319,7 +319,7 @@ impl crate::serving::Serving {
                 .into(),
             ),
         };
-        if self.submit_event(event).is_err() {
+        if self.submit_event(&EventRef::of(&event)).is_err() {
             attribution.release_order(&req.advertiser_id, &req.order_id);
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_queue_full", "try again later"));
         }

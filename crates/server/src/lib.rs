@@ -12,6 +12,7 @@ pub mod demo;
 pub mod distributed;
 pub mod error;
 pub mod http_metrics;
+pub mod ids;
 pub mod markup;
 pub mod metrics;
 pub mod net;

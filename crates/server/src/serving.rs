@@ -8,7 +8,7 @@ use crate::conversions::Touch;
 use crate::error::ApiError;
 use crate::markup;
 use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, TrackedFields, UrlSigner};
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{EventKind, EventRef, IdRef};
 use adp_domain::targeting::DeviceType;
 use adp_domain::{CatalogChange, CatalogStore, EventSink, Format, FrequencyStore, GeoLookup, Micros, Pacing, Pricing};
 use adp_engine::delivery::{CounterRegistry, LineItemCounters};
@@ -115,6 +115,11 @@ const RERANK_MS: i64 = 60_000;
 
 thread_local! {
     static SCRATCH: RefCell<(EngineScratch, Vec<Result<Win, NoFill>>)> = RefCell::new((EngineScratch::default(), Vec::new()));
+}
+
+/// A new event id for an event at `now_ms`: a UUIDv7, in the 16-byte form records carry.
+pub(crate) fn new_event_id(now_ms: i64) -> IdRef<'static> {
+    IdRef::Uuid(crate::ids::v7(now_ms).into_bytes())
 }
 
 fn now_ms() -> i64 {
@@ -254,8 +259,9 @@ impl Serving {
         &self.registry
     }
 
-    pub(crate) fn submit_event(&self, event: Event) -> Result<(), adp_domain::SinkError> {
-        self.events.submit(event)
+    /// Hands a borrowed event to the sink, which encodes it on this thread (no owned copy).
+    pub(crate) fn submit_event(&self, event: &EventRef<'_>) -> Result<(), adp_domain::SinkError> {
+        self.events.submit_ref(event)
     }
 
     /// Runs `f` with this thread's engine scratch space.
@@ -279,23 +285,23 @@ impl Serving {
         no_fill: Option<NoFill>,
     ) {
         let (publisher_id, site_id, placement_id) =
-            placement.map(|p| (p.publisher_id.clone(), p.site_id.clone(), p.id.clone())).unwrap_or_default();
-        let event = Event {
-            id: uuid::Uuid::now_v7().to_string(),
+            placement.map_or(("", "", ""), |p| (&*p.publisher_id, &*p.site_id, &*p.id));
+        let event = EventRef {
+            id: new_event_id(now.timestamp_millis()),
             kind: EventKind::Request,
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now.timestamp_millis(),
-            request_id: request_id.to_string(),
+            request_id,
             publisher_id,
             site_id,
             placement_id,
             user_key: user.unwrap_or(0),
-            country: attrs.country.clone(),
+            country: attrs.country.as_deref(),
             device_type: attrs.device_type,
-            reason: no_fill.map(|nf| nf.code().to_string()),
-            ..Event::default()
+            reason: no_fill.map(|nf| nf.code()),
+            ..EventRef::default()
         };
-        if self.events.submit(event).is_err() {
+        if self.events.submit_ref(&event).is_err() {
             self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -337,20 +343,33 @@ impl Serving {
         })
     }
 
-    /// The tracking URL for `ad`, plain and HTML-escaped (for markup).
-    fn track_url(&self, kind: TrackKind, ad: &TrackedFields<'_>) -> (String, String) {
-        let base = &self.settings.public_url;
-        let (url, amp) = self.signed_url(kind, ad);
-        // Payload and signature are base64url and the base URL was validated as a URL without
-        // quotes or angle brackets, so `&` is the only character to escape.
+    /// The impression and click tracking URLs of a decision, each plain and HTML-escaped (for
+    /// markup): one shared signed payload (`ad.cost_micros` is the impression's cost,
+    /// `click_cost` the click's).
+    fn tracker_urls(&self, ad: &TrackedFields<'_>, click_cost: Micros) -> [(String, String); 2] {
+        let mut p = String::with_capacity(420 + ad.landing_url.len() * 4 / 3);
+        let sigs = self.signer.sign_trackers(ad, click_cost, &mut p);
         let escaped_base = &self.public_url_html;
-        let mut html = String::with_capacity(url.len() + escaped_base.len() - base.len() + 4);
-        html.push_str(escaped_base);
-        html.push_str(&url[base.len()..amp]);
-        html.push_str("&amp;");
-        html.push_str(&url[amp + 1..]);
-        (url, html)
+        let [imp_sig, click_sig] = sigs;
+        [(TrackKind::Impression, imp_sig), (TrackKind::Click, click_sig)].map(|(kind, sig)| {
+            let mut url = self.url_head(kind.path(), p.len() + sig.len() + 5);
+            url.push_str("p=");
+            url.push_str(&p);
+            let amp = url.len();
+            url.push_str("&s=");
+            url.push_str(&sig);
+            // Payload and signature are base64url and the base URL was validated as a URL without
+            // quotes or angle brackets, so `&` is the only character to escape.
+            let base = self.settings.public_url.len();
+            let mut html = String::with_capacity(url.len() + escaped_base.len() - base + 4);
+            html.push_str(escaped_base);
+            html.push_str(&url[base..amp]);
+            html.push_str("&amp;");
+            html.push_str(&url[amp + 1..]);
+            (url, html)
+        })
     }
+
 }
 
 /// Rebuilds the snapshot on every catalog change (coalescing bursts) and on a timer.
@@ -460,14 +479,14 @@ impl RestartRecovery {
 }
 
 impl adp_events::EventObserver for RestartRecovery {
-    fn observe(&self, event: &Event) {
+    fn observe(&self, event: &EventRef<'_>) {
         self.rollup.apply(event);
         if !self.replaying.load(Ordering::Acquire) {
             return;
         }
         if event.kind == EventKind::Conversion {
             if let Ok(mut v) = self.orders.lock() {
-                v.push((event.advertiser_id.clone(), event.request_id.clone()));
+                v.push((event.advertiser_id.to_owned(), event.request_id.to_owned()));
             }
             return;
         }
@@ -491,7 +510,7 @@ impl adp_events::EventObserver for RestartRecovery {
         let expires_ms = event.event_time_ms + self.ttl_ms;
         if expires_ms > self.started_ms {
             if let Ok(mut v) = self.counted.lock() {
-                v.push((ReplayGuard::key_of(kind, &event.decision_id), expires_ms / 1000));
+                v.push((ReplayGuard::key_of(kind, event.decision_id), expires_ms / 1000));
             }
         }
     }
@@ -1073,10 +1092,11 @@ impl Serving {
                 bounded(id, &format!("placements[{i}].id"))?;
             }
         }
+        let now = Utc::now();
         let request_id = match &req.id {
             Some(id) if adp_domain::validate_id(id, "id").is_ok() => id.clone(),
             Some(_) => return Err(bad("invalid_id", "id", "a request id is 1 to 128 letters, digits or -_.:")),
-            None => uuid::Uuid::now_v7().simple().to_string(),
+            None => crate::ids::v7(now.timestamp_millis()).simple().to_string(),
         };
         if let Some(uid) = req.user.as_ref().and_then(|u| u.id.as_deref()) {
             bounded(uid, "user.id")?;
@@ -1085,7 +1105,6 @@ impl Serving {
         self.locate(&mut attrs, req.client_ip);
         let snap = self.snapshot.load_full();
         let user = req.user.as_ref().and_then(|u| u.id.as_deref()).map(user_key);
-        let now = Utc::now();
         if attrs.crawler {
             // Known crawlers see no ads: no spend, no events, no invalid traffic billed.
             self.stats.unfilled.fetch_add(req.placements.len() as u64, Ordering::Relaxed);
@@ -1165,7 +1184,7 @@ impl Serving {
         let li = &snap.line_items[win.line_item as usize];
         let cr = &snap.creatives[win.creative as usize];
         let (publisher_id, site_id, placement_id) =
-            slot.placement.map(|p| (p.publisher_id.clone(), p.site_id.clone(), p.id.clone())).unwrap_or_default();
+            slot.placement.map_or(("", "", ""), |p| (&*p.publisher_id, &*p.site_id, &*p.id));
         let (w, h) = slot
             .placement
             .and_then(|p| cr.sizes.iter().find(|s| p.sizes.contains(s)).copied())
@@ -1173,7 +1192,7 @@ impl Serving {
             .unwrap_or((0, 0));
         // Server-made and signed: the client cannot choose it, so it keys the replay guard and
         // marks test decisions (`t…`), whose trackers count nothing.
-        let decision_id = crate::tracking::decision_id(test);
+        let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
         let tracked = TrackedFields {
             expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
             request_id,
@@ -1183,9 +1202,9 @@ impl Serving {
             campaign_id: &li.campaign_id,
             line_item_id: &li.id,
             creative_id: &cr.id,
-            publisher_id: &publisher_id,
-            site_id: &site_id,
-            placement_id: &placement_id,
+            publisher_id,
+            site_id,
+            placement_id,
             user_key: user.unwrap_or(0),
             price_micros: win.price_micros,
             cost_micros: 0,
@@ -1202,35 +1221,33 @@ impl Serving {
             Pricing::Cpc => li.rate_micros,
             _ => 0,
         };
-        let imp_ad = TrackedFields { cost_micros: win.cost_per_impression, ..tracked };
-        let (imp, imp_html) = self.track_url(TrackKind::Impression, &imp_ad);
-        let click_ad = TrackedFields { cost_micros: click_cost, landing_url: &cr.click_url, ..tracked };
-        let (click, click_html) = self.track_url(TrackKind::Click, &click_ad);
+        let trackers = TrackedFields { cost_micros: win.cost_per_impression, landing_url: &cr.click_url, ..tracked };
+        let [(imp, imp_html), (click, click_html)] = self.tracker_urls(&trackers, click_cost);
         if !test {
-            let event = Event {
-                id: uuid::Uuid::now_v7().to_string(),
+            let event = EventRef {
+                id: new_event_id(now.timestamp_millis()),
                 kind: EventKind::Decision,
                 event_time_ms: now.timestamp_millis(),
                 receive_time_ms: now.timestamp_millis(),
-                request_id: request_id.to_string(),
-                decision_id: decision_id.clone(),
-                advertiser_id: li.advertiser_id.clone(),
-                campaign_id: li.campaign_id.clone(),
-                line_item_id: li.id.clone(),
-                creative_id: cr.id.clone(),
+                request_id,
+                decision_id: &decision_id,
+                advertiser_id: &li.advertiser_id,
+                campaign_id: &li.campaign_id,
+                line_item_id: &li.id,
+                creative_id: &cr.id,
                 publisher_id,
                 site_id,
                 placement_id,
                 deal_id: None,
                 user_key: user.unwrap_or(0),
-                country: attrs.country.clone(),
+                country: attrs.country.as_deref(),
                 device_type: attrs.device_type,
                 price_micros: win.price_micros,
                 cost_micros: 0,
-                currency: "USD".into(),
+                currency: "USD",
                 reason: None,
             };
-            if self.events.submit(event).is_err() {
+            if self.events.submit_ref(&event).is_err() {
                 // Decisions are not billable: a full queue drops this one, counted, never silently.
                 self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -1333,33 +1350,33 @@ impl Serving {
                 return Ok(ad);
             }
         };
-        let event = Event {
-            id: uuid::Uuid::now_v7().to_string(),
+        let event = EventRef {
+            id: new_event_id(now.timestamp_millis()),
             kind: match kind {
                 TrackKind::Click => EventKind::Click,
                 _ => EventKind::Impression,
             },
             event_time_ms: now.timestamp_millis(),
             receive_time_ms: now_ms(),
-            request_id: ad.request_id.clone(),
-            decision_id: ad.decision_id.clone(),
-            advertiser_id: ad.advertiser_id.clone(),
-            campaign_id: ad.campaign_id.clone(),
-            line_item_id: ad.line_item_id.clone(),
-            creative_id: ad.creative_id.clone(),
-            publisher_id: ad.publisher_id.clone(),
-            site_id: ad.site_id.clone(),
-            placement_id: ad.placement_id.clone(),
+            request_id: &ad.request_id,
+            decision_id: &ad.decision_id,
+            advertiser_id: &ad.advertiser_id,
+            campaign_id: &ad.campaign_id,
+            line_item_id: &ad.line_item_id,
+            creative_id: &ad.creative_id,
+            publisher_id: &ad.publisher_id,
+            site_id: &ad.site_id,
+            placement_id: &ad.placement_id,
             deal_id: None,
             user_key: ad.user_key,
             country: None,
             device_type: None,
             price_micros: ad.price_micros,
             cost_micros: ad.cost_micros,
-            currency: "USD".into(),
+            currency: "USD",
             reason: None,
         };
-        if self.events.submit(event).is_err() {
+        if self.events.submit_ref(&event).is_err() {
             // Billable events are never dropped: refuse, forget the URL, let the client retry.
             self.replay.remove(key);
             self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);

@@ -17,8 +17,14 @@ type HmacSha256 = Hmac<Sha256>;
 const FORMAT: &str = "v3";
 const FIELDS: usize = 21;
 const FIELDS_V2: usize = 19;
+/// v4: the payload a decision's impression and click trackers share (tag [`TRACKERS_TAG`]); it
+/// adds the click's cost after the impression's.
+const FORMAT_V4: &str = "v4";
+const FIELDS_V4: usize = 22;
 /// The kind tag of a payload shared by a bid's win, billing and loss notices.
 const NOTICE_TAG: &str = "n";
+/// The kind tag of a payload shared by a decision's impression and click trackers.
+const TRACKERS_TAG: &str = "d";
 /// Longest `p` accepted: seven 128-byte ids, a 4 KiB landing URL and the numbers, in base64.
 pub const MAX_PAYLOAD_LEN: usize = 8192;
 
@@ -152,10 +158,10 @@ impl TrackedAd {
 
 /// A new decision id: `d` (or `t` for a test request) and a UUIDv7 in 32 hex digits. Made by
 /// the server and signed into the tracking URLs, it keys the replay guard.
-pub fn decision_id(test: bool) -> String {
+pub fn decision_id(test: bool, now_ms: i64) -> String {
     let mut id = String::with_capacity(33);
     id.push(if test { 't' } else { 'd' });
-    id.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    id.push_str(crate::ids::v7(now_ms).simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
     id
 }
 
@@ -251,6 +257,20 @@ impl UrlSigner {
         at
     }
 
+    /// One payload for the impression and click trackers of a decision, and a signature for
+    /// each (impression, click): the payload is encoded and hashed once. `ad.cost_micros` is the
+    /// impression's cost, `click_cost` the click's, `ad.landing_url` the click's landing page.
+    pub fn sign_trackers(&self, ad: &TrackedFields<'_>, click_cost: i64, out: &mut String) -> [String; 2] {
+        self.append_payload_v(ad, TRACKERS_TAG, Some(click_cost), out);
+        let Some(base) = self.mac(&self.active, out) else { return Default::default() };
+        [TrackKind::Impression, TrackKind::Click].map(|kind| {
+            let mut m = base.clone();
+            m.update(b"|");
+            m.update(kind.tag().as_bytes());
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        })
+    }
+
     /// One payload for the win, billing and loss notices of a bid, and a signature for each
     /// (in that order): the payload is encoded and hashed once.
     pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [String; 3]) {
@@ -269,6 +289,11 @@ impl UrlSigner {
 
     /// Appends the base64url of the `|`-separated record to `out`.
     fn append_payload(&self, ad: &TrackedFields<'_>, tag: &str, out: &mut String) {
+        self.append_payload_v(ad, tag, None, out);
+    }
+
+    /// [`Self::append_payload`]; with a click cost, in the v4 layout that carries it.
+    fn append_payload_v(&self, ad: &TrackedFields<'_>, tag: &str, click_cost: Option<i64>, out: &mut String) {
         RECORD.with_borrow_mut(|rec| {
             rec.clear();
             let mut num = itoa::Buffer::new();
@@ -276,7 +301,7 @@ impl UrlSigner {
                 rec.extend_from_slice(v);
                 rec.push(b'|');
             };
-            field(rec, FORMAT.as_bytes());
+            field(rec, if click_cost.is_some() { FORMAT_V4 } else { FORMAT }.as_bytes());
             field(rec, tag.as_bytes());
             field(rec, self.active.as_bytes());
             field(rec, num.format(ad.expires_at).as_bytes());
@@ -295,9 +320,12 @@ impl UrlSigner {
                 field(rec, v.as_bytes());
             }
             field(rec, num.format(ad.user_key).as_bytes());
-            for n in [ad.price_micros, ad.cost_micros, ad.pending_minute] {
-                field(rec, num.format(n).as_bytes());
+            field(rec, num.format(ad.price_micros).as_bytes());
+            field(rec, num.format(ad.cost_micros).as_bytes());
+            if let Some(click_cost) = click_cost {
+                field(rec, num.format(click_cost).as_bytes());
             }
+            field(rec, num.format(ad.pending_minute).as_bytes());
             field(rec, ad.deal_id.as_bytes());
             field(rec, ad.currency.as_bytes());
             rec.extend_from_slice(ad.landing_url.as_bytes());
@@ -314,20 +342,35 @@ impl UrlSigner {
         let raw = URL_SAFE_NO_PAD.decode(p).map_err(|_| TrackError::Malformed)?;
         let record = String::from_utf8(raw).map_err(|_| TrackError::Malformed)?;
         let (fields, v3) = match record.get(..2) {
+            Some("v4") => (FIELDS_V4, true),
             Some("v3") => (FIELDS, true),
             Some("v2") => (FIELDS_V2, false),
             _ => return Err(TrackError::Malformed),
         };
-        let f: Vec<&str> = record.splitn(fields, '|').collect();
+        let mut f: Vec<&str> = record.splitn(fields, '|').collect();
         if f.len() != fields {
             return Err(TrackError::Malformed);
         }
         let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TrackError::BadSignature)?;
         let mut mac = self.mac(f[2], p).ok_or(TrackError::UnknownKey)?;
-        if f[1] == NOTICE_TAG {
-            // One payload for a bid's win, billing and loss notices; each signature covers the
-            // payload and the notice kind, so one notice cannot pass for another.
-            if !matches!(kind, TrackKind::Win | TrackKind::Billing | TrackKind::Loss) {
+        if fields == FIELDS_V4 {
+            // The impression's cost, then the click's: keep the one of this kind where v3 has
+            // its only cost, and the v3 layout follows.
+            let click_cost = f.remove(17);
+            if kind == TrackKind::Click {
+                f[16] = click_cost;
+            }
+        }
+        if f[1] == NOTICE_TAG || f[1] == TRACKERS_TAG {
+            // One payload for a bid's win, billing and loss notices, or for a decision's
+            // impression and click trackers; each signature covers the payload and the kind, so
+            // one URL cannot pass for another.
+            let fits = if f[1] == NOTICE_TAG {
+                matches!(kind, TrackKind::Win | TrackKind::Billing | TrackKind::Loss)
+            } else {
+                fields == FIELDS_V4 && matches!(kind, TrackKind::Impression | TrackKind::Click)
+            };
+            if !fits {
                 return Err(TrackError::WrongKind);
             }
             mac.update(b"|");
@@ -361,7 +404,7 @@ impl UrlSigner {
             pending_minute: num(f[17])?,
             deal_id: if v3 { f[18].to_string() } else { String::new() },
             currency: if v3 { f[19].to_string() } else { String::new() },
-            landing_url: f[fields - 1].to_string(),
+            landing_url: f[f.len() - 1].to_string(),
         };
         if now_secs > ad.expires_at {
             return Err(TrackError::Expired);
@@ -557,6 +600,30 @@ mod tests {
         let w = s.verify(TrackKind::Win, &p, &win, 1_000).expect("win");
         let b = s.verify(TrackKind::Billing, &p, &bill, 1_000).expect("bill");
         assert_ne!(ReplayGuard::key(&w), ReplayGuard::key(&b));
+    }
+
+    #[test]
+    fn one_tracker_payload_serves_impression_and_click_with_their_own_costs() {
+        let s = signer();
+        let a = ad(TrackKind::Impression);
+        let mut p = String::new();
+        let [imp, click] = s.sign_trackers(&a.fields(), 400_000, &mut p);
+        let i = s.verify(TrackKind::Impression, &p, &imp, 1_000).expect("impression");
+        let c = s.verify(TrackKind::Click, &p, &click, 1_000).expect("click");
+        // Everything else as signed; each kind gets its own cost.
+        assert_eq!(i, TrackedAd { key_id: "k2".into(), ..a.clone() });
+        assert_eq!(c, TrackedAd { kind: TrackKind::Click, key_id: "k2".into(), cost_micros: 400_000, ..a });
+        // The impression's signature does not make a click, nor a notice, nor the other way round.
+        assert_eq!(s.verify(TrackKind::Click, &p, &imp, 1_000), Err(TrackError::WrongKindOrSignature));
+        assert_eq!(s.verify(TrackKind::Impression, &p, &click, 1_000), Err(TrackError::WrongKindOrSignature));
+        assert_eq!(s.verify(TrackKind::Billing, &p, &imp, 1_000), Err(TrackError::WrongKind));
+        assert_ne!(ReplayGuard::key(&i), ReplayGuard::key(&c));
+        // A changed cost (or anything else) breaks both signatures; an expired pair is refused.
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&p).expect("base64")).expect("utf8");
+        assert!(raw.starts_with("v4|d|k2|"), "{raw}");
+        let forged = URL_SAFE_NO_PAD.encode(raw.replace("|400000|", "|900000|"));
+        assert_eq!(s.verify(TrackKind::Click, &forged, &click, 1_000), Err(TrackError::WrongKindOrSignature));
+        assert_eq!(s.verify(TrackKind::Impression, &p, &imp, 2_001), Err(TrackError::Expired));
     }
 
     #[test]

@@ -26,8 +26,9 @@ fn open_log_replaying(dir: &Path) -> (LocalLog, Vec<Event>) {
     let replayed = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&replayed);
     let config = LogConfig { segment_bytes: 4 * 1024 * 1024, fsync: FsyncPolicy::Always, queue_capacity: 65_536 };
-    let log = LocalLog::open(dir, config, Arc::new(move |e: &EventRef<'_>| sink.lock().expect("lock").push(e.to_event())))
-        .expect("open log");
+    let log =
+        LocalLog::open(dir, config, Arc::new(move |e: &EventRef<'_>| sink.lock().expect("lock").push(e.to_event())))
+            .expect("open log");
     let events = replayed.lock().expect("lock").clone();
     (log, events)
 }

@@ -769,7 +769,8 @@ impl Serving {
         };
         let cost = if books { clearing_platform.map_or(0, |c| c / 1000) } else { 0 };
         let loss_code = loss.and_then(|l| l.trim().parse::<i32>().ok()).map(LossReason);
-        let reason = if capped { Some("price_above_bid".to_string()) } else { loss_code.map(|c| format!("loss_{}", c.0)) };
+        let reason =
+            if capped { Some("price_above_bid".to_string()) } else { loss_code.map(|c| format!("loss_{}", c.0)) };
         let event = EventRef {
             id: crate::serving::new_event_id(now.timestamp_millis()),
             kind: match kind {

@@ -13,6 +13,7 @@ pub mod distributed;
 pub mod error;
 pub mod http_metrics;
 pub mod ids;
+pub mod json_out;
 pub mod markup;
 pub mod metrics;
 pub mod net;

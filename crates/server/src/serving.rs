@@ -369,7 +369,6 @@ impl Serving {
             (url, html)
         })
     }
-
 }
 
 /// Rebuilds the snapshot on every catalog change (coalescing bursts) and on a timer.

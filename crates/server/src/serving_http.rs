@@ -46,21 +46,6 @@ fn cors(mut resp: Response) -> Response {
     resp
 }
 
-/// A JSON answer serialised with sonic-rs (SIMD string escaping: decide answers carry a
-/// kilobyte of markup full of quotes).
-fn json_response<T: serde::Serialize>(value: &T) -> Response {
-    // Sized for a decide answer with a banner (~2.3 KB): no regrowth on the common path.
-    let mut bytes = Vec::with_capacity(4096);
-    match sonic_rs::to_writer(&mut bytes, value) {
-        Ok(()) => {
-            let mut resp = bytes.into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Err(e) => ApiError::internal(format!("response not serialisable: {e}")).into_response(),
-    }
-}
-
 /// Decides on this process's state, or (distributed mode) with the shared caps.
 async fn decide_any(
     st: &AppState,
@@ -128,9 +113,16 @@ pub(crate) async fn decide_body(
     let req = with_client_ip(body.and_then(|bytes| parse_decide(&bytes)), client);
     let result = decide_any(st, req).await;
     cors(match result {
-        Ok(resp) => json_response(&resp),
+        Ok(resp) => json_bytes(resp.to_json()),
         Err(e) => e.into_response(),
     })
+}
+
+/// A JSON answer already written.
+fn json_bytes(bytes: Vec<u8>) -> Response {
+    let mut resp = bytes.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -179,7 +171,7 @@ fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
 async fn decide_get(State(st): State<AppState>, client: ClientIp, q: QueryPairs) -> Response {
     let result = decide_any(&st, with_client_ip(decide_from_query(q), client)).await;
     cors(match result {
-        Ok(resp) => json_response(&resp),
+        Ok(resp) => json_bytes(resp.to_json()),
         Err(e) => e.into_response(),
     })
 }

@@ -3,8 +3,10 @@
 //! strings are scanned eight bytes at a time for the few bytes JSON must escape; long ones
 //! (markup, tracking URLs) go through sonic-rs's SIMD escaping.
 
+use crate::markup;
 use crate::serving::{AdResponse, DecideResponse, PlacementDecision};
 use adp_domain::Format;
+use adp_engine::snapshot::{CreativeRt, LineItemRt};
 
 /// Appends `s` as a JSON string: quoted, with `"`, `\` and control characters escaped the way
 /// serde_json escapes them.
@@ -27,6 +29,20 @@ const LONG: usize = 64;
 fn put_str_swar(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    put_escaped(out, s);
+    out.push(b'"');
+}
+
+/// `s` as the inside of a JSON string (escaped, without the quotes).
+pub fn escaped(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    put_escaped(&mut out, s);
+    // Escaping only replaces ASCII bytes with ASCII sequences: still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `s` escaped for the inside of a JSON string.
+fn put_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut from = 0;
     let mut i = 0;
@@ -70,7 +86,6 @@ fn put_str_swar(out: &mut Vec<u8>, s: &str) {
         from = i;
     }
     out.extend_from_slice(&bytes[from..]);
-    out.push(b'"');
 }
 
 /// The high bit of each byte of `w` that is `"`, `\` or below 0x20. The lowest set bit is always
@@ -104,26 +119,16 @@ fn format_name(f: Format) -> &'static str {
 }
 
 fn put_ad(out: &mut Vec<u8>, ad: &AdResponse) {
-    out.extend_from_slice(b"{\"line_item_id\":");
-    put_str(out, &ad.line_item_id);
-    out.extend_from_slice(b",\"creative_id\":");
-    put_str(out, &ad.creative_id);
-    out.extend_from_slice(b",\"campaign_id\":");
-    put_str(out, &ad.campaign_id);
-    out.extend_from_slice(b",\"advertiser_id\":");
-    put_str(out, &ad.advertiser_id);
-    out.extend_from_slice(b",\"adomain\":[");
-    for (i, d) in ad.adomain.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        put_str(out, d);
-    }
-    out.extend_from_slice(b"],\"format\":\"");
-    out.extend_from_slice(format_name(ad.format).as_bytes());
-    out.extend_from_slice(b"\",\"price_micros\":");
-    put_int(out, ad.price_micros);
-    out.extend_from_slice(b",\"markup\":");
+    put_ad_head(
+        out,
+        &ad.line_item_id,
+        &ad.creative_id,
+        &ad.campaign_id,
+        &ad.advertiser_id,
+        &ad.adomain,
+        ad.format,
+        ad.price_micros,
+    );
     put_str(out, &ad.markup);
     out.extend_from_slice(b",\"width\":");
     put_int(out, ad.width);
@@ -136,17 +141,144 @@ fn put_ad(out: &mut Vec<u8>, ad: &AdResponse) {
     out.push(b'}');
 }
 
-fn put_decision(out: &mut Vec<u8>, d: &PlacementDecision) {
+/// An ad's fields up to `"markup":`.
+#[allow(clippy::too_many_arguments)]
+fn put_ad_head(
+    out: &mut Vec<u8>,
+    line_item_id: &str,
+    creative_id: &str,
+    campaign_id: &str,
+    advertiser_id: &str,
+    adomain: &[String],
+    format: Format,
+    price_micros: i64,
+) {
+    out.extend_from_slice(b"{\"line_item_id\":");
+    put_str(out, line_item_id);
+    out.extend_from_slice(b",\"creative_id\":");
+    put_str(out, creative_id);
+    out.extend_from_slice(b",\"campaign_id\":");
+    put_str(out, campaign_id);
+    out.extend_from_slice(b",\"advertiser_id\":");
+    put_str(out, advertiser_id);
+    out.extend_from_slice(b",\"adomain\":[");
+    for (i, d) in adomain.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, d);
+    }
+    out.extend_from_slice(b"],\"format\":\"");
+    out.extend_from_slice(format_name(format).as_bytes());
+    out.extend_from_slice(b"\",\"price_micros\":");
+    put_int(out, price_micros);
+    out.extend_from_slice(b",\"markup\":");
+}
+
+/// A decision's tracker URLs in parts: `{base}/v1/t/imp?p={payload}&s={imp_sig}` and the same
+/// for clicks. `base` and `base_html` (the public URL, plain and HTML-escaped) are already
+/// escaped for the inside of a JSON string; the payload and signatures are base64url.
+pub struct TrackerUrls<'a> {
+    pub base: &'a str,
+    pub base_html: &'a str,
+    pub payload: &'a str,
+    pub imp_sig: &'a str,
+    pub click_sig: &'a str,
+}
+
+impl TrackerUrls<'_> {
+    /// Appends one URL; `amp` is `&` or, in HTML, `&amp;`.
+    fn put(&self, out: &mut Vec<u8>, base: &str, path: &str, sig: &str, amp: &str) {
+        for part in [base, "/v1/", path, "?p=", self.payload, amp, "s=", sig] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+}
+
+/// Appends `s`, HTML-escaped, then escaped for the inside of a JSON string.
+fn put_html(out: &mut Vec<u8>, s: &str, scratch: &mut String) {
+    scratch.clear();
+    markup::html_escape_into(scratch, s);
+    put_escaped(out, scratch);
+}
+
+/// Opens the answer: `{"request_id":…,"decisions":[`.
+pub(crate) fn open_answer(out: &mut Vec<u8>, request_id: &str) {
+    out.extend_from_slice(b"{\"request_id\":");
+    put_str(out, request_id);
+    out.extend_from_slice(b",\"decisions\":[");
+}
+
+/// Opens the `i`-th decision, up to `"ad":`.
+pub(crate) fn open_decision(out: &mut Vec<u8>, i: usize, placement_id: Option<&str>) {
+    if i > 0 {
+        out.push(b',');
+    }
     out.extend_from_slice(b"{\"placement_id\":");
-    put_opt_str(out, d.placement_id.as_deref());
+    put_opt_str(out, placement_id);
     out.extend_from_slice(b",\"ad\":");
+}
+
+pub(crate) fn close_decision(out: &mut Vec<u8>, no_fill_reason: Option<&str>) {
+    out.extend_from_slice(b",\"no_fill_reason\":");
+    put_opt_str(out, no_fill_reason);
+    out.push(b'}');
+}
+
+pub(crate) fn close_answer(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"]}");
+}
+
+/// Opens an ad of `li` and `cr`, up to `"markup":`.
+pub(crate) fn open_ad(out: &mut Vec<u8>, li: &LineItemRt, cr: &CreativeRt, price_micros: i64) {
+    put_ad_head(out, &li.id, &cr.id, &li.campaign_id, &li.advertiser_id, &li.adomains, cr.format, price_micros);
+}
+
+/// The markup of a banner image (`markup::render`'s), as a JSON string, written in place.
+pub(crate) fn banner_image_markup(
+    out: &mut Vec<u8>,
+    urls: &TrackerUrls<'_>,
+    image_url: &str,
+    alt: &str,
+    w: u32,
+    h: u32,
+) {
+    let mut scratch = String::new();
+    out.extend_from_slice(b"\"<a href=\\\"");
+    urls.put(out, urls.base_html, "t/click", urls.click_sig, "&amp;");
+    out.extend_from_slice(b"\\\" target=\\\"_blank\\\" rel=\\\"noopener\\\"><img src=\\\"");
+    put_html(out, image_url, &mut scratch);
+    out.extend_from_slice(b"\\\" width=\\\"");
+    put_int(out, w);
+    out.extend_from_slice(b"\\\" height=\\\"");
+    put_int(out, h);
+    out.extend_from_slice(b"\\\" alt=\\\"");
+    put_html(out, alt, &mut scratch);
+    out.extend_from_slice(b"\\\" border=\\\"0\\\"></a><img src=\\\"");
+    urls.put(out, urls.base_html, "t/imp", urls.imp_sig, "&amp;");
+    out.extend_from_slice(b"\\\" width=\\\"1\\\" height=\\\"1\\\" style=\\\"display:none\\\" alt=\\\"\\\">\"");
+}
+
+/// Closes an ad after its markup: size and the tracker URLs.
+pub(crate) fn close_ad(out: &mut Vec<u8>, urls: &TrackerUrls<'_>, w: u32, h: u32) {
+    out.extend_from_slice(b",\"width\":");
+    put_int(out, w);
+    out.extend_from_slice(b",\"height\":");
+    put_int(out, h);
+    out.extend_from_slice(b",\"impression_url\":\"");
+    urls.put(out, urls.base, "t/imp", urls.imp_sig, "&");
+    out.extend_from_slice(b"\",\"click_url\":\"");
+    urls.put(out, urls.base, "t/click", urls.click_sig, "&");
+    out.extend_from_slice(b"\"}");
+}
+
+fn put_decision(out: &mut Vec<u8>, i: usize, d: &PlacementDecision) {
+    open_decision(out, i, d.placement_id.as_deref());
     match &d.ad {
         Some(ad) => put_ad(out, ad),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"no_fill_reason\":");
-    put_opt_str(out, d.no_fill_reason);
-    out.push(b'}');
+    close_decision(out, d.no_fill_reason);
 }
 
 impl DecideResponse {
@@ -155,16 +287,11 @@ impl DecideResponse {
         let ads: usize =
             self.decisions.iter().filter_map(|d| d.ad.as_ref()).map(|a| a.markup.len() + 3 * a.click_url.len()).sum();
         let mut out = Vec::with_capacity(256 + ads + ads / 8);
-        out.extend_from_slice(b"{\"request_id\":");
-        put_str(&mut out, &self.request_id);
-        out.extend_from_slice(b",\"decisions\":[");
+        open_answer(&mut out, &self.request_id);
         for (i, d) in self.decisions.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            put_decision(&mut out, d);
+            put_decision(&mut out, i, d);
         }
-        out.extend_from_slice(b"]}");
+        close_answer(&mut out);
         out
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::conversions::Touch;
 use crate::error::ApiError;
+use crate::json_out;
 use crate::markup;
 use crate::tracking::{ReplayError, ReplayGuard, TrackError, TrackKind, TrackedAd, TrackedFields, UrlSigner};
 use adp_domain::events::{EventKind, EventRef, IdRef};
@@ -108,6 +109,9 @@ pub struct Serving {
     geo: Option<Arc<dyn GeoLookup>>,
     /// `settings.public_url`, HTML-escaped (tracking URLs inside markup).
     public_url_html: String,
+    /// `public_url` and `public_url_html` as the inside of a JSON string.
+    public_url_json: String,
+    public_url_html_json: String,
 }
 
 /// Longest a snapshot's CTR-based ranking is served before it is rebuilt.
@@ -144,6 +148,8 @@ impl Serving {
             replay: ReplayGuard::new(settings.replay_guard_entries, 64),
             attribution: crate::conversions::Attribution::new(settings.attribution.clone()),
             public_url_html: markup::html_escape(&settings.public_url),
+            public_url_json: json_out::escaped(&settings.public_url),
+            public_url_html_json: json_out::escaped(&markup::html_escape(&settings.public_url)),
             settings,
             stats: ServingStats::default(),
             shared: std::sync::OnceLock::new(),
@@ -343,21 +349,19 @@ impl Serving {
         })
     }
 
-    /// The impression and click tracking URLs of a decision, each plain and HTML-escaped (for
-    /// markup): one shared signed payload (`ad.cost_micros` is the impression's cost,
-    /// `click_cost` the click's).
-    fn tracker_urls(&self, ad: &TrackedFields<'_>, click_cost: Micros) -> [(String, String); 2] {
-        let mut p = String::with_capacity(420 + ad.landing_url.len() * 4 / 3);
-        let sigs = self.signer.sign_trackers(ad, click_cost, &mut p);
+    /// The impression and click tracking URLs of an ad, each plain and HTML-escaped (for
+    /// markup), from their shared signed payload.
+    fn tracker_urls(&self, ad: &AdParts<'_>) -> [(String, String); 2] {
+        let p = &ad.payload;
         let escaped_base = &self.public_url_html;
-        let [imp_sig, click_sig] = sigs;
+        let [imp_sig, click_sig] = &ad.sigs;
         [(TrackKind::Impression, imp_sig), (TrackKind::Click, click_sig)].map(|(kind, sig)| {
             let mut url = self.url_head(kind.path(), p.len() + sig.len() + 5);
             url.push_str("p=");
-            url.push_str(&p);
+            url.push_str(p);
             let amp = url.len();
             url.push_str("&s=");
-            url.push_str(&sig);
+            url.push_str(sig);
             // Payload and signature are base64url and the base URL was validated as a URL without
             // quotes or angle brackets, so `&` is the only character to escape.
             let base = self.settings.public_url.len();
@@ -678,6 +682,24 @@ pub struct GeoReq {
 pub enum KvValue {
     One(String),
     Many(Vec<String>),
+}
+
+/// Where `finish` puts the answer: the API's owned structs, or JSON bytes.
+enum Answer<'a> {
+    Owned(&'a mut DecideResponse),
+    Json(&'a mut Vec<u8>),
+}
+
+/// An ad the engine picked, signed and counted, before it is written out.
+pub(crate) struct AdParts<'s> {
+    pub line_item: &'s LineItemRt,
+    pub creative: &'s adp_engine::snapshot::CreativeRt,
+    pub price_micros: Micros,
+    pub width: u32,
+    pub height: u32,
+    /// The trackers' shared signed payload and the impression's and the click's signatures.
+    pub payload: String,
+    pub sigs: [String; 2],
 }
 
 #[derive(Serialize, Debug, ToSchema)]
@@ -1141,36 +1163,126 @@ impl Serving {
 
     /// Renders the ads the engine picked, with their tracking URLs, and submits the events.
     pub fn decide_finish(&self, req: &DecideRequest, decided: Decided) -> DecideResponse {
+        let mut resp = DecideResponse { request_id: String::new(), decisions: Vec::new() };
+        self.finish(req, decided, &mut Answer::Owned(&mut resp));
+        resp
+    }
+
+    /// Runs one decision request end to end, answered as JSON written straight from the parts
+    /// of each ad: the bytes of `serde_json::to_vec(&self.decide(req)?)` (for the same ids and
+    /// signatures), without the intermediate strings.
+    pub fn decide_json(&self, req: &DecideRequest) -> Result<Vec<u8>, ApiError> {
+        let decided = self.decide_engine(req, self.freq.as_ref())?;
+        let mut out = Vec::with_capacity(4096);
+        self.finish(req, decided, &mut Answer::Json(&mut out));
+        Ok(out)
+    }
+
+    fn finish(&self, req: &DecideRequest, decided: Decided, answer: &mut Answer<'_>) {
         let Decided { request_id, attrs, snap, owned, outcomes, user, now, early } = decided;
         if let Some(resp) = early {
-            return resp;
+            match answer {
+                Answer::Owned(r) => **r = resp,
+                Answer::Json(out) => out.extend_from_slice(&resp.to_json()),
+            }
+            return;
         }
         let slots = slot_requests(req, &owned, &snap);
-        let mut decisions = Vec::with_capacity(outcomes.len());
+        match answer {
+            Answer::Owned(r) => r.decisions.reserve(outcomes.len()),
+            Answer::Json(out) => json_out::open_answer(out, &request_id),
+        }
         for (i, (outcome, slot)) in outcomes.into_iter().zip(&slots).enumerate() {
-            let placement_id = req.placements[i].id.clone();
+            let placement_id = req.placements[i].id.as_deref();
             if !req.test {
                 self.request_event(&request_id, slot.placement, &attrs, user, now, outcome.as_ref().err().copied());
             }
-            match outcome {
+            let (ad, no_fill_reason) = match outcome {
                 Err(nf) => {
                     self.stats.unfilled.fetch_add(1, Ordering::Relaxed);
-                    decisions.push(PlacementDecision { placement_id, ad: None, no_fill_reason: Some(nf.code()) });
+                    (None, Some(nf.code()))
                 }
                 Ok(win) => {
                     self.stats.filled.fetch_add(1, Ordering::Relaxed);
-                    let ad = self.render(&snap, &request_id, i as u32, &win, slot, &attrs, user, now, req.test);
-                    decisions.push(PlacementDecision { placement_id, ad: Some(ad), no_fill_reason: None });
+                    (Some(self.render(&snap, &request_id, i as u32, &win, slot, &attrs, user, now, req.test)), None)
+                }
+            };
+            match answer {
+                Answer::Owned(r) => r.decisions.push(PlacementDecision {
+                    placement_id: placement_id.map(str::to_owned),
+                    ad: ad.map(|ad| self.ad_response(&ad)),
+                    no_fill_reason,
+                }),
+                Answer::Json(out) => {
+                    json_out::open_decision(out, i, placement_id);
+                    match &ad {
+                        Some(ad) => self.write_ad_json(ad, out),
+                        None => out.extend_from_slice(b"null"),
+                    }
+                    json_out::close_decision(out, no_fill_reason);
                 }
             }
         }
-        DecideResponse { request_id, decisions }
+        match answer {
+            Answer::Owned(r) => r.request_id = request_id,
+            Answer::Json(out) => json_out::close_answer(out),
+        }
     }
 
+    /// An ad's answer, owned (the API's `AdResponse`).
+    fn ad_response(&self, ad: &AdParts<'_>) -> AdResponse {
+        let [(imp, imp_html), (click, click_html)] = self.tracker_urls(ad);
+        let (li, cr) = (ad.line_item, ad.creative);
+        AdResponse {
+            line_item_id: li.id.clone(),
+            creative_id: cr.id.clone(),
+            campaign_id: li.campaign_id.clone(),
+            advertiser_id: li.advertiser_id.clone(),
+            adomain: li.adomains.clone(),
+            format: cr.format,
+            price_micros: ad.price_micros,
+            markup: markup::render(
+                &cr.content,
+                ad.width,
+                ad.height,
+                &markup::Tracking { imp: &imp, click: &click, imp_html: &imp_html, click_html: &click_html },
+            ),
+            width: ad.width,
+            height: ad.height,
+            impression_url: imp,
+            click_url: click,
+        }
+    }
+
+    /// An ad's answer as JSON, written from its parts: what `ad_response` serialises to.
+    fn write_ad_json(&self, ad: &AdParts<'_>, out: &mut Vec<u8>) {
+        let (li, cr) = (ad.line_item, ad.creative);
+        let urls = json_out::TrackerUrls {
+            base: &self.public_url_json,
+            base_html: &self.public_url_html_json,
+            payload: &ad.payload,
+            imp_sig: &ad.sigs[0],
+            click_sig: &ad.sigs[1],
+        };
+        json_out::open_ad(out, li, cr, ad.price_micros);
+        match &cr.content {
+            adp_domain::CreativeContent::BannerImage { image_url, alt } => {
+                json_out::banner_image_markup(out, &urls, image_url, alt.as_deref().unwrap_or(""), ad.width, ad.height);
+            }
+            other => {
+                let [(imp, imp_html), (click, click_html)] = self.tracker_urls(ad);
+                let t = markup::Tracking { imp: &imp, click: &click, imp_html: &imp_html, click_html: &click_html };
+                json_out::put_str(out, &markup::render(other, ad.width, ad.height, &t));
+            }
+        }
+        json_out::close_ad(out, &urls, ad.width, ad.height);
+    }
+
+    /// Signs the trackers of an ad the engine picked and submits its decision event.
     #[allow(clippy::too_many_arguments)]
-    fn render(
+    fn render<'s>(
         &self,
-        snap: &Snapshot,
+        snap: &'s Snapshot,
         request_id: &str,
         slot_no: u32,
         win: &Win,
@@ -1179,7 +1291,7 @@ impl Serving {
         user: Option<u64>,
         now: DateTime<Utc>,
         test: bool,
-    ) -> AdResponse {
+    ) -> AdParts<'s> {
         let li = &snap.line_items[win.line_item as usize];
         let cr = &snap.creatives[win.creative as usize];
         let (publisher_id, site_id, placement_id) =
@@ -1221,7 +1333,8 @@ impl Serving {
             _ => 0,
         };
         let trackers = TrackedFields { cost_micros: win.cost_per_impression, landing_url: &cr.click_url, ..tracked };
-        let [(imp, imp_html), (click, click_html)] = self.tracker_urls(&trackers, click_cost);
+        let mut payload = String::with_capacity(420 + cr.click_url.len() * 4 / 3);
+        let sigs = self.signer.sign_trackers(&trackers, click_cost, &mut payload);
         if !test {
             let event = EventRef {
                 id: new_event_id(now.timestamp_millis()),
@@ -1251,25 +1364,7 @@ impl Serving {
                 self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
             }
         }
-        AdResponse {
-            line_item_id: li.id.clone(),
-            creative_id: cr.id.clone(),
-            campaign_id: li.campaign_id.clone(),
-            advertiser_id: li.advertiser_id.clone(),
-            adomain: li.adomains.clone(),
-            format: cr.format,
-            price_micros: win.price_micros,
-            markup: markup::render(
-                &cr.content,
-                w,
-                h,
-                &markup::Tracking { imp: &imp, click: &click, imp_html: &imp_html, click_html: &click_html },
-            ),
-            width: w,
-            height: h,
-            impression_url: imp,
-            click_url: click,
-        }
+        AdParts { line_item: li, creative: cr, price_micros: win.price_micros, width: w, height: h, payload, sigs }
     }
 
     /// The counters an event books into: from the snapshot, or (for a line item no longer
@@ -1465,5 +1560,125 @@ mod tests {
         let e = parse_decide(b"{\"placements\":").expect_err("truncated");
         assert_eq!(e.code, "malformed_json");
         assert_eq!(parse_decide(b"{}").expect_err("missing").code, "missing_field");
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+    use adp_domain::CreativeContent;
+
+    /// A serving state on the demo catalog (SQLite in a temporary directory).
+    async fn demo_serving(dir: &std::path::Path) -> Serving {
+        let store: Arc<dyn CatalogStore> = Arc::new(adp_store::sqlite::SqliteStore::open_in_dir(dir).expect("store"));
+        store.migrate().await.expect("migrated");
+        let catalog = crate::catalog::CatalogService::new(Arc::clone(&store), crate::catalog::ChangeFeed::new(0));
+        crate::demo::seed_if_empty(&catalog, store.as_ref()).await.expect("demo seeded");
+        let rollup = Arc::new(DeliveryRollup::new());
+        let events = adp_events::LocalLog::open(
+            dir.join("events"),
+            adp_events::LogConfig::default(),
+            Arc::clone(&rollup) as Arc<dyn adp_events::EventObserver>,
+        )
+        .expect("event log");
+        let signer = UrlSigner::new(vec![("k1".into(), b"answer-test-secret-0123".to_vec())]).expect("keys");
+        let serving = Serving::new(
+            ServingSettings { public_url: "https://ads.example:8443/a&b".into(), ..ServingSettings::default() },
+            signer,
+            Arc::new(adp_store::frequency::InProcessFrequency::new(1000, 4)),
+            Arc::new(events),
+            rollup,
+        );
+        serving.refresh(store.as_ref()).await.expect("snapshot");
+        serving
+    }
+
+    fn parts<'s>(serving: &Serving, li: &'s LineItemRt, cr: &'s adp_engine::snapshot::CreativeRt) -> AdParts<'s> {
+        let (width, height) = cr.sizes.first().copied().unwrap_or((0, 0));
+        let fields = TrackedFields {
+            expires_at: 2_000_000_000,
+            request_id: "r-1",
+            decision_id: "d-1",
+            slot: 0,
+            advertiser_id: &li.advertiser_id,
+            campaign_id: &li.campaign_id,
+            line_item_id: &li.id,
+            creative_id: &cr.id,
+            publisher_id: "p",
+            site_id: "s",
+            placement_id: "pl",
+            user_key: 7,
+            price_micros: 1_234_567,
+            cost_micros: 1_234,
+            pending_minute: 0,
+            deal_id: "",
+            currency: "",
+            landing_url: &cr.click_url,
+        };
+        let mut payload = String::new();
+        let sigs = serving.signer.sign_trackers(&fields, 9, &mut payload);
+        AdParts { line_item: li, creative: cr, price_micros: 1_234_567, width, height, payload, sigs }
+    }
+
+    fn written(serving: &Serving, ad: &AdParts<'_>) -> String {
+        let mut out = Vec::new();
+        serving.write_ad_json(ad, &mut out);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[tokio::test]
+    async fn ads_written_in_place_are_the_bytes_of_the_owned_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let serving = demo_serving(dir.path()).await;
+        let snap = serving.snapshot_arc();
+        assert!(snap.creatives.len() >= 4, "the demo has banner, video and native creatives");
+        let li = &snap.line_items[0];
+        // Every demo creative, then banner images whose URL and alt text need escaping twice.
+        let tricky = |image_url: &str, alt: Option<&str>| adp_engine::snapshot::CreativeRt {
+            id: "cr-\"x\"".into(),
+            advertiser_id: li.advertiser_id.clone(),
+            content: CreativeContent::BannerImage { image_url: image_url.into(), alt: alt.map(Into::into) },
+            format: Format::Banner,
+            sizes: vec![(320, 50)],
+            click_url: "https://land.example/?a=1&b=\"2\"".into(),
+            landing_domain: "land.example".into(),
+            categories: vec![],
+            counters: Arc::default(),
+        };
+        let extra = [tricky("https://img.example/a.png?x=1&y=<2>", Some("say \"hi\" & 'bye'\n\\")), tricky("", None)];
+        let mut kinds = std::collections::HashSet::new();
+        for cr in snap.creatives.iter().chain(&extra) {
+            kinds.insert(std::mem::discriminant(&cr.content));
+            let ad = parts(&serving, li, cr);
+            let owned = serde_json::to_string(&serving.ad_response(&ad)).expect("json");
+            assert_eq!(written(&serving, &ad), owned, "creative {}", cr.id);
+        }
+        assert!(kinds.len() >= 3, "banner image, video and native are all covered");
+    }
+
+    #[tokio::test]
+    async fn a_json_decision_has_trackers_that_verify() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let serving = demo_serving(dir.path()).await;
+        let req = parse_decide(br#"{"placements":[{"id":"demo-mrec"},{"id":"no-such"}],"user":{"id":"u1"}}"#)
+            .expect("request");
+        let json: serde_json::Value =
+            serde_json::from_slice(&serving.decide_json(&req).expect("decided")).expect("json");
+        let ad = &json["decisions"][0]["ad"];
+        assert_eq!(json["decisions"][0]["placement_id"], "demo-mrec");
+        assert_eq!(json["decisions"][1]["ad"], serde_json::Value::Null);
+        assert!(json["decisions"][1]["no_fill_reason"].is_string(), "{json}");
+        for (kind, field) in [(TrackKind::Impression, "impression_url"), (TrackKind::Click, "click_url")] {
+            let url = ad[field].as_str().expect("url");
+            assert!(url.starts_with("https://ads.example:8443/a&b/v1/t/"), "{url}");
+            let query = url.rsplit_once('?').map(|(_, q)| q).expect("query");
+            let (p, s) = query.split_once("&s=").expect("p and s");
+            let p = p.strip_prefix("p=").expect("p");
+            let verified = serving.signer.verify(kind, p, s, Utc::now().timestamp()).expect("signature verifies");
+            assert_eq!(verified.line_item_id, ad["line_item_id"].as_str().expect("li"));
+            // The markup carries the same URL, HTML-escaped.
+            let markup = ad["markup"].as_str().expect("markup");
+            assert!(markup.contains(&markup::html_escape(url)), "{markup}");
+        }
     }
 }

@@ -46,16 +46,14 @@ fn cors(mut resp: Response) -> Response {
     resp
 }
 
-/// Decides on this process's state, or (distributed mode) with the shared caps.
-async fn decide_any(
-    st: &AppState,
-    req: Result<DecideRequest, ApiError>,
-) -> Result<crate::serving::DecideResponse, ApiError> {
+/// Decides on this process's state, or (distributed mode) with the shared caps; the answer as
+/// JSON.
+async fn decide_any(st: &AppState, req: Result<DecideRequest, ApiError>) -> Result<Vec<u8>, ApiError> {
     let req = req?;
     let s = serving(st)?;
     match s.shared() {
-        None => s.decide(&req),
-        Some(shared) => shared.decide(s, &req).await,
+        None => s.decide_json(&req),
+        Some(shared) => shared.decide(s, &req).await.map(|resp| resp.to_json()),
     }
 }
 
@@ -113,7 +111,7 @@ pub(crate) async fn decide_body(
     let req = with_client_ip(body.and_then(|bytes| parse_decide(&bytes)), client);
     let result = decide_any(st, req).await;
     cors(match result {
-        Ok(resp) => json_bytes(resp.to_json()),
+        Ok(json) => json_bytes(json),
         Err(e) => e.into_response(),
     })
 }
@@ -171,7 +169,7 @@ fn decide_from_query(q: QueryPairs) -> Result<DecideRequest, ApiError> {
 async fn decide_get(State(st): State<AppState>, client: ClientIp, q: QueryPairs) -> Response {
     let result = decide_any(&st, with_client_ip(decide_from_query(q), client)).await;
     cors(match result {
-        Ok(resp) => json_bytes(resp.to_json()),
+        Ok(json) => json_bytes(json),
         Err(e) => e.into_response(),
     })
 }

@@ -165,6 +165,30 @@ fn reopen_replays_every_event_in_order_and_rebuilds_the_rollup() {
 }
 
 #[test]
+fn borrowed_and_owned_events_interleave_in_order_under_every_fsync_policy() {
+    for fsync in [FsyncPolicy::Always, FsyncPolicy::EveryMillis(5), FsyncPolicy::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = events(300);
+        let (log, first) = open(dir.path(), config(fsync));
+        for (i, e) in evs.iter().enumerate() {
+            // Odd ones are encoded on this thread (the hot paths' way), even ones by the writer.
+            if i % 2 == 1 {
+                log.submit_ref(&EventRef::of(e)).unwrap();
+            } else {
+                log.submit(e.clone()).unwrap();
+            }
+        }
+        let stats = log.close().unwrap();
+        assert_eq!((stats.accepted, stats.written, stats.lost), (300, 300, 0), "{fsync:?}");
+        assert_eq!(first.seen(), evs, "{fsync:?}: the observer sees both kinds, in order, field for field");
+        assert_eq!(first.rollup.totals(), expected_totals(&evs));
+        let (log, second) = open(dir.path(), config(fsync));
+        assert_eq!(second.seen(), evs, "{fsync:?}: and the replay gives them back");
+        log.close().unwrap();
+    }
+}
+
+#[test]
 fn torn_tails_are_truncated_and_the_log_appends_afterwards() {
     let tails: [(&str, Vec<u8>); 4] = [
         ("partial header", vec![0x10, 0x00, 0x00]),

@@ -3,9 +3,11 @@
 
 mod support;
 
-use adp_domain::events::Event;
+use adp_domain::events::{Event, EventRef, IdRef};
 use adp_eventwire::capnp_v1::{self, Packing};
-use adp_eventwire::{decode, decode_batch, encode, encode_batch, encoded_len, records};
+use adp_eventwire::{
+    decode, decode_batch, decode_ref, encode, encode_batch, encode_ref, encoded_len, encoded_len_ref, records,
+};
 use capnp::message::ScratchSpaceHeapAllocator;
 use proptest::prelude::*;
 use support::{arb_event, full_event, minimal_event, ALL_DEVICES, ALL_KINDS};
@@ -65,6 +67,24 @@ fn a_uuid_v7_id_costs_16_bytes_and_comes_back_as_the_same_string() {
     assert_eq!(roundtrip(&as_uuid).id, uuid);
     assert_eq!(roundtrip(&as_text).id, uuid.to_uppercase());
     assert_eq!(encoded_len(&as_text) - encoded_len(&as_uuid), 36 - 16);
+}
+
+#[test]
+fn a_borrowed_event_with_a_binary_uuid_id_is_written_as_its_owned_twin() {
+    let uuid = uuid::Uuid::now_v7();
+    for kind in ALL_KINDS {
+        for owned in [full_event(kind), minimal_event(kind)] {
+            let owned = Event { id: uuid.to_string(), ..owned };
+            let borrowed = EventRef { id: IdRef::Uuid(uuid.into_bytes()), ..EventRef::of(&owned) };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            encode(&owned, &mut a);
+            encode_ref(&borrowed, &mut b);
+            assert_eq!(a, b, "{kind:?}");
+            assert_eq!(encoded_len_ref(&borrowed), b.len());
+            assert_eq!(decode_ref(&b), Ok(borrowed));
+            assert_eq!(decode(&b).map(|e| e.id), Ok(uuid.to_string()));
+        }
+    }
 }
 
 #[test]

@@ -175,6 +175,12 @@ pub trait EventSink: Send + Sync + 'static {
     fn submit_ref(&self, event: &crate::events::EventRef<'_>) -> Result<(), SinkError> {
         self.submit(event.to_event())
     }
+
+    /// Submits the events of one request in one hand-over. A sink that can, takes all or none;
+    /// the default submits them one by one and stops at the first refusal.
+    fn submit_refs(&self, events: &[crate::events::EventRef<'_>]) -> Result<(), SinkError> {
+        events.iter().try_for_each(|e| self.submit_ref(e))
+    }
     fn stats(&self) -> SinkStats;
 
     /// A future that resolves (true) once every event this thread submitted before the call is

@@ -55,7 +55,8 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     /// A segment is finished once the next record would take it past this size (a record larger
-    /// than this gets a segment of its own).
+    /// than this gets a segment of its own). The records of one `submit_refs` call (one request's
+    /// events) count as one record here: they stay in one segment.
     pub segment_bytes: u64,
     pub fsync: FsyncPolicy,
     /// Events that may wait for the writer; `submit` refuses more with `SinkError::Full`.
@@ -240,14 +241,15 @@ impl LogWatermark {
 /// What the writer takes off the queue to write.
 enum Item {
     Event(Box<Event>),
-    Record(Vec<u8>),
+    Records(Vec<u8>, u32),
 }
 
 enum Msg {
     /// Boxed so that the preallocated queue stays small.
     Event(Box<Event>),
-    /// One event, already a complete record (`encode_record_ref`, on the submitting thread).
-    Record(Vec<u8>),
+    /// Events already complete records (`encode_record_ref`, on the submitting thread), and how
+    /// many.
+    Records(Vec<u8>, u32),
     /// Write and sync everything before this, then answer.
     Flush(mpsc::Sender<()>),
     /// Answer once everything before this is written to the file (not necessarily synced).
@@ -410,7 +412,24 @@ impl EventSink for LocalLog {
             tracing::error!(reason, "event refused: cannot encode it");
             return Err(SinkError::Full);
         }
-        self.enqueue(Msg::Record(record))
+        self.enqueue(Msg::Records(record, 1))
+    }
+
+    /// All of them encoded here into one message: one queue slot, one hand-over, all or none.
+    fn submit_refs(&self, events: &[EventRef<'_>]) -> Result<(), SinkError> {
+        let len: usize = events.iter().map(|e| RECORD_HEADER_BYTES + 1 + adp_eventwire::encoded_len_ref(e)).sum();
+        let mut records = Vec::with_capacity(len);
+        for event in events {
+            if let Err(reason) = encode_record_ref(event, &mut records) {
+                tracing::error!(reason, "events refused: cannot encode one of them");
+                return Err(SinkError::Full);
+            }
+        }
+        match u32::try_from(events.len()) {
+            Ok(0) => Ok(()),
+            Ok(n) => self.enqueue(Msg::Records(records, n)),
+            Err(_) => Err(SinkError::Full),
+        }
     }
 
     fn stats(&self) -> SinkStats {
@@ -433,20 +452,24 @@ impl EventSink for LocalLog {
 }
 
 impl LocalLog {
-    /// Queues one event (owned or encoded) for the writer, or refuses it at once.
+    /// Queues events (one owned, or encoded records) for the writer, or refuses them at once.
     fn enqueue(&self, msg: Msg) -> Result<(), SinkError> {
         let Some(sender) = &self.sender else { return Err(SinkError::Closed) };
+        let n = match &msg {
+            Msg::Records(_, n) => u64::from(*n),
+            _ => 1,
+        };
         // Counted before sending so that `written + lost <= accepted` holds for any reader.
-        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.counters.accepted.fetch_add(n, Ordering::Relaxed);
         match sender.try_send(msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                self.counters.rejected_full.fetch_add(1, Ordering::Relaxed);
+                self.counters.accepted.fetch_sub(n, Ordering::Relaxed);
+                self.counters.rejected_full.fetch_add(n, Ordering::Relaxed);
                 Err(SinkError::Full)
             }
             Err(TrySendError::Disconnected(_)) => {
-                self.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                self.counters.accepted.fetch_sub(n, Ordering::Relaxed);
                 Err(SinkError::Closed)
             }
         }
@@ -822,14 +845,14 @@ impl Writer {
             let mut written = Vec::new();
             match first {
                 Msg::Event(event) => batch.push(Item::Event(event)),
-                Msg::Record(record) => batch.push(Item::Record(record)),
+                Msg::Records(records, n) => batch.push(Item::Records(records, n)),
                 Msg::Flush(reply) => flush = Some(reply),
                 Msg::Written(reply) => written.push(reply),
             }
             while flush.is_none() && batch.len() < MAX_BATCH {
                 match receiver.try_recv() {
                     Ok(Msg::Event(event)) => batch.push(Item::Event(event)),
-                    Ok(Msg::Record(record)) => batch.push(Item::Record(record)),
+                    Ok(Msg::Records(records, n)) => batch.push(Item::Records(records, n)),
                     Ok(Msg::Flush(reply)) => flush = Some(reply),
                     Ok(Msg::Written(reply)) => written.push(reply),
                     Err(_) => break,
@@ -884,8 +907,8 @@ impl Writer {
         let mut chunk_events = 0;
         let mut scratch = Vec::new();
         for item in batch {
-            let record = match item {
-                Item::Record(record) => record,
+            let (record, n) = match item {
+                Item::Records(records, n) => (records, n as usize),
                 Item::Event(event) => {
                     scratch.clear();
                     if let Err(reason) = encode_record(&event, &mut scratch) {
@@ -893,7 +916,7 @@ impl Writer {
                         self.counters.lost.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    std::mem::take(&mut scratch)
+                    (std::mem::take(&mut scratch), 1)
                 }
             };
             let current_len = self.current.as_ref().map_or(0, |s| s.len);
@@ -905,7 +928,7 @@ impl Writer {
                 self.finish_segment();
             }
             chunk.extend_from_slice(&record);
-            chunk_events += 1;
+            chunk_events += n;
             scratch = record;
         }
         self.append(&chunk, chunk_events);

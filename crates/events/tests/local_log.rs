@@ -170,12 +170,13 @@ fn borrowed_and_owned_events_interleave_in_order_under_every_fsync_policy() {
         let dir = tempfile::tempdir().unwrap();
         let evs = events(300);
         let (log, first) = open(dir.path(), config(fsync));
-        for (i, e) in evs.iter().enumerate() {
-            // Odd ones are encoded on this thread (the hot paths' way), even ones by the writer.
-            if i % 2 == 1 {
-                log.submit_ref(&EventRef::of(e)).unwrap();
-            } else {
-                log.submit(e.clone()).unwrap();
+        // Owned ones are encoded by the writer; borrowed ones on this thread (the hot paths'
+        // way), alone or a request's worth at a time.
+        for (i, chunk) in evs.chunks(3).enumerate() {
+            match i % 3 {
+                0 => chunk.iter().for_each(|e| log.submit(e.clone()).unwrap()),
+                1 => chunk.iter().for_each(|e| log.submit_ref(&EventRef::of(e)).unwrap()),
+                _ => log.submit_refs(&chunk.iter().map(EventRef::of).collect::<Vec<_>>()).unwrap(),
             }
         }
         let stats = log.close().unwrap();

@@ -121,6 +121,35 @@ thread_local! {
     static SCRATCH: RefCell<(EngineScratch, Vec<Result<Win, NoFill>>)> = RefCell::new((EngineScratch::default(), Vec::new()));
 }
 
+/// The request event of a placement (or an RTB imp): it was asked for, the denominator of fill
+/// rate.
+pub(crate) fn request_event_ref<'a>(
+    request_id: &'a str,
+    placement: Option<&'a PlacementRt>,
+    attrs: &'a Attributes,
+    user: Option<u64>,
+    now: DateTime<Utc>,
+    no_fill: Option<NoFill>,
+) -> EventRef<'a> {
+    let (publisher_id, site_id, placement_id) =
+        placement.map_or(("", "", ""), |p| (&*p.publisher_id, &*p.site_id, &*p.id));
+    EventRef {
+        id: new_event_id(now.timestamp_millis()),
+        kind: EventKind::Request,
+        event_time_ms: now.timestamp_millis(),
+        receive_time_ms: now.timestamp_millis(),
+        request_id,
+        publisher_id,
+        site_id,
+        placement_id,
+        user_key: user.unwrap_or(0),
+        country: attrs.country.as_deref(),
+        device_type: attrs.device_type,
+        reason: no_fill.map(|nf| nf.code()),
+        ..EventRef::default()
+    }
+}
+
 /// A new event id for an event at `now_ms`: a UUIDv7, in the 16-byte form records carry.
 pub(crate) fn new_event_id(now_ms: i64) -> IdRef<'static> {
     IdRef::Uuid(crate::ids::v7(now_ms).into_bytes())
@@ -290,23 +319,7 @@ impl Serving {
         now: DateTime<Utc>,
         no_fill: Option<NoFill>,
     ) {
-        let (publisher_id, site_id, placement_id) =
-            placement.map_or(("", "", ""), |p| (&*p.publisher_id, &*p.site_id, &*p.id));
-        let event = EventRef {
-            id: new_event_id(now.timestamp_millis()),
-            kind: EventKind::Request,
-            event_time_ms: now.timestamp_millis(),
-            receive_time_ms: now.timestamp_millis(),
-            request_id,
-            publisher_id,
-            site_id,
-            placement_id,
-            user_key: user.unwrap_or(0),
-            country: attrs.country.as_deref(),
-            device_type: attrs.device_type,
-            reason: no_fill.map(|nf| nf.code()),
-            ..EventRef::default()
-        };
+        let event = request_event_ref(request_id, placement, attrs, user, now, no_fill);
         if self.events.submit_ref(&event).is_err() {
             self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
         }
@@ -700,6 +713,46 @@ pub(crate) struct AdParts<'s> {
     /// The trackers' shared signed payload and the impression's and the click's signatures.
     pub payload: String,
     pub sigs: [String; 2],
+    pub decision_id: String,
+}
+
+impl AdParts<'_> {
+    /// The decision event of this ad, in `slot` of request `request_id`.
+    fn decision_event<'a>(
+        &'a self,
+        request_id: &'a str,
+        slot: &SlotRequest<'a>,
+        attrs: &'a Attributes,
+        user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> EventRef<'a> {
+        let (li, cr) = (self.line_item, self.creative);
+        let (publisher_id, site_id, placement_id) =
+            slot.placement.map_or(("", "", ""), |p| (&*p.publisher_id, &*p.site_id, &*p.id));
+        EventRef {
+            id: new_event_id(now.timestamp_millis()),
+            kind: EventKind::Decision,
+            event_time_ms: now.timestamp_millis(),
+            receive_time_ms: now.timestamp_millis(),
+            request_id,
+            decision_id: &self.decision_id,
+            advertiser_id: &li.advertiser_id,
+            campaign_id: &li.campaign_id,
+            line_item_id: &li.id,
+            creative_id: &cr.id,
+            publisher_id,
+            site_id,
+            placement_id,
+            deal_id: None,
+            user_key: user.unwrap_or(0),
+            country: attrs.country.as_deref(),
+            device_type: attrs.device_type,
+            price_micros: self.price_micros,
+            cost_micros: 0,
+            currency: "USD",
+            reason: None,
+        }
+    }
 }
 
 #[derive(Serialize, Debug, ToSchema)]
@@ -1188,34 +1241,63 @@ impl Serving {
             return;
         }
         let slots = slot_requests(req, &owned, &snap);
-        match answer {
-            Answer::Owned(r) => r.decisions.reserve(outcomes.len()),
-            Answer::Json(out) => json_out::open_answer(out, &request_id),
-        }
-        for (i, (outcome, slot)) in outcomes.into_iter().zip(&slots).enumerate() {
-            let placement_id = req.placements[i].id.as_deref();
-            if !req.test {
-                self.request_event(&request_id, slot.placement, &attrs, user, now, outcome.as_ref().err().copied());
-            }
-            let (ad, no_fill_reason) = match outcome {
+        let picked: Vec<Result<AdParts<'_>, NoFill>> = outcomes
+            .into_iter()
+            .zip(&slots)
+            .enumerate()
+            .map(|(i, (outcome, slot))| match outcome {
                 Err(nf) => {
                     self.stats.unfilled.fetch_add(1, Ordering::Relaxed);
-                    (None, Some(nf.code()))
+                    Err(nf)
                 }
                 Ok(win) => {
                     self.stats.filled.fetch_add(1, Ordering::Relaxed);
-                    (Some(self.render(&snap, &request_id, i as u32, &win, slot, &attrs, user, now, req.test)), None)
+                    Ok(self.render(&snap, &request_id, i as u32, &win, slot, user, now, req.test))
                 }
+            })
+            .collect();
+        if !req.test {
+            // Each placement's request event, and the decision event of each one filled: one
+            // hand-over to the sink for the whole request.
+            let mut events = Vec::with_capacity(2 * picked.len());
+            for (p, slot) in picked.iter().zip(&slots) {
+                events.push(request_event_ref(
+                    &request_id,
+                    slot.placement,
+                    &attrs,
+                    user,
+                    now,
+                    p.as_ref().err().copied(),
+                ));
+                if let Ok(ad) = p {
+                    events.push(ad.decision_event(&request_id, slot, &attrs, user, now));
+                }
+            }
+            if self.events.submit_refs(&events).is_err() {
+                // Requests and decisions are not billable: a full queue drops them, counted,
+                // never silently.
+                self.stats.events_rejected.fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
+        }
+        match answer {
+            Answer::Owned(r) => r.decisions.reserve(picked.len()),
+            Answer::Json(out) => json_out::open_answer(out, &request_id),
+        }
+        for (i, p) in picked.iter().enumerate() {
+            let placement_id = req.placements[i].id.as_deref();
+            let (ad, no_fill_reason) = match p {
+                Ok(ad) => (Some(ad), None),
+                Err(nf) => (None, Some(nf.code())),
             };
             match answer {
                 Answer::Owned(r) => r.decisions.push(PlacementDecision {
                     placement_id: placement_id.map(str::to_owned),
-                    ad: ad.map(|ad| self.ad_response(&ad)),
+                    ad: ad.map(|ad| self.ad_response(ad)),
                     no_fill_reason,
                 }),
                 Answer::Json(out) => {
                     json_out::open_decision(out, i, placement_id);
-                    match &ad {
+                    match ad {
                         Some(ad) => self.write_ad_json(ad, out),
                         None => out.extend_from_slice(b"null"),
                     }
@@ -1278,7 +1360,7 @@ impl Serving {
         json_out::close_ad(out, &urls, ad.width, ad.height);
     }
 
-    /// Signs the trackers of an ad the engine picked and submits its decision event.
+    /// Signs the trackers of an ad the engine picked.
     #[allow(clippy::too_many_arguments)]
     fn render<'s>(
         &self,
@@ -1287,7 +1369,6 @@ impl Serving {
         slot_no: u32,
         win: &Win,
         slot: &SlotRequest<'_>,
-        attrs: &Attributes,
         user: Option<u64>,
         now: DateTime<Utc>,
         test: bool,
@@ -1335,36 +1416,16 @@ impl Serving {
         let trackers = TrackedFields { cost_micros: win.cost_per_impression, landing_url: &cr.click_url, ..tracked };
         let mut payload = String::with_capacity(420 + cr.click_url.len() * 4 / 3);
         let sigs = self.signer.sign_trackers(&trackers, click_cost, &mut payload);
-        if !test {
-            let event = EventRef {
-                id: new_event_id(now.timestamp_millis()),
-                kind: EventKind::Decision,
-                event_time_ms: now.timestamp_millis(),
-                receive_time_ms: now.timestamp_millis(),
-                request_id,
-                decision_id: &decision_id,
-                advertiser_id: &li.advertiser_id,
-                campaign_id: &li.campaign_id,
-                line_item_id: &li.id,
-                creative_id: &cr.id,
-                publisher_id,
-                site_id,
-                placement_id,
-                deal_id: None,
-                user_key: user.unwrap_or(0),
-                country: attrs.country.as_deref(),
-                device_type: attrs.device_type,
-                price_micros: win.price_micros,
-                cost_micros: 0,
-                currency: "USD",
-                reason: None,
-            };
-            if self.events.submit_ref(&event).is_err() {
-                // Decisions are not billable: a full queue drops this one, counted, never silently.
-                self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
-            }
+        AdParts {
+            line_item: li,
+            creative: cr,
+            price_micros: win.price_micros,
+            width: w,
+            height: h,
+            payload,
+            sigs,
+            decision_id,
         }
-        AdParts { line_item: li, creative: cr, price_micros: win.price_micros, width: w, height: h, payload, sigs }
     }
 
     /// The counters an event books into: from the snapshot, or (for a line item no longer
@@ -1617,7 +1678,16 @@ mod answer_tests {
         };
         let mut payload = String::new();
         let sigs = serving.signer.sign_trackers(&fields, 9, &mut payload);
-        AdParts { line_item: li, creative: cr, price_micros: 1_234_567, width, height, payload, sigs }
+        AdParts {
+            line_item: li,
+            creative: cr,
+            price_micros: 1_234_567,
+            width,
+            height,
+            payload,
+            sigs,
+            decision_id: "d-1".into(),
+        }
     }
 
     fn written(serving: &Serving, ad: &AdParts<'_>) -> String {

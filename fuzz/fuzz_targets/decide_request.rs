@@ -1,5 +1,5 @@
 //! Fuzzes the decide request path end to end: parse, validate, decide on a synthetic catalog
-//! and render. Any input must give a response or a 4xx error, never a panic.
+//! and render, both as the owned answer and as the JSON the hot path writes in place. Any input must give a response or a 4xx error, never a panic.
 #![no_main]
 
 use adp_domain::{EventSink, SinkError, SinkStats};
@@ -42,6 +42,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_decide(data) {
         match serving().decide(&req) {
             Ok(resp) => assert_eq!(resp.decisions.len(), req.placements.len()),
+            Err(e) => assert!(e.status.is_client_error(), "{e:?}"),
+        }
+        // The hot path's answer, written in place: valid JSON, one decision per placement.
+        match serving().decide_json(&req) {
+            Ok(json) => {
+                let v: serde_json::Value = serde_json::from_slice(&json).expect("decide_json wrote valid JSON");
+                assert_eq!(v["decisions"].as_array().map(Vec::len), Some(req.placements.len()));
+            }
             Err(e) => assert!(e.status.is_client_error(), "{e:?}"),
         }
     }

@@ -3,6 +3,11 @@
 //! key named inside the record, so keys can rotate: new URLs use the active key, old URLs
 //! verify while their key is still listed. The replay guard remembers each counted URL until
 //! it expires, so the same impression or click is never counted twice.
+//!
+//! URLs that come in groups share one payload: a decision's impression and click trackers (v4,
+//! tag `d`, both costs in it) and a bid's win, billing and loss notices (tag `n`). Each URL's `s`
+//! is then the HMAC of the payload followed by `|` and its kind's tag, so the payload is hashed
+//! once and no URL of the group passes for another.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -771,32 +771,18 @@ impl Serving {
         let loss_code = loss.and_then(|l| l.trim().parse::<i32>().ok()).map(LossReason);
         let reason =
             if capped { Some("price_above_bid".to_string()) } else { loss_code.map(|c| format!("loss_{}", c.0)) };
+        let event_kind = match kind {
+            TrackKind::Win => EventKind::Win,
+            TrackKind::Billing => EventKind::Billing,
+            _ => EventKind::Loss,
+        };
         let event = EventRef {
-            id: crate::serving::new_event_id(now.timestamp_millis()),
-            kind: match kind {
-                TrackKind::Win => EventKind::Win,
-                TrackKind::Billing => EventKind::Billing,
-                _ => EventKind::Loss,
-            },
-            event_time_ms: now.timestamp_millis(),
-            receive_time_ms: now.timestamp_millis(),
-            request_id: &ad.request_id,
-            decision_id: &ad.decision_id,
-            advertiser_id: &ad.advertiser_id,
-            campaign_id: &ad.campaign_id,
-            line_item_id: &ad.line_item_id,
-            creative_id: &ad.creative_id,
-            publisher_id: &ad.publisher_id,
-            site_id: &ad.site_id,
-            placement_id: &ad.placement_id,
             deal_id: (!ad.deal_id.is_empty()).then_some(&*ad.deal_id),
-            user_key: ad.user_key,
-            country: None,
-            device_type: None,
             price_micros: clearing_platform.unwrap_or(0),
             cost_micros: cost,
             currency: &settings.currency,
             reason: reason.as_deref(),
+            ..ad.event(event_kind, now.timestamp_millis(), now.timestamp_millis())
         };
         if self.submit_event(&event).is_err() {
             // Billable: never dropped. Refuse, forget the URL, let the exchange retry.

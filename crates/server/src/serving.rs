@@ -1505,32 +1505,8 @@ impl Serving {
                 return Ok(ad);
             }
         };
-        let event = EventRef {
-            id: new_event_id(now.timestamp_millis()),
-            kind: match kind {
-                TrackKind::Click => EventKind::Click,
-                _ => EventKind::Impression,
-            },
-            event_time_ms: now.timestamp_millis(),
-            receive_time_ms: now_ms(),
-            request_id: &ad.request_id,
-            decision_id: &ad.decision_id,
-            advertiser_id: &ad.advertiser_id,
-            campaign_id: &ad.campaign_id,
-            line_item_id: &ad.line_item_id,
-            creative_id: &ad.creative_id,
-            publisher_id: &ad.publisher_id,
-            site_id: &ad.site_id,
-            placement_id: &ad.placement_id,
-            deal_id: None,
-            user_key: ad.user_key,
-            country: None,
-            device_type: None,
-            price_micros: ad.price_micros,
-            cost_micros: ad.cost_micros,
-            currency: "USD",
-            reason: None,
-        };
+        let event_kind = if kind == TrackKind::Click { EventKind::Click } else { EventKind::Impression };
+        let event = EventRef { currency: "USD", ..ad.event(event_kind, now.timestamp_millis(), now_ms()) };
         if self.events.submit_ref(&event).is_err() {
             // Billable events are never dropped: refuse, forget the URL, let the client retry.
             self.replay.remove(key);

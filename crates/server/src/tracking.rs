@@ -9,6 +9,7 @@
 //! is then the HMAC of the payload followed by `|` and its kind's tag, so the payload is hashed
 //! once and no URL of the group passes for another.
 
+use adp_domain::events::EventRef;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -137,6 +138,30 @@ pub struct TrackedFields<'a> {
 }
 
 impl TrackedAd {
+    /// The event of this URL being counted as `kind` at `now_ms` (received at `received_ms`):
+    /// every id it carries, its price and cost, no deal, currency or reason (callers add those).
+    pub fn event(&self, kind: adp_domain::events::EventKind, now_ms: i64, received_ms: i64) -> EventRef<'_> {
+        EventRef {
+            id: crate::serving::new_event_id(now_ms),
+            kind,
+            event_time_ms: now_ms,
+            receive_time_ms: received_ms,
+            request_id: &self.request_id,
+            decision_id: &self.decision_id,
+            advertiser_id: &self.advertiser_id,
+            campaign_id: &self.campaign_id,
+            line_item_id: &self.line_item_id,
+            creative_id: &self.creative_id,
+            publisher_id: &self.publisher_id,
+            site_id: &self.site_id,
+            placement_id: &self.placement_id,
+            user_key: self.user_key,
+            price_micros: self.price_micros,
+            cost_micros: self.cost_micros,
+            ..EventRef::default()
+        }
+    }
+
     pub fn fields(&self) -> TrackedFields<'_> {
         TrackedFields {
             expires_at: self.expires_at,

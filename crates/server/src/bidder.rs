@@ -395,16 +395,18 @@ impl Serving {
         }
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         if !test {
-            for (i, (_, (placement, _))) in slots_owned.iter().enumerate() {
-                let nf = if outcomes[i].is_empty() { last_reason[i] } else { None };
-                self.request_event(
-                    &req.id.chars().take(128).collect::<String>(),
-                    Some(placement),
-                    &attrs,
-                    user,
-                    now,
-                    nf,
-                );
+            // Each imp's request event, in one hand-over to the sink.
+            let request_id = first_chars(&req.id, 128);
+            let events: Vec<_> = slots_owned
+                .iter()
+                .enumerate()
+                .map(|(i, (_, (placement, _)))| {
+                    let nf = if outcomes[i].is_empty() { last_reason[i] } else { None };
+                    crate::serving::request_event_ref(request_id, Some(placement), &attrs, user, now, nf)
+                })
+                .collect();
+            if self.submit_events(&events).is_err() {
+                self.stats.events_rejected.fetch_add(events.len() as u64, Ordering::Relaxed);
             }
         }
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {

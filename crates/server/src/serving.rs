@@ -299,6 +299,11 @@ impl Serving {
         self.events.submit_ref(event)
     }
 
+    /// Hands one request's borrowed events to the sink together (all or none).
+    pub(crate) fn submit_events(&self, events: &[EventRef<'_>]) -> Result<(), adp_domain::SinkError> {
+        self.events.submit_refs(events)
+    }
+
     /// Runs `f` with this thread's engine scratch space.
     pub(crate) fn with_scratch<R>(&self, f: impl FnOnce(&mut EngineScratch, &mut Vec<Result<Win, NoFill>>) -> R) -> R {
         SCRATCH.with(|cell| {
@@ -306,23 +311,6 @@ impl Serving {
             let (scratch, out) = &mut *guard;
             f(scratch, out)
         })
-    }
-
-    /// Records that a placement (or an RTB imp) was asked for: the denominator of fill rate.
-    /// Not billable: a full queue drops it, counted.
-    pub(crate) fn request_event(
-        &self,
-        request_id: &str,
-        placement: Option<&PlacementRt>,
-        attrs: &Attributes,
-        user: Option<u64>,
-        now: DateTime<Utc>,
-        no_fill: Option<NoFill>,
-    ) {
-        let event = request_event_ref(request_id, placement, attrs, user, now, no_fill);
-        if self.events.submit_ref(&event).is_err() {
-            self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// `{public_url}/v1/{path}?`, in a string with room for `more` bytes after it.

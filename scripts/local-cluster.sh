@@ -93,16 +93,30 @@ ENV
     fi
 }
 
+# alive PID: the process runs. A killed process stays a zombie until its parent reaps it (the
+# shell that started it may be gone, and then whoever inherited it reaps it when it gets round
+# to it): `kill -0` still succeeds on a zombie, so its state is read too.
+alive() {
+    local pid=$1 state
+    kill -0 "$pid" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || true
+    [ "$state" != Z ]
+}
+
 # start NAME PORT ROLES [extra env...]
 start() {
     local name=$1 port=$2 roles=$3
     shift 3
     local pidfile="$DIR/$name.pid"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then
         log "$name already running (pid $(cat "$pidfile"))"
         return
     fi
     mkdir -p "$DIR/$name"
+    # A restart keeps the previous run's log (a process killed or crashed leaves its story there).
+    if [ -s "$DIR/$name.log" ]; then
+        mv -f "$DIR/$name.log" "$DIR/$name.log.prev"
+    fi
     (
         clean_env
         set -a
@@ -119,9 +133,14 @@ start() {
 wait_ready() {
     local name=$1 port=$2 deadline=$((SECONDS + 90))
     until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
-        if ! kill -0 "$(cat "$DIR/$name.pid")" 2>/dev/null; then
+        local pid
+        pid=$(cat "$DIR/$name.pid")
+        if ! alive "$pid"; then
             tail -n 20 "$DIR/$name.log" >&2 || true
-            die "$name exited; log: $DIR/$name.log"
+            # Started by this shell: its exit status tells a crash (128 + signal) from an exit.
+            local status=0
+            wait "$pid" 2>/dev/null || status=$?
+            die "$name exited (status $status); log: $DIR/$name.log"
         fi
         [ "$SECONDS" -lt "$deadline" ] || die "$name not ready on port $port after 90 s; log: $DIR/$name.log"
         sleep 0.2
@@ -172,10 +191,10 @@ down() {
         [ -e "$pidfile" ] || continue
         local pid
         pid=$(cat "$pidfile")
-        if kill -0 "$pid" 2>/dev/null; then
+        if alive "$pid"; then
             kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+            if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
             stopped=$((stopped + 1))
         fi
         rm -f "$pidfile"
@@ -189,7 +208,7 @@ status() {
         local name pid
         name=$(basename "$pidfile" .pid)
         pid=$(cat "$pidfile")
-        if kill -0 "$pid" 2>/dev/null; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
+        if alive "$pid"; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
     done
 }
 

@@ -405,14 +405,7 @@ impl EventSink for LocalLog {
     /// Encoded here, on the caller's thread, into a record the writer only copies: no owned event
     /// crosses threads.
     fn submit_ref(&self, event: &EventRef<'_>) -> Result<(), SinkError> {
-        let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + 1 + adp_eventwire::encoded_len_ref(event));
-        if let Err(reason) = encode_record_ref(event, &mut record) {
-            // Too large to be a record: refused like a full queue (counted by the caller), never
-            // accepted and then lost.
-            tracing::error!(reason, "event refused: cannot encode it");
-            return Err(SinkError::Full);
-        }
-        self.enqueue(Msg::Records(record, 1))
+        self.submit_refs(std::slice::from_ref(event))
     }
 
     /// All of them encoded here into one message: one queue slot, one hand-over, all or none.
@@ -421,6 +414,8 @@ impl EventSink for LocalLog {
         let mut records = Vec::with_capacity(len);
         for event in events {
             if let Err(reason) = encode_record_ref(event, &mut records) {
+                // Too large to be a record: refused like a full queue (counted by the caller),
+                // never accepted and then lost.
                 tracing::error!(reason, "events refused: cannot encode one of them");
                 return Err(SinkError::Full);
             }

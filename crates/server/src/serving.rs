@@ -1373,7 +1373,15 @@ impl Serving {
         // Server-made and signed: the client cannot choose it, so it keys the replay guard and
         // marks test decisions (`t…`), whose trackers count nothing.
         let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
-        let tracked = TrackedFields {
+        // A CPC winner pays per click its rate scaled by the auction's discount (clearing / bid).
+        let click_cost = match li.pricing {
+            Pricing::Cpc if win.bid_micros > 0 => {
+                (i128::from(li.rate_micros) * i128::from(win.price_micros) / i128::from(win.bid_micros)) as Micros
+            }
+            Pricing::Cpc => li.rate_micros,
+            _ => 0,
+        };
+        let trackers = TrackedFields {
             expires_at: now.timestamp() + self.settings.tracking_ttl_secs,
             request_id,
             decision_id: &decision_id,
@@ -1387,21 +1395,13 @@ impl Serving {
             placement_id,
             user_key: user.unwrap_or(0),
             price_micros: win.price_micros,
-            cost_micros: 0,
+            // The impression's cost; the click's goes into the payload beside it.
+            cost_micros: win.cost_per_impression,
             pending_minute: win.pending_minute,
             deal_id: "",
             currency: "",
-            landing_url: "",
+            landing_url: &cr.click_url,
         };
-        // A CPC winner pays per click its rate scaled by the auction's discount (clearing / bid).
-        let click_cost = match li.pricing {
-            Pricing::Cpc if win.bid_micros > 0 => {
-                (i128::from(li.rate_micros) * i128::from(win.price_micros) / i128::from(win.bid_micros)) as Micros
-            }
-            Pricing::Cpc => li.rate_micros,
-            _ => 0,
-        };
-        let trackers = TrackedFields { cost_micros: win.cost_per_impression, landing_url: &cr.click_url, ..tracked };
         let mut payload = String::with_capacity(420 + cr.click_url.len() * 4 / 3);
         let sigs = self.signer.sign_trackers(&trackers, click_cost, &mut payload);
         AdParts {

@@ -700,7 +700,7 @@ pub(crate) struct AdParts<'s> {
     pub height: u32,
     /// The trackers' shared signed payload and the impression's and the click's signatures.
     pub payload: String,
-    pub sigs: [String; 2],
+    pub sigs: [crate::tracking::Sig; 2],
     pub decision_id: String,
 }
 

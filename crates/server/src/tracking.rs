@@ -19,6 +19,9 @@ use std::sync::Mutex;
 
 type HmacSha256 = Hmac<Sha256>;
 
+mod v5;
+pub use v5::Sig;
+
 /// v3 added the deal id and currency (OpenRTB notices); v2 URLs (without them) still verify.
 const FORMAT: &str = "v3";
 const FIELDS: usize = 21;
@@ -228,6 +231,8 @@ impl TrackError {
 /// cloned per URL (keying costs two SHA-256 blocks).
 #[derive(Clone)]
 pub struct UrlSigner {
+    /// Unique per `new` (clones share it): keys the per-thread cache of signed v5 prefixes.
+    id: u64,
     active: String,
     keys: HashMap<String, HmacSha256>,
 }
@@ -255,7 +260,9 @@ impl UrlSigner {
             let mac = HmacSha256::new_from_slice(&secret).map_err(|e| format!("signing key `{id}`: {e}"))?;
             keyed.insert(id, mac);
         }
-        Ok(UrlSigner { active, keys: keyed })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(UrlSigner { id, active, keys: keyed })
     }
 
     fn mac(&self, key_id: &str, payload: &str) -> Option<HmacSha256> {
@@ -287,10 +294,31 @@ impl UrlSigner {
         at
     }
 
-    /// One payload for the impression and click trackers of a decision, and a signature for
-    /// each (impression, click): the payload is encoded and hashed once. `ad.cost_micros` is the
+    /// One payload for the impression and click trackers of a decision (v5), and a signature
+    /// for each (impression, click): the payload is encoded and hashed once, its per-line-item
+    /// prefix only when this thread has not signed it lately. `ad.cost_micros` is the
     /// impression's cost, `click_cost` the click's, `ad.landing_url` the click's landing page.
-    pub fn sign_trackers(&self, ad: &TrackedFields<'_>, click_cost: i64, out: &mut String) -> [String; 2] {
+    pub fn sign_trackers(&self, ad: &TrackedFields<'_>, click_cost: i64, out: &mut String) -> [Sig; 2] {
+        let Some(mac) = self.append_v5(v5::GROUP_TRACKERS, ad, &[ad.cost_micros, click_cost], out) else {
+            return Default::default();
+        };
+        [TrackKind::Impression, TrackKind::Click].map(|kind| Self::sig_v5(&mac, kind))
+    }
+
+    /// One payload (v5) for the win, billing and loss notices of a bid, and a signature for each
+    /// (in that order).
+    pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [Sig; 3]) {
+        let mut p = String::new();
+        let Some(mac) = self.append_v5(v5::GROUP_NOTICES, &ad.fields(), &[ad.cost_micros], &mut p) else {
+            return (p, Default::default());
+        };
+        let sigs = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss].map(|kind| Self::sig_v5(&mac, kind));
+        (p, sigs)
+    }
+
+    /// The v4 tracker pair (text, before v5), for the tests that hold old URLs verifying.
+    #[cfg(test)]
+    fn sign_trackers_v4(&self, ad: &TrackedFields<'_>, click_cost: i64, out: &mut String) -> [String; 2] {
         self.append_payload_v(ad, TRACKERS_TAG, Some(click_cost), out);
         let Some(base) = self.mac(&self.active, out) else { return Default::default() };
         [TrackKind::Impression, TrackKind::Click].map(|kind| {
@@ -299,22 +327,6 @@ impl UrlSigner {
             m.update(kind.tag().as_bytes());
             URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
         })
-    }
-
-    /// One payload for the win, billing and loss notices of a bid, and a signature for each
-    /// (in that order): the payload is encoded and hashed once.
-    pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [String; 3]) {
-        let mut p = String::new();
-        self.append_payload(&ad.fields(), NOTICE_TAG, &mut p);
-        let Some(base) = self.mac(&self.active, &p) else { return (p, Default::default()) };
-        let sig = |kind: TrackKind| {
-            let mut m = base.clone();
-            m.update(b"|");
-            m.update(kind.tag().as_bytes());
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-        };
-        let sigs = [sig(TrackKind::Win), sig(TrackKind::Billing), sig(TrackKind::Loss)];
-        (p, sigs)
     }
 
     /// Appends the base64url of the `|`-separated record to `out`.
@@ -370,6 +382,9 @@ impl UrlSigner {
             return Err(TrackError::Malformed);
         }
         let raw = URL_SAFE_NO_PAD.decode(p).map_err(|_| TrackError::Malformed)?;
+        if raw.first() == Some(&v5::VERSION) {
+            return self.verify_v5(kind, &raw, s, now_secs);
+        }
         let record = String::from_utf8(raw).map_err(|_| TrackError::Malformed)?;
         let (fields, v3) = match record.get(..2) {
             Some("v4") => (FIELDS_V4, true),
@@ -638,22 +653,119 @@ mod tests {
         let a = ad(TrackKind::Impression);
         let mut p = String::new();
         let [imp, click] = s.sign_trackers(&a.fields(), 400_000, &mut p);
+        assert_eq!((imp.len(), click.len()), (22, 22), "128-bit signatures");
         let i = s.verify(TrackKind::Impression, &p, &imp, 1_000).expect("impression");
         let c = s.verify(TrackKind::Click, &p, &click, 1_000).expect("click");
         // Everything else as signed; each kind gets its own cost.
         assert_eq!(i, TrackedAd { key_id: "k2".into(), ..a.clone() });
-        assert_eq!(c, TrackedAd { kind: TrackKind::Click, key_id: "k2".into(), cost_micros: 400_000, ..a });
+        assert_eq!(c, TrackedAd { kind: TrackKind::Click, key_id: "k2".into(), cost_micros: 400_000, ..a.clone() });
         // The impression's signature does not make a click, nor a notice, nor the other way round.
         assert_eq!(s.verify(TrackKind::Click, &p, &imp, 1_000), Err(TrackError::WrongKindOrSignature));
         assert_eq!(s.verify(TrackKind::Impression, &p, &click, 1_000), Err(TrackError::WrongKindOrSignature));
         assert_eq!(s.verify(TrackKind::Billing, &p, &imp, 1_000), Err(TrackError::WrongKind));
         assert_ne!(ReplayGuard::key(&i), ReplayGuard::key(&c));
-        // A changed cost (or anything else) breaks both signatures; an expired pair is refused.
-        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&p).expect("base64")).expect("utf8");
-        assert!(raw.starts_with("v4|d|k2|"), "{raw}");
-        let forged = URL_SAFE_NO_PAD.encode(raw.replace("|400000|", "|900000|"));
-        assert_eq!(s.verify(TrackKind::Click, &forged, &click, 1_000), Err(TrackError::WrongKindOrSignature));
+        // A changed byte anywhere (a cost, an id, the landing page) breaks both signatures; a
+        // changed length does not parse; an expired pair is refused.
+        let raw = URL_SAFE_NO_PAD.decode(&p).expect("base64");
+        assert_eq!(&raw[..5], &[5, b'd', 2, b'k', b'2']);
+        for at in 5..raw.len() {
+            let mut forged = raw.clone();
+            forged[at] ^= 0x01;
+            let forged = URL_SAFE_NO_PAD.encode(&forged);
+            for (kind, sig) in [(TrackKind::Impression, &imp), (TrackKind::Click, &click)] {
+                let got = s.verify(kind, &forged, sig, 1_000);
+                assert!(
+                    matches!(
+                        got,
+                        Err(TrackError::WrongKindOrSignature | TrackError::Malformed | TrackError::UnknownKey)
+                    ),
+                    "byte {at} flipped: {got:?}"
+                );
+            }
+        }
+        let cut = URL_SAFE_NO_PAD.encode(&raw[..raw.len() - 1]);
+        assert_eq!(s.verify(TrackKind::Click, &cut, &click, 1_000), Err(TrackError::Malformed));
         assert_eq!(s.verify(TrackKind::Impression, &p, &imp, 2_001), Err(TrackError::Expired));
+        // A signature cut short (or padded out) is refused, not compared on fewer bytes.
+        assert_eq!(s.verify(TrackKind::Impression, &p, &imp[..21], 1_000), Err(TrackError::BadSignature));
+        // The same ad signed again (its prefix now cached) gives the same URLs.
+        let mut again = String::new();
+        assert_eq!(s.sign_trackers(&a.fields(), 400_000, &mut again), [imp, click]);
+        assert_eq!(again, p);
+        // Another signer with the same key id but another secret does not reuse the cache.
+        let other = UrlSigner::new(vec![("k2".into(), b"another-secret-0123456789".to_vec())]).expect("keys");
+        let mut q = String::new();
+        let [imp2, _] = other.sign_trackers(&a.fields(), 400_000, &mut q);
+        assert_eq!(q, p, "same payload");
+        assert_ne!(imp2, imp, "other key, other signature");
+        assert!(other.verify(TrackKind::Impression, &q, &imp2, 1_000).is_ok());
+        assert_eq!(s.verify(TrackKind::Impression, &q, &imp2, 1_000), Err(TrackError::WrongKindOrSignature));
+    }
+
+    #[test]
+    fn v5_payloads_are_shorter_and_v4_urls_still_verify() {
+        let s = signer();
+        let mut a = ad(TrackKind::Impression);
+        a.request_id = "01a220bfdbd87000a04ed13adb7c26c0".into();
+        a.decision_id = "d01a220bfdbd87000a04ed13adb7c26c0".into();
+        let (mut p5, mut p4) = (String::new(), String::new());
+        s.sign_trackers(&a.fields(), 400_000, &mut p5);
+        let [imp4, click4] = s.sign_trackers_v4(&a.fields(), 400_000, &mut p4);
+        assert!(p5.len() * 4 < p4.len() * 3, "v5 {} bytes, v4 {}", p5.len(), p4.len());
+        // A v4 pair made before v5 still counts, each kind with its cost.
+        let c = s.verify(TrackKind::Click, &p4, &click4, 1_000).expect("v4 click");
+        assert_eq!(c, TrackedAd { kind: TrackKind::Click, key_id: "k2".into(), cost_micros: 400_000, ..a.clone() });
+        let i = s.verify(TrackKind::Impression, &p4, &imp4, 1_000).expect("v4 impression");
+        assert_eq!(i, TrackedAd { key_id: "k2".into(), ..a });
+        assert_eq!(s.verify(TrackKind::Click, &p4, &imp4, 1_000), Err(TrackError::WrongKindOrSignature));
+    }
+
+    proptest::proptest! {
+        /// Whatever the strings and numbers, a v5 payload gives back exactly what was signed.
+        #[test]
+        fn v5_round_trips_any_fields(
+            ids in proptest::collection::vec("[a-z0-9|é-]{0,40}", 12),
+            hex in "[0-9a-f]{32}",
+            nums in proptest::collection::vec(proptest::num::i64::ANY, 5),
+            slot in proptest::num::u32::ANY,
+            user_key in proptest::num::u64::ANY,
+            notices in proptest::bool::ANY,
+        ) {
+            let s = signer();
+            let decision = format!("d{hex}");
+            let a = TrackedAd {
+                kind: if notices { TrackKind::Loss } else { TrackKind::Click },
+                key_id: "k2".into(),
+                expires_at: nums[0],
+                request_id: if slot % 2 == 0 { hex.clone() } else { ids[10].clone() },
+                decision_id: if slot % 3 == 0 { decision } else { ids[11].clone() },
+                slot,
+                advertiser_id: ids[0].clone(),
+                campaign_id: ids[1].clone(),
+                line_item_id: ids[2].clone(),
+                creative_id: ids[3].clone(),
+                publisher_id: ids[4].clone(),
+                site_id: ids[5].clone(),
+                placement_id: ids[6].clone(),
+                user_key,
+                price_micros: nums[1],
+                cost_micros: nums[2],
+                pending_minute: nums[3],
+                deal_id: ids[7].clone(),
+                currency: ids[8].clone(),
+                landing_url: ids[9].clone(),
+            };
+            let now = a.expires_at.saturating_sub(1);
+            if notices {
+                let (p, [_, _, loss]) = s.sign_notices(&a);
+                proptest::prop_assert_eq!(s.verify(TrackKind::Loss, &p, &loss, now), Ok(a));
+            } else {
+                let mut p = String::new();
+                let [_, click] = s.sign_trackers(&a.fields(), nums[4], &mut p);
+                let want = TrackedAd { cost_micros: nums[4], ..a };
+                proptest::prop_assert_eq!(s.verify(TrackKind::Click, &p, &click, now), Ok(want));
+            }
+        }
     }
 
     #[test]

@@ -377,7 +377,7 @@ fn parse(raw: &[u8]) -> Option<Parsed<'_>> {
         *id = r.str()?;
     }
     let pad = usize::from(r.byte()?);
-    if pad > 2 || r.take(pad)?.iter().any(|b| *b != 0) || (raw.len() - r.0.len()) % 3 != 0 {
+    if pad > 2 || r.take(pad)?.iter().any(|b| *b != 0) || !(raw.len() - r.0.len()).is_multiple_of(3) {
         return None;
     }
     let expires_at = r.signed()?;
@@ -472,7 +472,7 @@ mod tests {
             };
             let mut buf = Vec::new();
             prefix(&mut buf, GROUP_TRACKERS, "k1", &ad);
-            assert_eq!(buf.len() % 3, 0, "{buf:?}");
+            assert!(buf.len().is_multiple_of(3), "{buf:?}");
             landing.push('x');
         }
     }

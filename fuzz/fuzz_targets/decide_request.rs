@@ -39,6 +39,12 @@ fn serving() -> &'static Serving {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // parse_decide trusts sonic-rs when it accepts: serde_json must accept the same request.
+    if let Ok(fast) = sonic_rs::from_slice::<adp_server::serving::DecideRequest>(data) {
+        let slow = serde_json::from_slice::<adp_server::serving::DecideRequest>(data)
+            .expect("sonic-rs accepted a body serde_json refuses");
+        assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+    }
     if let Ok(req) = parse_decide(data) {
         match serving().decide(&req) {
             Ok(resp) => assert_eq!(resp.decisions.len(), req.placements.len()),

@@ -110,7 +110,7 @@ pub const SONIC_MAX_DEPTH: usize = if cfg!(debug_assertions) { 24 } else { 128 }
 /// Whether `bytes` nests at most [`SONIC_MAX_DEPTH`] levels. Cheap first: the number of `[`
 /// and `{` bytes bounds the depth, and counting them is a vectorised pass (~25 ns/KiB); only
 /// bodies with more brackets than the limit get the exact, string-aware scan.
-fn sonic_safe(bytes: &[u8]) -> bool {
+pub fn sonic_safe(bytes: &[u8]) -> bool {
     brackets_at_most(bytes, SONIC_MAX_DEPTH) || max_depth_within(bytes, SONIC_MAX_DEPTH)
 }
 

@@ -41,7 +41,7 @@ fn serving(st: &AppState) -> Result<&Arc<Serving>, ApiError> {
     })
 }
 
-fn cors(mut resp: Response) -> Response {
+pub(crate) fn cors(mut resp: Response) -> Response {
     resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     resp
 }
@@ -108,12 +108,21 @@ pub(crate) async fn decide_body(
     client: ClientIp,
     body: Result<axum::body::Bytes, ApiError>,
 ) -> Response {
-    let req = with_client_ip(body.and_then(|bytes| parse_decide(&bytes)), client);
-    let result = decide_any(st, req).await;
-    cors(match result {
+    cors(match decide_result(st, client, body).await {
         Ok(json) => json_bytes(json),
         Err(e) => e.into_response(),
     })
+}
+
+/// The decide answer as JSON bytes, or the error to answer with (the CORS header is the
+/// caller's).
+pub(crate) async fn decide_result(
+    st: &AppState,
+    client: ClientIp,
+    body: Result<axum::body::Bytes, ApiError>,
+) -> Result<Vec<u8>, ApiError> {
+    let req = with_client_ip(body.and_then(|bytes| parse_decide(&bytes)), client);
+    decide_any(st, req).await
 }
 
 /// A JSON answer already written.

@@ -386,7 +386,7 @@ impl TargetingIndex {
                 self.push_value(attr, v, s);
             }
         }
-        for v in &input.slot.sizes {
+        for v in input.slot.sizes.iter() {
             self.push_value(Attr::Size, v, s);
         }
         for v in &a.segments {

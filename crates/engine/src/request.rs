@@ -30,7 +30,7 @@ pub struct Attributes {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Slot {
     pub placement_id: String,
-    pub sizes: Vec<String>,
+    pub sizes: std::sync::Arc<[String]>,
 }
 
 /// Everything an expression is evaluated against.

@@ -88,7 +88,7 @@ pub struct PlacementRt {
     pub domain: Option<String>,
     pub bundle: Option<String>,
     pub sizes: Vec<(u32, u32)>,
-    pub size_keys: Vec<String>,
+    pub size_keys: std::sync::Arc<[String]>,
     pub formats: Vec<Format>,
     pub floor_micros: Micros,
     pub blocked_categories: Vec<String>,

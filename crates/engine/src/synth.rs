@@ -184,7 +184,7 @@ pub fn requests(n: usize, seed: u64) -> Vec<(Attributes, Slot)> {
             };
             let p = rng.random_range(0..PLACEMENTS);
             let size = if p % 2 == 0 { "300x250" } else { "728x90" };
-            (attrs, Slot { placement_id: format!("plc-{p}"), sizes: vec![size.into()] })
+            (attrs, Slot { placement_id: format!("plc-{p}"), sizes: vec![size.into()].into() })
         })
         .collect()
 }

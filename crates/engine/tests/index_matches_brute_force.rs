@@ -119,7 +119,7 @@ fn request() -> impl Strategy<Value = (Attributes, Slot, i64)> {
                 ip: ip.and_then(|s| s.parse().ok()),
                 crawler: false,
             };
-            (attrs, Slot { placement_id: p, sizes }, 1_790_000_000 + t)
+            (attrs, Slot { placement_id: p, sizes: sizes.into() }, 1_790_000_000 + t)
         },
     )
 }

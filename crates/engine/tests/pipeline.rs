@@ -76,7 +76,7 @@ fn run(
         .iter()
         .map(|p| SlotRequest {
             placement: snap.placements.get(*p),
-            slot: Slot { placement_id: p.to_string(), sizes: vec!["300x250".into()] },
+            slot: Slot { placement_id: p.to_string(), sizes: vec!["300x250".into()].into() },
             channel: Default::default(),
         })
         .collect();
@@ -237,7 +237,7 @@ fn run_rtb(
     let attrs = Attributes::default();
     let slots = [SlotRequest {
         placement: snap.placements.get(placement),
-        slot: Slot { placement_id: placement.to_string(), sizes: vec!["300x250".into()] },
+        slot: Slot { placement_id: placement.to_string(), sizes: vec!["300x250".into()].into() },
         channel: SlotChannel::Rtb { deals, private_auction },
     }];
     let input = DecideInput { attrs: &attrs, user_key: user, now: Utc::now(), slots: &slots, dry_run: false };

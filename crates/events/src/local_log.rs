@@ -410,8 +410,9 @@ impl EventSink for LocalLog {
 
     /// All of them encoded here into one message: one queue slot, one hand-over, all or none.
     fn submit_refs(&self, events: &[EventRef<'_>]) -> Result<(), SinkError> {
-        let len: usize = events.iter().map(|e| RECORD_HEADER_BYTES + 1 + adp_eventwire::encoded_len_ref(e)).sum();
-        let mut records = Vec::with_capacity(len);
+        // Room for typical records (~200 bytes each); larger ones grow the buffer. Sizing it
+        // exactly would walk every event twice.
+        let mut records = Vec::with_capacity(events.len() * 320);
         for event in events {
             if let Err(reason) = encode_record_ref(event, &mut records) {
                 // Too large to be a record: refused like a full queue (counted by the caller),

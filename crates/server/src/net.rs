@@ -8,11 +8,11 @@ use crate::serving_http::ClientIp;
 use crate::{http_metrics, AppState, HttpSettings};
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Router;
-use axum::http::HeaderValue;
-use axum::response::IntoResponse;
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -84,7 +84,11 @@ impl Dispatcher {
         }
     }
 
-    async fn dispatch(self: Arc<Self>, mut req: Request<Incoming>, peer: Option<SocketAddr>) -> Result<Response<HotBody>, Infallible> {
+    async fn dispatch(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<HotBody>, Infallible> {
         let started = Instant::now();
         if let Some(peer) = peer {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -228,7 +232,8 @@ async fn serve_core(
         };
         let _ = stream.set_nodelay(true);
         let d = Arc::clone(&dispatcher);
-        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| Arc::clone(&d).dispatch(req, peer)));
+        let conn =
+            http.serve_connection(TokioIo::new(stream), service_fn(move |req| Arc::clone(&d).dispatch(req, peer)));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A client that goes away mid-request is not the server's error.

@@ -1159,7 +1159,7 @@ impl Serving {
                     format!("{f} is not a sensible floor"),
                 ));
             }
-            if let Some(id) = &p.id {
+            if let Some(id) = p.id.as_ref().filter(|id| id.len() > MAX_ID) {
                 bounded(id, &format!("placements[{i}].id"))?;
             }
         }
@@ -1167,7 +1167,10 @@ impl Serving {
         let request_id = match &req.id {
             Some(id) if adp_domain::validate_id(id, "id").is_ok() => id.clone(),
             Some(_) => return Err(bad("invalid_id", "id", "a request id is 1 to 128 letters, digits or -_.:")),
-            None => crate::ids::v7(now.timestamp_millis()).simple().to_string(),
+            None => crate::ids::v7(now.timestamp_millis())
+                .simple()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned(),
         };
         if let Some(uid) = req.user.as_ref().and_then(|u| u.id.as_deref()) {
             bounded(uid, "user.id")?;

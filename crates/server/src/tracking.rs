@@ -295,14 +295,15 @@ impl UrlSigner {
     }
 
     /// One payload for the impression and click trackers of a decision (v5), and a signature
-    /// for each (impression, click): the payload is encoded and hashed once, its per-line-item
-    /// prefix only when this thread has not signed it lately. `ad.cost_micros` is the
+    /// for each (impression, click): the two halves of one HMAC of the payload. The payload is
+    /// encoded and hashed once, its per-line-item prefix only when this thread has not signed it
+    /// lately. `ad.cost_micros` is the
     /// impression's cost, `click_cost` the click's, `ad.landing_url` the click's landing page.
     pub fn sign_trackers(&self, ad: &TrackedFields<'_>, click_cost: i64, out: &mut String) -> [Sig; 2] {
         let Some(mac) = self.append_v5(v5::GROUP_TRACKERS, ad, &[ad.cost_micros, click_cost], out) else {
             return Default::default();
         };
-        [TrackKind::Impression, TrackKind::Click].map(|kind| Self::sig_v5(&mac, kind))
+        Self::tracker_sigs_v5(mac)
     }
 
     /// One payload (v5) for the win, billing and loss notices of a bid, and a signature for each

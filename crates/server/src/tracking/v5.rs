@@ -17,8 +17,14 @@
 //! 16 bytes (a letter then 32 lowercase hex digits: the decision ids), or `0x00` + LEB128 length
 //! + UTF-8 bytes (anything else); decoding gives back the exact text.
 //!
-//! Each URL's signature is HMAC-SHA256 over the raw payload followed by its kind's tag byte,
-//! truncated to its first 16 bytes (128 bits, as RFC 4868 truncates HMAC-SHA256).
+//! Signatures are 128 bits of HMAC-SHA256 (RFC 4868 truncates HMAC-SHA256 to 128 bits too):
+//! - trackers: the HMAC of the raw payload; the impression URL carries its first 16 bytes, the
+//!   click URL its last 16. One half says nothing of the other, so an impression URL cannot be
+//!   made into a click URL, and the pair costs one HMAC;
+//! - notices: for each kind, the first 16 bytes of the HMAC of the raw payload followed by the
+//!   kind's tag byte.
+//!
+//! The group byte keeps the two schemes apart: no tracker payload is a notice payload plus a tag.
 //!
 //! # Why a prefix
 //!
@@ -235,7 +241,13 @@ impl UrlSigner {
         })
     }
 
-    /// The signature of one `kind` from the HMAC state after the payload.
+    /// The impression and click signatures of a tracker payload: the HMAC's two halves.
+    pub(super) fn tracker_sigs_v5(mac: HmacSha256) -> [Sig; 2] {
+        let tag = mac.finalize().into_bytes();
+        [Sig::of(&tag[..SIG_BYTES]), Sig::of(&tag[SIG_BYTES..])]
+    }
+
+    /// The signature of one notice `kind` from the HMAC state after the payload.
     pub(super) fn sig_v5(mac: &HmacSha256, kind: TrackKind) -> Sig {
         let mut m = mac.clone();
         m.update(kind.tag().as_bytes());
@@ -264,8 +276,15 @@ impl UrlSigner {
             return Err(TrackError::BadSignature);
         }
         mac.update(raw);
-        mac.update(kind.tag().as_bytes());
-        mac.verify_truncated_left(&sig).map_err(|_| TrackError::WrongKindOrSignature)?;
+        let checked = match kind {
+            TrackKind::Impression => mac.verify_truncated_left(&sig),
+            TrackKind::Click => mac.verify_truncated_right(&sig),
+            _ => {
+                mac.update(kind.tag().as_bytes());
+                mac.verify_truncated_left(&sig)
+            }
+        };
+        checked.map_err(|_| TrackError::WrongKindOrSignature)?;
         let cost = if kind == TrackKind::Click { p.costs[1] } else { p.costs[0] };
         let ad = TrackedAd {
             kind,

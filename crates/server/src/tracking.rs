@@ -1,13 +1,16 @@
 //! tracking: signed, expiring, replay-safe tracking URLs. A URL carries the decision context
-//! in `p` (base64url of a `|`-separated record) and an HMAC-SHA256 of it in `s`, made with the
-//! key named inside the record, so keys can rotate: new URLs use the active key, old URLs
-//! verify while their key is still listed. The replay guard remembers each counted URL until
-//! it expires, so the same impression or click is never counted twice.
+//! in `p` and a signature of it in `s` (HMAC-SHA256), made with the key named inside the
+//! payload, so keys can rotate: new URLs use the active key, old URLs verify while their key is
+//! still listed. The replay guard remembers each counted URL until it expires, so the same
+//! impression or click is never counted twice.
 //!
-//! URLs that come in groups share one payload: a decision's impression and click trackers (v4,
-//! tag `d`, both costs in it) and a bid's win, billing and loss notices (tag `n`). Each URL's `s`
-//! is then the HMAC of the payload followed by `|` and its kind's tag, so the payload is hashed
-//! once and no URL of the group passes for another.
+//! URLs that come in groups share one payload: a decision's impression and click trackers and a
+//! bid's win, billing and loss notices. They are made in the binary v5 layout ([`v5`]: compact
+//! ids, 128-bit signatures, the per-line-item part of the payload signed once per serving
+//! thread); no URL of a group passes for another. Single URLs (`sign`) and the URLs of earlier
+//! releases use the text layouts: base64url of a `|`-separated record, v2 and v3 (one kind per
+//! URL) and v4 (tag `d`, the tracker pair, both costs; each signature over the payload, `|` and
+//! its kind's tag). All of them verify.
 
 use adp_domain::events::EventRef;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

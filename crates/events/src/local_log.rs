@@ -75,6 +75,13 @@ impl Default for LogConfig {
 /// it must be quick; a panic in it is caught and logged.
 pub trait EventObserver: Send + Sync + 'static {
     fn observe(&self, event: &EventRef<'_>);
+
+    /// The events of one write, in log order (an observer can take its locks once for them).
+    fn observe_all(&self, events: &[EventRef<'_>]) {
+        for event in events {
+            self.observe(event);
+        }
+    }
 }
 
 impl<F> EventObserver for F
@@ -469,6 +476,12 @@ impl LocalLog {
                 Err(SinkError::Closed)
             }
         }
+    }
+}
+
+fn notify_all(observer: &dyn EventObserver, events: &[EventRef<'_>]) {
+    if catch_unwind(AssertUnwindSafe(|| observer.observe_all(events))).is_err() {
+        tracing::error!(events = events.len(), "event observer panicked; it missed some of these events");
     }
 }
 
@@ -1047,13 +1060,15 @@ impl Writer {
         if let Some(segment) = &self.current {
             self.watermark.advance(segment.seq, segment.committed_len, events as u64);
         }
+        let mut decoded = Vec::with_capacity(events);
         for event in written_records(bytes) {
             match event {
-                Ok(event) => notify(self.observer.as_ref(), &event),
+                Ok(event) => decoded.push(event),
                 // Only this process's own encoder wrote these bytes: a bug, not damage.
                 Err(reason) => tracing::error!(reason, "a written event could not be read back for the observers"),
             }
         }
+        notify_all(self.observer.as_ref(), &decoded);
     }
 
     fn lose(&self, n: usize, error: &LogError, message: &'static str) {

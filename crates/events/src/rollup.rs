@@ -86,25 +86,35 @@ impl DeliveryRollup {
     /// Counts one event under its event-time hour. Events without a line item (requests,
     /// conversions credited to no ad) are not delivery, but they are in the report rollup.
     pub fn apply(&self, event: &EventRef<'_>) {
-        self.report.lock().unwrap_or_else(PoisonError::into_inner).add_ref(event);
-        if event.line_item_id.is_empty() {
-            return;
+        self.apply_all(std::slice::from_ref(event));
+    }
+
+    /// [`DeliveryRollup::apply`] of each of `events`, taking each lock once.
+    pub fn apply_all(&self, events: &[EventRef<'_>]) {
+        {
+            let mut report = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+            for event in events {
+                report.add_ref(event);
+            }
         }
-        let Some(hour) = hour_start(event.event_time_ms) else {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(event_id = ?event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
-            return;
-        };
-        // An hour holds the few line items that delivered in it: a scan with a cheap string
-        // comparison beats a map keyed by owned strings (an allocation per event).
-        let mut cells = self.cells();
-        let line_items = cells.entry(hour).or_default();
-        match line_items.iter_mut().find(|(id, _)| adp_analytics::report::same(id, event.line_item_id)) {
-            Some((_, t)) => t.add_event(event),
-            None => {
-                let mut t = DeliveryTotals::default();
-                t.add_event(event);
-                line_items.push((event.line_item_id.to_owned(), t));
+        let mut cells = None;
+        for event in events.iter().filter(|e| !e.line_item_id.is_empty()) {
+            let Some(hour) = hour_start(event.event_time_ms) else {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event_id = ?event.id, event_time_ms = event.event_time_ms, "event time out of range; not rolled up");
+                continue;
+            };
+            // An hour holds the few line items that delivered in it: a scan with a cheap string
+            // comparison beats a map keyed by owned strings (an allocation per event).
+            let cells = cells.get_or_insert_with(|| self.cells());
+            let line_items = cells.entry(hour).or_default();
+            match line_items.iter_mut().find(|(id, _)| adp_analytics::report::same(id, event.line_item_id)) {
+                Some((_, t)) => t.add_event(event),
+                None => {
+                    let mut t = DeliveryTotals::default();
+                    t.add_event(event);
+                    line_items.push((event.line_item_id.to_owned(), t));
+                }
             }
         }
     }
@@ -166,6 +176,10 @@ impl DeliveryRollup {
 impl EventObserver for DeliveryRollup {
     fn observe(&self, event: &EventRef<'_>) {
         self.apply(event);
+    }
+
+    fn observe_all(&self, events: &[EventRef<'_>]) {
+        self.apply_all(events);
     }
 }
 

@@ -197,6 +197,9 @@ impl TrackerUrls<'_> {
 
 /// Appends `s`, HTML-escaped, then escaped for the inside of a JSON string.
 fn put_html(out: &mut Vec<u8>, s: &str, scratch: &mut String) {
+    if !markup::needs_html_escape(s) {
+        return put_escaped(out, s);
+    }
     scratch.clear();
     markup::html_escape_into(scratch, s);
     put_escaped(out, scratch);

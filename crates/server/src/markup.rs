@@ -11,7 +11,17 @@ pub fn html_escape(s: &str) -> String {
 }
 
 /// Appends `s` to `out`, escaped for an HTML attribute or element.
+/// Whether `s` has a character [`html_escape_into`] replaces. Most URLs and texts have none: a
+/// pass without early exit (which the compiler vectorises) says so, and they are copied whole.
+pub fn needs_html_escape(s: &str) -> bool {
+    s.bytes().fold(false, |any, b| any | matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+}
+
 pub fn html_escape_into(out: &mut String, s: &str) {
+    if !needs_html_escape(s) {
+        out.push_str(s);
+        return;
+    }
     let mut from = 0;
     for (i, b) in s.bytes().enumerate() {
         let rep = match b {

@@ -484,10 +484,23 @@ impl RestartRecovery {
 
 impl adp_events::EventObserver for RestartRecovery {
     fn observe(&self, event: &EventRef<'_>) {
-        self.rollup.apply(event);
+        self.observe_all(std::slice::from_ref(event));
+    }
+
+    fn observe_all(&self, events: &[EventRef<'_>]) {
+        self.rollup.apply_all(events);
         if !self.replaying.load(Ordering::Acquire) {
             return;
         }
+        for event in events {
+            self.recover(event);
+        }
+    }
+}
+
+impl RestartRecovery {
+    /// What a replayed event restores besides the rollups.
+    fn recover(&self, event: &EventRef<'_>) {
         if event.kind == EventKind::Conversion {
             if let Ok(mut v) = self.orders.lock() {
                 v.push((event.advertiser_id.to_owned(), event.request_id.to_owned()));

@@ -35,6 +35,20 @@ fuzz_target!(|data: &[u8]| {
         currency: String::new(),
         landing_url: text.to_string(),
     };
+    // The v5 tracker pair and notices (binary payload): any field contents round-trip, '|'
+    // included, and a pair's impression signature never passes as its click.
+    let mut p5 = String::new();
+    let [imp, click] = signer.sign_trackers(&ad.fields(), 9, &mut p5);
+    if p5.len() <= adp_server::tracking::MAX_PAYLOAD_LEN {
+        let back = signer.verify(TrackKind::Click, &p5, &click, 1_800_000_000).expect("own v5 click verifies");
+        assert_eq!(back, TrackedAd { cost_micros: 9, ..ad.clone() });
+        let back = signer.verify(TrackKind::Impression, &p5, &imp, 1_800_000_000).expect("own v5 impression verifies");
+        assert_eq!(back, TrackedAd { kind: TrackKind::Impression, ..ad.clone() });
+        assert!(signer.verify(TrackKind::Click, &p5, &imp, 1_800_000_000).is_err());
+        let (pn, [_, bill, _]) = signer.sign_notices(&ad);
+        let back = signer.verify(TrackKind::Billing, &pn, &bill, 1_800_000_000).expect("own v5 notice verifies");
+        assert_eq!(back, TrackedAd { kind: TrackKind::Billing, ..ad.clone() });
+    }
     let query = signer.sign(&ad);
     let (p, s) = query.strip_prefix("p=").and_then(|q| q.split_once("&s=")).expect("signed query");
     if ad.request_id.contains('|') || ad.decision_id.contains('|') || ad.advertiser_id.contains('|') || ad.campaign_id.contains('|')

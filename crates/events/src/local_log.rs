@@ -77,9 +77,12 @@ pub trait EventObserver: Send + Sync + 'static {
     fn observe(&self, event: &EventRef<'_>);
 
     /// The events of one write, in log order (an observer can take its locks once for them).
+    /// By default each goes to [`EventObserver::observe`] on its own, and a panic costs the
+    /// observer only that event; an observer that takes them together misses the rest of the
+    /// write if it panics.
     fn observe_all(&self, events: &[EventRef<'_>]) {
         for event in events {
-            self.observe(event);
+            notify(self, event);
         }
     }
 }
@@ -485,7 +488,7 @@ fn notify_all(observer: &dyn EventObserver, events: &[EventRef<'_>]) {
     }
 }
 
-fn notify(observer: &dyn EventObserver, event: &EventRef<'_>) {
+fn notify<O: EventObserver + ?Sized>(observer: &O, event: &EventRef<'_>) {
     if catch_unwind(AssertUnwindSafe(|| observer.observe(event))).is_err() {
         tracing::error!(event_id = ?event.id, "event observer panicked; it missed this event");
     }

@@ -379,10 +379,17 @@ async fn three_serving_processes_share_catalog_budget_caps_and_lose_nothing_on_k
                     "{counted} impressions counted in ClickHouse: {total} acknowledged + {} of {in_doubt} in doubt",
                     counted - total
                 );
+                // The same report a failure prints (so it is known to work): tail gaps are the
+                // duplicates serve2 sent again after its restart.
+                eprintln!("{}", offset_gaps(&cluster).await);
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "ClickHouse counts {counted} impressions, {total} were acknowledged");
+        if Instant::now() >= deadline {
+            // Seen once (docs/STATUS.md): say where the missing events went before failing.
+            eprintln!("{}", offset_gaps(&cluster).await);
+            panic!("ClickHouse counts {counted} impressions, {total} were acknowledged");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ch = clickhouse(&cluster);
@@ -420,6 +427,51 @@ async fn three_serving_processes_share_catalog_budget_caps_and_lose_nothing_on_k
 /// item at the price its auction cleared, read from the raw events in ClickHouse (the first
 /// `n` impressions of `demo-acme-ron`).
 /// A client of the cluster's ClickHouse database.
+/// For a failure report: per Kafka partition, the offsets ClickHouse holds and the runs of
+/// offsets it does not (a run in the middle that no duplicate explains is a batch the ingest
+/// never received), and where each serving process's forwarder cursor stands.
+async fn offset_gaps(cluster: &Cluster) -> String {
+    let ch = clickhouse(cluster);
+    let sql = format!(
+        "SELECT kafka_partition, kafka_offset FROM {} ORDER BY kafka_partition, kafka_offset",
+        ch.table("events")
+    );
+    let mut out = String::from("offsets stored in ClickHouse, by partition:");
+    let rows = match ch.fetch_tsv(&sql).await {
+        Ok(rows) => rows,
+        Err(e) => return format!("{out} unreadable: {e}"),
+    };
+    let mut by_partition: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for row in rows {
+        if let [p, o] = row.as_slice() {
+            by_partition.entry(p.clone()).or_default().push(o.parse().unwrap_or(-1));
+        }
+    }
+    for (p, offsets) in &by_partition {
+        let mut runs = Vec::new();
+        let mut next = 0i64;
+        for &o in offsets {
+            if o > next {
+                runs.push(format!("{next}..={}", o - 1));
+            }
+            next = next.max(o + 1);
+        }
+        out.push_str(&format!("\n  partition {p}: {} rows, offsets 0..{next}, missing {runs:?}", offsets.len()));
+    }
+    for name in ["serve1", "serve2", "serve3"] {
+        let dir = cluster.dir.join(name).join("events");
+        let cursors: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        out.push_str(&format!("\n  {name} forwarder cursor: {cursors:?}"));
+    }
+    out
+}
+
 fn clickhouse(cluster: &Cluster) -> adp_analytics::ClickHouse {
     let env = std::fs::read_to_string(cluster.dir.join("cluster.env")).expect("cluster env");
     let url = env.lines().find_map(|l| l.strip_prefix("ADP_CLICKHOUSE_URL=")).expect("clickhouse url").to_string();

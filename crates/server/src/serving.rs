@@ -1834,8 +1834,7 @@ mod parse_tests {
             Just("test"),
             Just("other"),
         ];
-        let leaf = scalar.prop_map(|s| s);
-        leaf.prop_recursive(4, 48, 6, move |inner| {
+        scalar.prop_recursive(4, 48, 6, move |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
                 proptest::collection::vec((key.clone(), inner), 0..5).prop_map(|kv| {

@@ -143,6 +143,22 @@ pub struct TrackedFields<'a> {
     pub landing_url: &'a str,
 }
 
+impl<'a> TrackedFields<'a> {
+    /// Advertiser, campaign, line item, creative, publisher, site and placement ids, in the
+    /// order every payload layout carries them.
+    pub fn entity_ids(&self) -> [&'a str; 7] {
+        [
+            self.advertiser_id,
+            self.campaign_id,
+            self.line_item_id,
+            self.creative_id,
+            self.publisher_id,
+            self.site_id,
+            self.placement_id,
+        ]
+    }
+}
+
 impl TrackedAd {
     /// The event of this URL being counted as `kind` at `now_ms` (received at `received_ms`):
     /// every id it carries, its price and cost, no deal, currency or reason (callers add those).
@@ -354,15 +370,7 @@ impl UrlSigner {
             field(rec, ad.request_id.as_bytes());
             field(rec, ad.decision_id.as_bytes());
             field(rec, num.format(ad.slot).as_bytes());
-            for v in [
-                ad.advertiser_id,
-                ad.campaign_id,
-                ad.line_item_id,
-                ad.creative_id,
-                ad.publisher_id,
-                ad.site_id,
-                ad.placement_id,
-            ] {
+            for v in ad.entity_ids() {
                 field(rec, v.as_bytes());
             }
             field(rec, num.format(ad.user_key).as_bytes());

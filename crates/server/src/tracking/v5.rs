@@ -174,18 +174,7 @@ fn prefix(out: &mut Vec<u8>, group: u8, key_id: &str, ad: &TrackedFields<'_>) {
     // Key ids are 1–16 characters (checked by `UrlSigner::new`).
     out.push(key_id.len() as u8);
     out.extend_from_slice(key_id.as_bytes());
-    for v in [
-        ad.advertiser_id,
-        ad.campaign_id,
-        ad.line_item_id,
-        ad.creative_id,
-        ad.publisher_id,
-        ad.site_id,
-        ad.placement_id,
-        ad.deal_id,
-        ad.currency,
-        ad.landing_url,
-    ] {
+    for v in ad.entity_ids().into_iter().chain([ad.deal_id, ad.currency, ad.landing_url]) {
         put_bytes(out, v.as_bytes());
     }
     let pad = (3 - (out.len() + 1) % 3) % 3;

@@ -166,6 +166,7 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
         client_settings: extra_kafka_settings(),
         parallel_inserts: parallel_inserts(),
         compress_inserts: compress_inserts(),
+        gap_wait_ms: adp_analytics::gaps::GAP_WAIT_MS,
     };
     let ch = ClickHouse::connect(&settings.clickhouse).unwrap_or_else(|e| panic!("connect: {e}"));
     adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.unwrap_or_else(|e| panic!("migrate: {e}"));

@@ -6,9 +6,14 @@
 //! ClickHouse has it, and only then records the offsets. See [`crate::sink`] for why the counts
 //! stay exact.
 //!
+//! Offsets are checked as they come ([`crate::gaps`]): a fetch that jumps over offsets the
+//! broker acknowledged (Tansu does, see there) is refused and the partition read again from the
+//! hole; a hole that persists past [`IngestSettings::gap_wait_ms`] is accepted and counted.
+//!
 //! Run one ingest process per topic. While ClickHouse is down the batch in hand is retried and
 //! the consumer stops reading once its next batch is ready (bounded memory); no offset moves.
 
+use crate::gaps::{GapGuard, Verdict};
 use crate::sink::{Batch, EventsSink, IngestCounters, IngestSnapshot};
 use crate::store::{ClickHouse, ClickHouseSettings, StoreError};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -46,6 +51,10 @@ pub struct IngestSettings {
     /// Whether inserts are LZ4-compressed (the default). Uncompressed costs less CPU on both
     /// sides when ClickHouse is on the same machine; compressed sends ~5x fewer bytes.
     pub compress_inserts: bool,
+    /// How long a hole in a partition's offsets is re-read before the ingest accepts it, counts
+    /// it (`offset_gaps`) and logs it; 0 accepts holes at once (counted all the same). See
+    /// [`crate::gaps`].
+    pub gap_wait_ms: u64,
 }
 
 impl Default for IngestSettings {
@@ -61,6 +70,7 @@ impl Default for IngestSettings {
             client_settings: Vec::new(),
             parallel_inserts: PARALLEL_INSERTS,
             compress_inserts: true,
+            gap_wait_ms: crate::gaps::GAP_WAIT_MS,
         }
     }
 }
@@ -104,6 +114,9 @@ pub async fn run_ingest_with(
     }
     if !(1..=16).contains(&settings.parallel_inserts) {
         return Err(IngestError::Settings("parallel_inserts must be 1..=16".into()));
+    }
+    if settings.gap_wait_ms > 600_000 {
+        return Err(IngestError::Settings("gap_wait_ms must be at most 600000".into()));
     }
     let ch = ClickHouse::connect(&settings.clickhouse)?;
     let mut sink = EventsSink::new(ch.clone(), &settings.topic)
@@ -152,6 +165,7 @@ pub async fn run_ingest_with(
             stored: Arc::clone(&stored),
             batch_rows: settings.batch_rows,
             batch_wait: Duration::from_millis(settings.batch_ms),
+            gap_wait: Duration::from_millis(settings.gap_wait_ms),
         };
         std::thread::Builder::new()
             .name("adp-ingest-consumer".into())
@@ -312,6 +326,8 @@ struct Reader {
     stored: Arc<Mutex<BTreeMap<i32, i64>>>,
     batch_rows: usize,
     batch_wait: Duration,
+    /// How long a hole is re-read before it is accepted ([`GapGuard`]).
+    gap_wait: Duration,
 }
 
 impl Reader {
@@ -322,6 +338,7 @@ impl Reader {
         let mut batch = self.empty_batch();
         let mut batch_started: Option<Instant> = None;
         let mut warned_decode: Option<Instant> = None;
+        let mut guard = GapGuard::new(self.gap_wait);
         // The clocks are read when a poll comes back empty and every 256 messages, not per
         // message (a batch is due at most 256 messages late).
         let (mut polls, mut read_clocks) = (0u32, true);
@@ -329,7 +346,7 @@ impl Reader {
             let every = Duration::from_secs(if assigned.is_empty() { 1 } else { 30 });
             if read_clocks && last_meta.is_none_or(|t| t.elapsed() > every) {
                 last_meta = Some(Instant::now());
-                self.assign_new_partitions(&mut assigned);
+                self.assign_new_partitions(&mut assigned, &mut guard);
                 if assigned.is_empty() {
                     std::thread::sleep(Duration::from_millis(200));
                     continue;
@@ -339,27 +356,32 @@ impl Reader {
             read_clocks = polls % 256 == 0;
             match self.consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(msg)) => {
-                    self.counters.consumed.fetch_add(1, Ordering::Relaxed);
                     let (partition, offset) = (msg.partition(), msg.offset());
-                    batch.next_offsets.insert(partition, offset + 1);
-                    match batch.push_record(partition, offset, msg.payload().unwrap_or_default()) {
-                        Ok(()) => {}
-                        Err(e) => {
-                            batch.undecodable += 1;
-                            self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                            if warned_decode.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                                warned_decode = Some(Instant::now());
-                                tracing::warn!(partition, offset, error = %e, "skipping a message that is not an event record");
+                    if self.take(&mut guard, partition, offset) {
+                        self.counters.consumed.fetch_add(1, Ordering::Relaxed);
+                        batch.next_offsets.insert(partition, offset + 1);
+                        match batch.push_record(partition, offset, msg.payload().unwrap_or_default()) {
+                            Ok(()) => {}
+                            Err(e) => {
+                                batch.undecodable += 1;
+                                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                                if warned_decode.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                                    warned_decode = Some(Instant::now());
+                                    tracing::warn!(partition, offset, error = %e, "skipping a message that is not an event record");
+                                }
                             }
                         }
+                        batch_started.get_or_insert_with(Instant::now);
                     }
-                    batch_started.get_or_insert_with(Instant::now);
                 }
                 Some(Err(e)) => {
                     read_clocks = true;
                     tracing::debug!(error = %e, "kafka consumer error");
                 }
                 None => read_clocks = true,
+            }
+            if guard.holding() {
+                self.reread_due(&mut guard);
             }
             let full = batch.messages() as usize >= self.batch_rows;
             let due = read_clocks && batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
@@ -389,6 +411,83 @@ impl Reader {
         Ok(())
     }
 
+    /// Asks the guard about a polled message and does what it says to the partition; whether
+    /// the message is taken into the batch.
+    fn take(&self, guard: &mut GapGuard, partition: i32, offset: i64) -> bool {
+        match guard.check(partition, offset, Instant::now) {
+            Verdict::Take => true,
+            Verdict::Skip => false,
+            Verdict::Hold { missing, first } => {
+                self.counters.gap_retries.fetch_add(1, Ordering::Relaxed);
+                if first {
+                    tracing::warn!(
+                        partition,
+                        from = missing.start,
+                        to = missing.end - 1,
+                        got = offset,
+                        "the fetch jumped over offsets; pausing the partition to read it again from the hole"
+                    );
+                } else {
+                    tracing::debug!(
+                        partition,
+                        from = missing.start,
+                        got = offset,
+                        "the hole is still there; reading again"
+                    );
+                }
+                // Pausing bumps the partition's version in librdkafka: every message of it
+                // already fetched (past the hole) is dropped, not delivered.
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.topic, partition);
+                if let Err(e) = self.consumer.pause(&tpl) {
+                    // The seek when the re-read is due moves it back all the same.
+                    tracing::warn!(error = %e, partition, "cannot pause a partition with a hole");
+                }
+                false
+            }
+            Verdict::TakeAfterGap { missing, waited } => {
+                self.counters.offset_gaps.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    topic = %self.topic,
+                    partition,
+                    from = missing.start,
+                    to = missing.end - 1,
+                    messages = missing.end - missing.start,
+                    waited_ms = waited.as_millis() as u64,
+                    "offsets never delivered: reading them again did not bring them back; going on past them (compaction or transaction markers on Kafka; events lost if the broker had acknowledged them)"
+                );
+                true
+            }
+            Verdict::TakeRewound { expected } => {
+                tracing::warn!(
+                    partition,
+                    offset,
+                    expected,
+                    "the consumer went back (offset reset?); reading on from here, the sink drops what it holds"
+                );
+                true
+            }
+        }
+    }
+
+    /// Seeks the paused partitions whose re-read is due back to where the guard says and
+    /// resumes them. `seek` with a timeout returns once the fetcher has the new position; no
+    /// message fetched before it is delivered afterwards (librdkafka's version barrier).
+    fn reread_due(&self, guard: &mut GapGuard) {
+        for (partition, from) in guard.due(Instant::now()) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.topic, partition);
+            let done = self
+                .consumer
+                .seek(&self.topic, partition, Offset::Offset(from), Duration::from_secs(1))
+                .and_then(|()| self.consumer.resume(&tpl));
+            if let Err(e) = done {
+                tracing::warn!(error = %e, partition, from, "cannot seek a partition back to its hole; trying again");
+                guard.postpone(partition, from, Instant::now());
+            }
+        }
+    }
+
     /// A stored batch emptied, if one came back, or a new one.
     fn empty_batch(&self) -> Batch {
         match self.recycled.try_recv() {
@@ -401,7 +500,10 @@ impl Reader {
     }
 
     /// Assigns partitions of the topic not assigned yet, keeping the others where they are.
-    fn assign_new_partitions(&self, assigned: &mut Vec<i32>) {
+    /// The guard expects each partition at the offset it is assigned at: where it was (the
+    /// guard's expected offset, else the consumer's position), the offset recorded in
+    /// ClickHouse, or the partition's low watermark for one read from its beginning.
+    fn assign_new_partitions(&self, assigned: &mut Vec<i32>, guard: &mut GapGuard) {
         let meta = match self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(5)) {
             Ok(m) => m,
             Err(e) => {
@@ -423,17 +525,31 @@ impl Reader {
         }
         let current = self.consumer.position().ok();
         let mut tpl = TopicPartitionList::new();
+        let mut expect = Vec::with_capacity(all.len());
         for p in &all {
-            let at_now = current
-                .as_ref()
-                .and_then(|c| c.find_partition(&self.topic, *p))
-                .map(|e| e.offset())
-                .filter(|o| matches!(o, Offset::Offset(_)));
+            let at_now = guard.expected(*p).map(Offset::Offset).or_else(|| {
+                current
+                    .as_ref()
+                    .and_then(|c| c.find_partition(&self.topic, *p))
+                    .map(|e| e.offset())
+                    .filter(|o| matches!(o, Offset::Offset(_)))
+            });
             let offset = match (at_now, self.start.get(p)) {
                 (Some(o), _) => o,
                 (None, Some(o)) => Offset::Offset(*o),
                 (None, None) => Offset::Beginning,
             };
+            expect.push(match offset {
+                Offset::Offset(o) => Some(o),
+                // A hole at the very start (the first batches stored out of order) is a hole
+                // too. Unknown if the watermarks cannot be read: the first message sets it.
+                _ => self
+                    .consumer
+                    .fetch_watermarks(&self.topic, *p, Duration::from_millis(500))
+                    .ok()
+                    .map(|(low, _)| low)
+                    .filter(|low| *low >= 0),
+            });
             if let Err(e) = tpl.add_partition_offset(&self.topic, *p, offset) {
                 tracing::warn!(error = %e, partition = p, "cannot set a start offset");
                 return;
@@ -442,6 +558,13 @@ impl Reader {
         match self.consumer.assign(&tpl) {
             Ok(()) => {
                 tracing::info!(topic = %self.topic, partitions = all.len(), "partitions assigned");
+                for (p, at) in all.iter().zip(expect) {
+                    guard.assigned(*p, at);
+                }
+                // A partition held for a re-read is fetched from the assigned offset now.
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(error = %e, "cannot resume the assigned partitions");
+                }
                 *assigned = all;
             }
             Err(e) => tracing::warn!(error = %e, "cannot assign partitions"),

@@ -11,6 +11,8 @@
 pub mod report;
 
 #[cfg(feature = "clickhouse")]
+pub mod gaps;
+#[cfg(feature = "clickhouse")]
 pub mod ingest;
 #[cfg(feature = "clickhouse")]
 pub mod query;

@@ -172,6 +172,12 @@ pub struct IngestCounters {
     pub batches: AtomicU64,
     pub insert_errors: AtomicU64,
     pub lag: AtomicU64,
+    /// Offset holes accepted after the wait ([`crate::gaps`]): offsets a fetch jumped over that
+    /// re-reading did not bring back (compaction or transaction markers on Kafka; lost events
+    /// on a broker that acknowledged them).
+    pub offset_gaps: AtomicU64,
+    /// Times a partition was paused and read again because a fetch jumped over offsets.
+    pub gap_retries: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -186,6 +192,8 @@ pub struct IngestSnapshot {
     pub batches: u64,
     pub insert_errors: u64,
     pub lag: u64,
+    pub offset_gaps: u64,
+    pub gap_retries: u64,
 }
 
 impl IngestCounters {
@@ -200,6 +208,8 @@ impl IngestCounters {
             batches: g(&self.batches),
             insert_errors: g(&self.insert_errors),
             lag: g(&self.lag),
+            offset_gaps: g(&self.offset_gaps),
+            gap_retries: g(&self.gap_retries),
         }
     }
 }

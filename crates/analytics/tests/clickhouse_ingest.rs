@@ -1,7 +1,8 @@
 //! Kafka → ingest → ClickHouse 18.16 with real servers (Tansu and Debian's clickhouse-server,
 //! started by the testkit on free ports): exact counts per dimension with duplicated events, and
 //! a ClickHouse crash in the middle of the ingest (no loss, no duplicates, offsets still while
-//! it is down).
+//! it is down), a resume offset inside a produce batch, and a hole in the offsets that the
+//! offset-gap guard re-reads and then accepts.
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
 use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
@@ -30,6 +31,7 @@ fn settings(ch: &ClickHouseServer, broker: &TansuBroker, database: &str) -> Inge
         client_settings: Vec::new(),
         parallel_inserts: 2,
         compress_inserts: true,
+        gap_wait_ms: adp_analytics::gaps::GAP_WAIT_MS,
     }
 }
 
@@ -230,6 +232,102 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
     println!("after the crash: {snapshot:?}");
     assert_exact(&ch, &unique).await;
     println!("clickhouse_crash_during_ingest_loses_and_doubles_nothing: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The ingest resumes at an offset inside a produce batch, as it does after a restart that
+/// recorded a batch cut in the middle of one. Tansu's dynostore before 0.7 selected batches by
+/// base offset alone and answered such a fetch with the next batch; the offset-gap guard would
+/// re-read from before the hole then. The broker the testkit runs serves the batch from the
+/// offset (no re-read happens); either way nothing is lost and nothing is counted as a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_offset_inside_a_produce_batch_loses_nothing() {
+    init_logging();
+    let ch_server = ClickHouseServer::start();
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, 1);
+    let settings = settings(&ch_server, &broker, "adp_gap");
+    let ch = ClickHouse::connect(&settings.clickhouse).expect("connect");
+    adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate");
+
+    // Two produce batches of 40 (each `produce` flushes): offsets 0–39 and 40–79.
+    let events = sample_events(80, 1_704_067_200_000, 1_000, 23);
+    produce(&broker.brokers(), TOPIC, &events[..40]);
+    produce(&broker.brokers(), TOPIC, &events[40..]);
+    // Offsets 0–19 are recorded as stored: the ingest resumes at 20, inside the first batch.
+    let mut sink = adp_analytics::sink::EventsSink::new(ch.clone(), TOPIC);
+    let mut resume = adp_analytics::sink::Batch::default();
+    resume.next_offsets.insert(0, 20);
+    sink.record_offsets(&resume).await.expect("record the resume offset");
+
+    let counters = Arc::new(IngestCounters::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+        let _ = stop_rx.await;
+    }));
+    wait_until("offsets 20–79 stored", Duration::from_secs(60), &counters, || {
+        let s = counters.snapshot();
+        s.inserted + s.duplicates_skipped >= 60 && s.lag == 0
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let snapshot = task.await.expect("join").expect("ingest");
+    println!("resumed inside a batch: {snapshot:?}");
+    assert_eq!(snapshot.consumed, 60, "offsets 20–79, each once");
+    assert_eq!(snapshot.inserted, 60);
+    assert_eq!(snapshot.offset_gaps, 0, "no hole accepted");
+    assert_exact(&ch, &events[20..]).await;
+    let offsets = sink.load_offsets().await.expect("offsets");
+    assert_eq!(offsets.get(&0), Some(&80));
+}
+
+/// A real gap in a partition's offsets, as a broker can have: a transaction's commit marker
+/// takes an offset the consumer never sees. The guard holds the partition, seeks it back and
+/// re-reads it (real librdkafka pause, seek and resume), skips what the re-reads deliver again,
+/// then accepts the hole once `gap_wait_ms` has passed and counts it. Every event is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_that_stays_is_re_read_then_accepted_and_counted() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    init_logging();
+    let ch_server = ClickHouseServer::start();
+    let broker = TansuBroker::start();
+    broker.create_topic(TOPIC, 1);
+    let mut settings = settings(&ch_server, &broker, "adp_hole");
+    settings.gap_wait_ms = 600;
+    let ch = ClickHouse::connect(&settings.clickhouse).expect("connect");
+    adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.expect("migrate");
+
+    let events = sample_events(60, 1_704_067_200_000, 1_000, 29);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("transactional.id", "adp-hole-test")
+        .create()
+        .expect("producer");
+    producer.init_transactions(Duration::from_secs(30)).expect("init transactions");
+    let mut value = Vec::new();
+    // Two transactions: offsets 0–29, the first commit marker at 30, then 31–60.
+    for half in events.chunks(30) {
+        producer.begin_transaction().expect("begin");
+        for e in half {
+            value.clear();
+            adp_eventwire::encode(e, &mut value);
+            producer.send(BaseRecord::<str, [u8]>::to(TOPIC).key(e.id.as_str()).payload(&value)).expect("send");
+        }
+        producer.commit_transaction(Duration::from_secs(30)).expect("commit");
+    }
+
+    let counters = Arc::new(IngestCounters::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+        let _ = stop_rx.await;
+    }));
+    wait_until("every event stored", Duration::from_secs(60), &counters, || counters.snapshot().inserted == 60).await;
+    let _ = stop_tx.send(());
+    let snapshot = task.await.expect("join").expect("ingest");
+    println!("a hole that stays: {snapshot:?}");
+    assert_eq!(snapshot.offset_gaps, 1, "the marker's offset, accepted once");
+    assert!(snapshot.gap_retries >= 2, "re-read from the hole, then from before it: {snapshot:?}");
+    assert_eq!(snapshot.consumed, 60, "re-delivered offsets are skipped, not taken twice");
+    assert_exact(&ch, &events).await;
 }
 
 /// Two INSERTs of one batch, the server refusing one (read-only mode, through the sink's testkit

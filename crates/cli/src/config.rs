@@ -155,6 +155,9 @@ pub struct ClickHouseConfig {
     /// LZ4-compress the ingest's inserts: less network, more CPU on both ends (off pays when
     /// ClickHouse is on the same host or a fast link).
     pub compress_inserts: bool,
+    /// How long the ingest re-reads a hole in a partition's offsets (a fetch that jumped over
+    /// offsets) before it accepts it, counts it and logs it; 0 accepts at once.
+    pub gap_wait_ms: u64,
     /// The ClickHouse cluster (one shard, N replicas) the migration creates replicated tables
     /// `ON CLUSTER`; empty: a single server.
     pub cluster: String,
@@ -172,6 +175,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("batch_ms", &self.batch_ms)
             .field("parallel_inserts", &self.parallel_inserts)
             .field("compress_inserts", &self.compress_inserts)
+            .field("gap_wait_ms", &self.gap_wait_ms)
             .field("cluster", &self.cluster)
             .finish()
     }
@@ -189,6 +193,7 @@ impl Default for ClickHouseConfig {
             batch_ms: 1000,
             parallel_inserts: adp_analytics::ingest::PARALLEL_INSERTS as u64,
             compress_inserts: true,
+            gap_wait_ms: adp_analytics::gaps::GAP_WAIT_MS,
             cluster: String::new(),
         }
     }
@@ -808,6 +813,9 @@ impl Config {
         if !(1..=16).contains(&c.parallel_inserts) {
             return Err(key_error("clickhouse.parallel_inserts", "", "1 to 16"));
         }
+        if c.gap_wait_ms > 600_000 {
+            return Err(key_error("clickhouse.gap_wait_ms", "", "0 to 600000"));
+        }
         if !c.cluster.is_empty() {
             if let Err(m) = adp_analytics::store::check_cluster_name(&c.cluster) {
                 return Err(key_error("clickhouse.cluster", "", m));
@@ -854,6 +862,7 @@ impl Config {
             client_settings: Vec::new(),
             parallel_inserts: self.clickhouse.parallel_inserts as usize,
             compress_inserts: self.clickhouse.compress_inserts,
+            gap_wait_ms: self.clickhouse.gap_wait_ms,
         })
     }
 
@@ -1100,6 +1109,7 @@ mod tests {
             ("ADP_CLICKHOUSE_PARALLEL_INSERTS", "0", "clickhouse.parallel_inserts"),
             ("ADP_CLICKHOUSE_PARALLEL_INSERTS", "17", "clickhouse.parallel_inserts"),
             ("ADP_CLICKHOUSE_BATCH_MS", "0", "clickhouse.batch_ms"),
+            ("ADP_CLICKHOUSE_GAP_WAIT_MS", "600001", "clickhouse.gap_wait_ms"),
         ] {
             let err = load(None, &env(&[(var, value)]), &Overrides::default()).expect_err(var);
             assert!(err.to_string().contains(key), "{var}: {err}");

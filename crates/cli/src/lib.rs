@@ -469,6 +469,8 @@ async fn ingest_counted(
                 batches = s.batches,
                 insert_errors = s.insert_errors,
                 lag = s.lag,
+                offset_gaps = s.offset_gaps,
+                gap_retries = s.gap_retries,
                 "ingest progress"
             );
         }
@@ -735,7 +737,7 @@ pub async fn serve(
         let ingest_config = config.clone();
         let mut stop = stop_rx.clone();
         let counters = Arc::new(adp_analytics::IngestCounters::default());
-        let (lag, inserted) = (Arc::clone(&counters), Arc::clone(&counters));
+        let (lag, inserted, gaps) = (Arc::clone(&counters), Arc::clone(&counters), Arc::clone(&counters));
         state = state
             .with_gauge(adp_server::GaugeHook {
                 name: "adp_ingest_lag_messages",
@@ -746,6 +748,11 @@ pub async fn serve(
                 name: "adp_ingest_inserted_events",
                 help: "events this ingest process wrote to ClickHouse since it started",
                 read: Arc::new(move || i64::try_from(inserted.snapshot().inserted).unwrap_or(i64::MAX)),
+            })
+            .with_gauge(adp_server::GaugeHook {
+                name: "adp_ingest_offset_gaps",
+                help: "holes in partition offsets this ingest process accepted after re-reading (events lost if the broker had acknowledged them)",
+                read: Arc::new(move || i64::try_from(gaps.snapshot().offset_gaps).unwrap_or(i64::MAX)),
             });
         ingest_task = Some(tokio::spawn(async move {
             let signal = async move {

@@ -24,7 +24,7 @@
 use adp_analytics::ingest::consumer_config;
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance};
 use adp_analytics::sink::{Batch, EventsSink, IngestCounters};
-use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
+use adp_analytics::testkit::{produce, rows_of, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestSettings, MigrateSettings};
 use adp_domain::events::Event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -106,7 +106,7 @@ fn ch_settings(server: &ClickHouseServer, db: &str) -> ClickHouseSettings {
 
 /// 1. The sink alone.
 async fn sink(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
-    let rows = events.len();
+    let rows = rows_of(events) as usize;
     let ch = ClickHouse::connect(&ch_settings(server, "bench_sink")).unwrap_or_else(|e| panic!("connect: {e}"));
     adp_analytics::migrate(&ch, &MigrateSettings { ttl_days: 0 }).await.unwrap_or_else(|e| panic!("migrate: {e}"));
     let mut sink = EventsSink::new(ch.clone(), TOPIC)
@@ -153,7 +153,7 @@ fn broker_with(events: &[Event]) -> TansuBroker {
 
 /// 2. Kafka → ingest → ClickHouse.
 async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
-    let rows = events.len();
+    let rows = rows_of(events) as usize;
     let broker = broker_with(events);
     let settings = IngestSettings {
         clickhouse: ch_settings(server, "bench_e2e"),

@@ -644,8 +644,17 @@ impl Rollup {
         self.add_ref(&EventRef::of(event));
     }
 
-    /// [`Rollup::add`] of a borrowed event (what the event log's observers get).
+    /// [`Rollup::add`] of a borrowed event (what the event log's observers get). A decision that
+    /// stands for its request counts the request too, in the request's own cell (no line item),
+    /// as if the request event had been written on its own.
     pub fn add_ref(&mut self, event: &EventRef<'_>) {
+        if let Some(request) = event.implied_request() {
+            self.add_one(&request);
+        }
+        self.add_one(event);
+    }
+
+    fn add_one(&mut self, event: &EventRef<'_>) {
         let view = KeyView::of(event);
         let bucket = self.cells.entry(view.hash()).or_default();
         match bucket.iter_mut().find(|(k, _)| view.matches(k)) {
@@ -720,7 +729,37 @@ mod tests {
             cost_micros: cost,
             currency: "USD".into(),
             reason: None,
+            stands_for_request: false,
         }
+    }
+
+    #[test]
+    fn a_decision_that_stands_for_its_request_counts_as_both() {
+        let t = 1_750_000_000_000;
+        let mut request = event(EventKind::Request, t, "", 0);
+        for f in
+            [&mut request.decision_id, &mut request.campaign_id, &mut request.line_item_id, &mut request.creative_id]
+        {
+            f.clear();
+        }
+        (request.price_micros, request.currency) = (0, String::new());
+        let decision = event(EventKind::Decision, t, "adv", 0);
+        let mut separate = Rollup::new();
+        separate.add(&request);
+        separate.add(&decision);
+        let mut folded = Rollup::new();
+        folded.add(&Event { stands_for_request: true, ..decision.clone() });
+        let cells = |r: &Rollup| {
+            let mut v: Vec<(RollupKey, Totals)> = r.cells().map(|(k, t)| (k.clone(), *t)).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(folded.len(), 2, "the request goes to its own cell, without the line item");
+        assert_eq!(cells(&folded), cells(&separate));
+        // Without the flag a decision is a decision only.
+        let mut plain = Rollup::new();
+        plain.add(&decision);
+        assert_eq!(plain.cells().map(|(_, t)| t.requests).sum::<i64>(), 0);
     }
 
     fn q(dims: Vec<Dimension>) -> ReportQuery {

@@ -172,6 +172,7 @@ mod tests {
             cost_micros: 2,
             currency: "USD".into(),
             reason: None,
+            stands_for_request: false,
         }
     }
 

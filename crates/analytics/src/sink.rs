@@ -81,6 +81,9 @@ pub struct Batch {
     pub next_offsets: BTreeMap<i32, i64>,
     /// Messages that did not decode (skipped, their offsets still advance).
     pub undecodable: u64,
+    /// Rows that are the request event a decision stands for
+    /// ([`EventRef::implied_request`]): a second row of the same message.
+    implied: u64,
 }
 
 /// One event of a [`Batch`]: what the sink needs to know besides its bytes.
@@ -124,7 +127,17 @@ impl Batch {
         Ok(())
     }
 
+    /// Adds the rows of one message: the event, after the request event it stands for if it
+    /// does (`events` holds one row per event of every kind, whichever way it was written).
     fn push_view(&mut self, partition: i32, offset: i64, view: &EventRef<'_>, id: [u8; 16]) {
+        if let Some(request) = view.implied_request() {
+            self.push_row(partition, offset, &request, id_ref_bytes(request.id));
+            self.implied += 1;
+        }
+        self.push_row(partition, offset, view, id);
+    }
+
+    fn push_row(&mut self, partition: i32, offset: i64, view: &EventRef<'_>, id: [u8; 16]) {
         let start = self.data.len();
         // An event time a row cannot hold writes nothing; `prepare` rejects the row.
         let _ = encode_event_fields(&mut self.data, view, &id);
@@ -132,7 +145,7 @@ impl Batch {
         self.rows.push(Row { partition, offset, event_time_ms: view.event_time_ms, id, start, end });
     }
 
-    /// Events in the batch.
+    /// Events in the batch (rows: a decision that stands for its request is two).
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -143,7 +156,7 @@ impl Batch {
 
     /// Messages in the batch, decodable or not.
     pub fn messages(&self) -> u64 {
-        self.rows.len() as u64 + self.undecodable
+        self.rows.len() as u64 - self.implied + self.undecodable
     }
 
     /// Empties the batch, keeping its memory for the next one.
@@ -152,6 +165,7 @@ impl Batch {
         self.rows.clear();
         self.next_offsets.clear();
         self.undecodable = 0;
+        self.implied = 0;
     }
 
     /// Room for `rows` events without growing.
@@ -699,6 +713,35 @@ mod tests {
         assert_eq!(kept, vec![(0, 9), (1, 3)]);
         assert_eq!(p.in_batch_duplicates, 1);
         assert_eq!(p.rejected, 1);
+    }
+
+    #[test]
+    fn a_decision_that_stands_for_its_request_is_two_rows_of_one_message() {
+        let decision = Event {
+            id: "0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into(),
+            kind: EventKind::Decision,
+            event_time_ms: 1_750_000_000_000,
+            line_item_id: "li".into(),
+            placement_id: "pl".into(),
+            stands_for_request: true,
+            ..Event::default()
+        };
+        let mut record = Vec::new();
+        adp_eventwire::encode(&decision, &mut record);
+        let mut batch = Batch::default();
+        batch.push_record(2, 40, &record).expect("decodes");
+        batch.push_record(2, 41, &record).expect("decodes");
+        assert_eq!((batch.len(), batch.messages()), (4, 2));
+        let decision_id = event_id_bytes(&decision.id);
+        let mut request_id = decision_id;
+        request_id[15] ^= adp_domain::events::IMPLIED_REQUEST_ID_XOR;
+        let rows: Vec<(i64, [u8; 16])> = batch.rows.iter().map(|r| (r.offset, r.id)).collect();
+        assert_eq!(rows, vec![(40, request_id), (40, decision_id), (41, request_id), (41, decision_id)]);
+        // The copy at offset 41 is dropped, both rows of it, and only those.
+        let p = prepare(&batch, 0);
+        assert_eq!((p.rows.len(), p.in_batch_duplicates), (2, 2));
+        batch.clear();
+        assert_eq!((batch.len(), batch.messages()), (0, 0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! producer and a deterministic event generator. No mocks: a missing binary is a loud failure
 //! that says how to install it (`scripts/services.sh start` does it all).
 
-use adp_domain::events::{Event, EventKind};
+use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::targeting::DeviceType;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -347,6 +347,27 @@ pub fn produce(brokers: &str, topic: &str, events: &[Event]) {
     producer.flush(Duration::from_secs(60)).unwrap_or_else(|e| panic!("flush: {e}"));
 }
 
+/// `events` as a writer that records each request on its own would have written them: every
+/// decision that stands for its request ([`EventRef::implied_request`]) becomes that request
+/// event, then the decision without the flag. What the ingest stores for `events`, row for row.
+pub fn unfold(events: &[Event]) -> Vec<Event> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(request) = EventRef::of(e).implied_request() {
+            out.push(request.to_event());
+            out.push(Event { stands_for_request: false, ..e.clone() });
+        } else {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+/// The rows `events` holds for `events` (a decision that stands for its request is two).
+pub fn rows_of(events: &[Event]) -> u64 {
+    events.iter().map(|e| if e.stands_for_request { 2 } else { 1 }).sum()
+}
+
 /// Deterministic, varied events: `n` events from `start_ms` on, one every `step_ms`, with
 /// UUIDv7 ids, several advertisers, campaigns, line items, placements, countries, device types,
 /// deals and every kind.
@@ -415,6 +436,9 @@ pub fn sample_events(n: usize, start_ms: i64, step_ms: i64, seed: u64) -> Vec<Ev
                 cost_micros: cost,
                 currency: "USD".into(),
                 reason: if kind == EventKind::Loss { Some("102".into()) } else { None },
+                // Half the decisions stand for their request (no request event of their own):
+                // both stores must count a request for each.
+                stands_for_request: kind == EventKind::Decision && (r >> 44) % 2 == 0,
             }
         })
         .collect()

@@ -5,7 +5,7 @@
 //! offset-gap guard re-reads and then accepts.
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
-use adp_analytics::testkit::{produce, sample_events, ClickHouseServer, TansuBroker};
+use adp_analytics::testkit::{produce, rows_of, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestCounters, IngestSettings, MigrateSettings};
 use adp_domain::events::Event;
 use chrono::DateTime;
@@ -88,7 +88,9 @@ async fn assert_exact(ch: &ClickHouse, unique: &[Event]) {
     }
     let t = ch.table("events");
     let rows = ch.fetch_tsv(&format!("SELECT count(), uniqExact(event_id) FROM {t}")).await.expect("count");
-    assert_eq!(rows[0], vec![unique.len().to_string(), unique.len().to_string()], "raw rows = unique events");
+    // A decision that stands for its request is stored as two rows, the request's and its own.
+    let n = rows_of(unique).to_string();
+    assert_eq!(rows[0], vec![n.clone(), n], "raw rows = unique events");
     let total = adp_analytics::query(
         ch,
         &ReportQuery { dimensions: vec![], metrics: vec![Metric::Impressions], ..queries()[0].clone() },
@@ -144,6 +146,7 @@ async fn exact_counts_per_dimension_with_duplicates() {
     produce(&broker.brokers(), TOPIC, &unique[12_000..]);
     produce(&broker.brokers(), TOPIC, &copies[copies.len() / 2..]);
     let messages = (unique.len() + copies.len()) as u64;
+    let rows = rows_of(&unique) + rows_of(&copies);
 
     let counters = Arc::new(IngestCounters::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -156,13 +159,13 @@ async fn exact_counts_per_dimension_with_duplicates() {
     .await;
     wait_until("the last batch stored", Duration::from_secs(30), &counters, || {
         let s = counters.snapshot();
-        s.inserted + s.duplicates_skipped == messages
+        s.inserted + s.duplicates_skipped == rows
     })
     .await;
     let _ = stop_tx.send(());
     let snapshot = task.await.expect("join").expect("ingest");
-    assert_eq!(snapshot.inserted, unique.len() as u64);
-    assert_eq!(snapshot.duplicates_skipped, copies.len() as u64);
+    assert_eq!(snapshot.inserted, rows_of(&unique));
+    assert_eq!(snapshot.duplicates_skipped, rows_of(&copies));
     assert_eq!(snapshot.undecodable, 0);
     assert_exact(&ch, &unique).await;
 
@@ -224,7 +227,7 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
 
     wait_until("every event stored after the restart", Duration::from_secs(60), &counters, || {
         let s = counters.snapshot();
-        s.consumed == unique.len() as u64 && s.lag == 0 && s.inserted + s.duplicates_skipped == s.consumed
+        s.consumed == unique.len() as u64 && s.lag == 0 && s.inserted + s.duplicates_skipped == rows_of(&unique)
     })
     .await;
     let _ = stop_tx.send(());
@@ -266,14 +269,14 @@ async fn a_resume_offset_inside_a_produce_batch_loses_nothing() {
     }));
     wait_until("offsets 20–79 stored", Duration::from_secs(60), &counters, || {
         let s = counters.snapshot();
-        s.inserted + s.duplicates_skipped >= 60 && s.lag == 0
+        s.inserted + s.duplicates_skipped >= rows_of(&events[20..]) && s.lag == 0
     })
     .await;
     let _ = stop_tx.send(());
     let snapshot = task.await.expect("join").expect("ingest");
     println!("resumed inside a batch: {snapshot:?}");
     assert_eq!(snapshot.consumed, 60, "offsets 20–79, each once");
-    assert_eq!(snapshot.inserted, 60);
+    assert_eq!(snapshot.inserted, rows_of(&events[20..]));
     assert_eq!(snapshot.offset_gaps, 0, "no hole accepted");
     assert_exact(&ch, &events[20..]).await;
     let offsets = sink.load_offsets().await.expect("offsets");
@@ -320,7 +323,10 @@ async fn a_hole_that_stays_is_re_read_then_accepted_and_counted() {
     let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
         let _ = stop_rx.await;
     }));
-    wait_until("every event stored", Duration::from_secs(60), &counters, || counters.snapshot().inserted == 60).await;
+    wait_until("every event stored", Duration::from_secs(60), &counters, || {
+        counters.snapshot().inserted == rows_of(&events)
+    })
+    .await;
     let _ = stop_tx.send(());
     let snapshot = task.await.expect("join").expect("ingest");
     println!("a hole that stays: {snapshot:?}");
@@ -361,11 +367,11 @@ async fn one_of_two_concurrent_inserts_refused_then_retried_stays_exact() {
     let t = ch.table("events");
     let stored = ch.fetch_tsv(&format!("SELECT count() FROM {t}")).await.expect("count");
     let half: u64 = stored[0][0].parse().expect("number");
-    assert!(half > 0 && half < unique.len() as u64, "one INSERT went in, the other did not: {half} rows");
+    assert!(half > 0 && half < rows_of(&unique), "one INSERT went in, the other did not: {half} rows");
 
     let outcome = sink.write(&batch).await.expect("the retry goes in");
-    assert_eq!(outcome.inserted, unique.len() as u64, "rows of the failed attempt count as inserted: {outcome:?}");
-    assert_eq!(outcome.duplicates, unique.len() as u64, "only the in-batch copies are duplicates: {outcome:?}");
+    assert_eq!(outcome.inserted, rows_of(&unique), "rows of the failed attempt count as inserted: {outcome:?}");
+    assert_eq!(outcome.duplicates, rows_of(&unique), "only the in-batch copies are duplicates: {outcome:?}");
     assert_eq!(outcome.rejected, 0);
     assert_exact(&ch, &unique).await;
 }

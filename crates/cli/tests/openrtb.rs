@@ -207,6 +207,32 @@ async fn a_first_banner_video_and_native_request_each_get_a_schema_valid_bid() {
     }
 }
 
+/// Every imp counts as one request in the reports, whether it got a bid (its bid event stands
+/// for its request event) or not (a request event of its own, with the no-bid reason).
+#[tokio::test]
+async fn each_imp_is_one_request_in_the_reports_bid_or_not() {
+    let server = Server::start(&["--demo"]);
+    let admin = server.admin();
+    let b = Bidder::new(&server);
+    let mut req = banner("two-imps");
+    let mut dear = req["imp"][0].clone();
+    (dear["id"], dear["bidfloor"]) = (json!("2"), json!(1000.0));
+    req["imp"].as_array_mut().expect("imps").push(dear);
+    let body = b.bid(&req).await.body.expect("a bid on the first imp");
+    assert_eq!(bids(&body).iter().map(|b| b["impid"].clone()).collect::<Vec<_>>(), vec![json!("1")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let totals = loop {
+        let r = admin.get("/api/v1/reports?metrics=requests,bids").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let t = r.body["rows"][0].clone();
+        if (t["requests"] == 2 && t["bids"] == 1) || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((totals["requests"].as_i64(), totals["bids"].as_i64()), (Some(2), Some(1)), "{totals}");
+}
+
 #[tokio::test]
 async fn openrtb_2_5_requests_and_unknown_fields_and_enum_values_are_understood() {
     let server = Server::start(&["--demo"]);

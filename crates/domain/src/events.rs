@@ -69,7 +69,24 @@ pub struct Event {
     /// A machine-readable reason code, where one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A decision that also stands for its placement's request event, which was not written on
+    /// its own (one record per filled placement instead of two). Readers that count requests
+    /// count it through [`EventRef::implied_request`]. False on every other event, and on the
+    /// decisions of writers that wrote the request event separately.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stands_for_request: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What is XORed into the last byte of a decision's 16-byte id to make the id of the request
+/// event it stands for ([`EventRef::implied_request`]): the same millisecond and the same random
+/// bits but one, so the derived id sorts with the decision and is stable across re-reads (a
+/// store that drops duplicates by id drops it too), and meets another event's id only as often
+/// as two random UUIDv7s meet.
+pub const IMPLIED_REQUEST_ID_XOR: u8 = 0x01;
 
 /// An event id as a record carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +128,7 @@ pub struct EventRef<'a> {
     pub cost_micros: i64,
     pub currency: &'a str,
     pub reason: Option<&'a str>,
+    pub stands_for_request: bool,
 }
 
 impl<'a> EventRef<'a> {
@@ -141,6 +159,7 @@ impl<'a> EventRef<'a> {
             cost_micros: self.cost_micros,
             currency: self.currency.to_owned(),
             reason: self.reason.map(str::to_owned),
+            stands_for_request: self.stands_for_request,
         }
     }
 
@@ -169,7 +188,41 @@ impl<'a> EventRef<'a> {
             cost_micros: e.cost_micros,
             currency: &e.currency,
             reason: e.reason.as_deref(),
+            stands_for_request: e.stands_for_request,
         }
+    }
+
+    /// The request event this decision stands for ([`Event::stands_for_request`]), as the
+    /// serving path would have written it on its own: the placement's ids, user, geo and device,
+    /// no line item, no price, no reason (it was filled); its id is the decision's with
+    /// [`IMPLIED_REQUEST_ID_XOR`] in the last byte. `None` for every other event.
+    pub fn implied_request(&self) -> Option<EventRef<'a>> {
+        if !self.stands_for_request {
+            return None;
+        }
+        let mut id = match self.id {
+            IdRef::Uuid(bytes) => bytes,
+            IdRef::Text(text) => match uuid::Uuid::try_parse(text) {
+                Ok(u) => u.into_bytes(),
+                // Not made by this platform: any stable 16 bytes of the text will do.
+                Err(_) => uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, text.as_bytes()).into_bytes(),
+            },
+        };
+        id[15] ^= IMPLIED_REQUEST_ID_XOR;
+        Some(EventRef {
+            id: IdRef::Uuid(id),
+            kind: EventKind::Request,
+            event_time_ms: self.event_time_ms,
+            receive_time_ms: self.receive_time_ms,
+            request_id: self.request_id,
+            publisher_id: self.publisher_id,
+            site_id: self.site_id,
+            placement_id: self.placement_id,
+            user_key: self.user_key,
+            country: self.country,
+            device_type: self.device_type,
+            ..EventRef::default()
+        })
     }
 }
 
@@ -177,4 +230,83 @@ impl<'a> EventRef<'a> {
 pub fn uuid_text(bytes: [u8; 16]) -> String {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     String::from(&*uuid::Uuid::from_bytes(bytes).hyphenated().encode_lower(&mut buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(id: &str) -> Event {
+        Event {
+            id: id.into(),
+            kind: EventKind::Decision,
+            event_time_ms: 1_750_000_000_123,
+            receive_time_ms: 1_750_000_000_124,
+            request_id: "req-1".into(),
+            decision_id: "dec-1".into(),
+            advertiser_id: "adv".into(),
+            campaign_id: "camp".into(),
+            line_item_id: "li".into(),
+            creative_id: "cr".into(),
+            publisher_id: "pub".into(),
+            site_id: "site".into(),
+            placement_id: "pl".into(),
+            deal_id: Some("deal".into()),
+            user_key: 77,
+            country: Some("DE".into()),
+            device_type: Some(DeviceType::Phone),
+            price_micros: 2_000_000,
+            cost_micros: 0,
+            currency: "USD".into(),
+            reason: None,
+            stands_for_request: true,
+        }
+    }
+
+    #[test]
+    fn the_implied_request_is_the_placements_request_event() {
+        let d = decision("0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d");
+        let r = EventRef::of(&d).implied_request().expect("stands for its request");
+        let expected = Event {
+            id: "0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6c".into(),
+            kind: EventKind::Request,
+            event_time_ms: d.event_time_ms,
+            receive_time_ms: d.receive_time_ms,
+            request_id: "req-1".into(),
+            publisher_id: "pub".into(),
+            site_id: "site".into(),
+            placement_id: "pl".into(),
+            user_key: 77,
+            country: Some("DE".into()),
+            device_type: Some(DeviceType::Phone),
+            ..Event::default()
+        };
+        assert_eq!(r.to_event(), expected);
+        // The same id whichever form the decision's id has (text here, 16 bytes from a record).
+        let uuid = uuid::Uuid::parse_str(&d.id).expect("uuid").into_bytes();
+        let from_bytes = EventRef { id: IdRef::Uuid(uuid), ..EventRef::of(&d) };
+        assert_eq!(from_bytes.implied_request().map(|r| r.id), Some(r.id));
+        // Ids that are not UUIDs get a stable one of their own.
+        let odd = decision("not-a-uuid");
+        let a = EventRef::of(&odd).implied_request().map(|r| r.id);
+        assert_eq!(a, EventRef::of(&odd).implied_request().map(|r| r.id));
+        assert_ne!(a, EventRef::of(&decision("not-a-uuid-2")).implied_request().map(|r| r.id));
+    }
+
+    #[test]
+    fn only_a_decision_that_says_so_implies_a_request() {
+        let mut d = decision("0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d");
+        d.stands_for_request = false;
+        assert_eq!(EventRef::of(&d).implied_request(), None);
+        // The flag survives the owned/borrowed round trip and JSON; false is left out of JSON.
+        d.stands_for_request = true;
+        assert_eq!(EventRef::of(&d).to_event(), d);
+        let json = serde_json::to_string(&d).expect("json");
+        assert!(json.contains("\"stands_for_request\":true"), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).expect("back"), d);
+        d.stands_for_request = false;
+        let json = serde_json::to_string(&d).expect("json");
+        assert!(!json.contains("stands_for_request"), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).expect("back"), d);
+    }
 }

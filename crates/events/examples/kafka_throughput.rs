@@ -62,6 +62,7 @@ fn event(i: u64) -> Event {
         cost_micros: 2_500,
         currency: "EUR".into(),
         reason: None,
+        stands_for_request: false,
     }
 }
 

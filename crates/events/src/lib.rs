@@ -45,6 +45,7 @@ pub(crate) mod testing {
             cost_micros: 2_500,
             currency: "EUR".into(),
             reason: None,
+            stands_for_request: false,
         }
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             cost_micros: cost,
             currency: "EUR".into(),
             reason: None,
+            stands_for_request: false,
         }
     }
 

@@ -48,6 +48,7 @@ fn event(i: u64) -> Event {
         cost_micros,
         currency: "EUR".into(),
         reason: None,
+        stands_for_request: false,
     }
 }
 

@@ -33,6 +33,7 @@ fn event(i: u64) -> Event {
         cost_micros: 1_000,
         currency: "EUR".into(),
         reason: None,
+        stands_for_request: false,
     }
 }
 

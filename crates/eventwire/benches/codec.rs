@@ -81,6 +81,7 @@ fn sample() -> Vec<Event> {
                 cost_micros: if billable { 2_500 + i as i64 } else { 0 },
                 currency: "EUR".into(),
                 reason: (kind == EventKind::Loss).then(|| "102".to_string()),
+                stands_for_request: kind == EventKind::Decision,
             }
         })
         .collect()

@@ -59,4 +59,6 @@ struct Event {
   country @20 :Text;
   deviceType @21 :DeviceType;
   reason @22 :Text;
+  # A decision that also stands for its placement's request event (see event_v1.proto).
+  standsForRequest @23 :Bool;
 }

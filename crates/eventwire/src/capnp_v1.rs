@@ -129,6 +129,7 @@ fn write<A: Allocator>(
     if let Some(s) = &event.reason {
         root.set_reason(s.as_str());
     }
+    root.set_stands_for_request(event.stands_for_request);
     out.push(CAPNP_MAGIC);
     out.push(SCHEMA_VERSION);
     match packing {
@@ -221,6 +222,7 @@ fn read_event(root: event::Reader<'_>) -> Result<Event, DecodeError> {
         cost_micros: root.get_cost_micros(),
         currency: text(root.get_currency())?,
         reason: optional(root.has_reason(), root.get_reason())?,
+        stands_for_request: root.get_stands_for_request(),
     })
 }
 

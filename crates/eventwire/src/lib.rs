@@ -269,6 +269,7 @@ mod tests {
             cost_micros: 2_500,
             currency: "EUR".into(),
             reason: None,
+            stands_for_request: false,
         }
     }
 

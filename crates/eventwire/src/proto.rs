@@ -54,6 +54,8 @@ pub struct EventV1 {
     pub device_type: i32,
     #[prost(string, optional, tag = "22")]
     pub reason: Option<String>,
+    #[prost(bool, tag = "23")]
+    pub stands_for_request: bool,
 }
 
 /// `adp.events.v1.Event.id`.
@@ -202,6 +204,7 @@ pub(crate) fn body_len(event: &EventRef<'_>, id: IdRef<'_>) -> usize {
         + optional(20, event.country)
         + int(21, DeviceTypeV1::from(event.device_type) as i64)
         + optional(22, event.reason)
+        + int(23, i64::from(event.stands_for_request))
 }
 
 /// Appends `event` as an `adp.events.v1.Event` message: fields in number order, proto3 defaults
@@ -249,6 +252,7 @@ pub(crate) fn encode_body(event: &EventRef<'_>, id: IdRef<'_>, out: &mut Vec<u8>
     optional(20, event.country, out);
     int(21, DeviceTypeV1::from(event.device_type) as i64, out);
     optional(22, event.reason, out);
+    int(23, i64::from(event.stands_for_request), out);
 }
 
 /// The event id as read: its 16-byte form, anything else sent in `id_uuid`, or text.
@@ -277,7 +281,7 @@ pub(crate) fn decode_body_ref(mut buf: &[u8]) -> Result<EventRef<'_>, DecodeErro
         let (field, wire_type) = wire::read_key(buf)?;
         let expected = match field {
             1 | 2 | 6..=14 | 18..=20 | 22 => wire::LEN,
-            3..=5 | 16 | 17 | 21 => wire::VARINT,
+            3..=5 | 16 | 17 | 21 | 23 => wire::VARINT,
             15 => wire::I64,
             _ => {
                 wire::skip_field(field, wire_type, buf)?;
@@ -316,7 +320,9 @@ pub(crate) fn decode_body_ref(mut buf: &[u8]) -> Result<EventRef<'_>, DecodeErro
             19 => event.deal_id = Some(wire::read_str(buf)?),
             20 => event.country = Some(wire::read_str(buf)?),
             21 => device_type = wire::read_varint(buf)? as i32,
-            _ => event.reason = Some(wire::read_str(buf)?),
+            22 => event.reason = Some(wire::read_str(buf)?),
+            // A bool is any varint; not zero is true.
+            _ => event.stands_for_request = wire::read_varint(buf)? != 0,
         }
     }
     event.id = match id {
@@ -373,6 +379,7 @@ impl EventV1 {
             country: event.country.clone(),
             device_type: DeviceTypeV1::from(event.device_type) as i32,
             reason: event.reason.clone(),
+            stands_for_request: event.stands_for_request,
         }
     }
 
@@ -410,6 +417,7 @@ impl EventV1 {
             cost_micros: self.cost_micros,
             currency: self.currency,
             reason: self.reason,
+            stands_for_request: self.stands_for_request,
         })
     }
 }

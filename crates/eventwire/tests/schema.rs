@@ -51,8 +51,8 @@ impl FileResolver for InMemory {
 fn newer_writer_pool() -> DescriptorPool {
     let source = std::fs::read_to_string(proto_dir().join("event_v1.proto")).expect("read the .proto");
     let end = source.rfind('}').expect("the Event message closes");
-    let added = "  string placement_size = 23;\n  repeated uint64 segment_ids = 24;\n  \
-                 Attribution attribution = 25;\n  double bid_floor = 26;\n  fixed32 region_code = 27;\n}\n\
+    let added = "  string placement_size = 24;\n  repeated uint64 segment_ids = 25;\n  \
+                 Attribution attribution = 26;\n  double bid_floor = 27;\n  fixed32 region_code = 28;\n}\n\
                  message Attribution {\n  string click_id = 1;\n  int64 lookback_ms = 2;\n}\n";
     let source = format!("{}{}", &source[..end], added);
     protox::Compiler::with_file_resolver(InMemory { name: "event_v1_next.proto", source })
@@ -170,12 +170,14 @@ fn what_the_writer_puts_in_each_field_is_what_the_proto_names_it() {
     assert_eq!(int(&message, "price_micros"), event.price_micros);
     assert_eq!(int(&message, "cost_micros"), event.cost_micros);
     assert_eq!(enum_name(&message, "device_type"), "DEVICE_TYPE_CONNECTED_TV");
+    assert!(event.stands_for_request);
+    assert_eq!(message.get_field_by_name("stands_for_request").as_deref(), Some(&Value::Bool(true)));
 
     let text_id = Event { id: "demo-acme-ron".into(), ..minimal_event(ALL_KINDS[0]) };
     let message = DynamicMessage::decode(event_descriptor(&pool), body(&encoded(&text_id))).expect("decodes");
     assert_eq!(text(&message, "id_text"), "demo-acme-ron");
     assert!(!message.has_field_by_name("id_uuid"));
-    for name in ["deal_id", "country", "reason"] {
+    for name in ["deal_id", "country", "reason", "stands_for_request"] {
         assert!(!message.has_field_by_name(name), "{name} absent");
     }
 }
@@ -190,6 +192,7 @@ fn every_field_of_the_proto_is_a_field_of_the_struct() {
             Kind::Bytes => Value::Bytes(vec![7; 16].into()),
             Kind::Int64 => Value::I64(-3),
             Kind::Fixed64 => Value::U64(3),
+            Kind::Bool => Value::Bool(true),
             Kind::Enum(_) => Value::EnumNumber(1),
             other => panic!("{}: a type the struct does not expect: {other:?}", field.name()),
         };

@@ -394,38 +394,58 @@ impl Serving {
             }
         }
         let late = deadline.is_some_and(|d| Instant::now() >= d);
-        if !test {
-            // Each imp's request event, in one hand-over to the sink.
-            let request_id = first_chars(&req.id, 128);
-            let events: Vec<_> = slots_owned
-                .iter()
-                .enumerate()
-                .map(|(i, (_, (placement, _)))| {
-                    let nf = if outcomes[i].is_empty() { last_reason[i] } else { None };
-                    crate::serving::request_event_ref(request_id, Some(placement), &attrs, user, now, nf)
-                })
-                .collect();
-            if self.submit_events(&events).is_err() {
-                self.stats.events_rejected.fetch_add(events.len() as u64, Ordering::Relaxed);
-            }
-        }
+        // Each imp's request event: the first bid event of the imp stands for it
+        // (`EventRef::implied_request`); the imps without a bid get their own, in one hand-over.
+        let request_id = first_chars(&req.id, 128);
+        let mut requests = Vec::new();
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {
+            let no_fill = if wins.is_empty() { last_reason[i] } else { None };
             if wins.is_empty() {
                 imps_why.push((imp.id.clone(), last_reason[i].map_or("no_bid", no_fill_code)));
             }
+            let mut request_pending = !test;
             for win in wins {
                 if late {
                     self.release(&snap, &win);
                     continue;
                 }
-                match self.make_bid(&snap, req, imp, placement, channel, &win, &currency, &attrs, user, now, test) {
+                let stands_for_request = std::mem::take(&mut request_pending);
+                let bid = self.make_bid(
+                    &snap,
+                    req,
+                    imp,
+                    placement,
+                    channel,
+                    &win,
+                    &currency,
+                    &attrs,
+                    user,
+                    now,
+                    test,
+                    stands_for_request,
+                );
+                match bid {
                     Some(b) => bids.push(b),
                     None => {
+                        request_pending = stands_for_request;
                         self.release(&snap, &win);
                         imps_why.push((imp.id.clone(), "no_fitting_creative"));
                     }
                 }
             }
+            if request_pending {
+                requests.push(crate::serving::request_event_ref(
+                    request_id,
+                    Some(placement),
+                    &attrs,
+                    user,
+                    now,
+                    no_fill,
+                ));
+            }
+        }
+        if !requests.is_empty() && self.submit_events(&requests).is_err() {
+            self.stats.events_rejected.fetch_add(requests.len() as u64, Ordering::Relaxed);
         }
         if late {
             self.stats.bid_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -469,6 +489,7 @@ impl Serving {
         user: Option<u64>,
         now: DateTime<Utc>,
         test: bool,
+        stands_for_request: bool,
     ) -> Option<Bid> {
         let settings = &self.settings().rtb;
         let li = &snap.line_items[win.line_item as usize];
@@ -538,6 +559,8 @@ impl Serving {
                 cost_micros: 0,
                 currency: &settings.currency,
                 reason: None,
+                // The imp's request event is this one too (the first bid of the imp).
+                stands_for_request,
             };
             if self.submit_event(&event).is_err() {
                 self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);

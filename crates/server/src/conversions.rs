@@ -318,6 +318,7 @@ impl crate::serving::Serving {
                 }
                 .into(),
             ),
+            stands_for_request: false,
         };
         if self.submit_event(&EventRef::of(&event)).is_err() {
             attribution.release_order(&req.advertiser_id, &req.order_id);

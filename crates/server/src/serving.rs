@@ -752,6 +752,8 @@ impl AdParts<'_> {
             cost_micros: 0,
             currency: "USD",
             reason: None,
+            // The placement's request event is this one too: one record per filled placement.
+            stands_for_request: true,
         }
     }
 }
@@ -1270,21 +1272,15 @@ impl Serving {
             })
             .collect();
         if !req.test {
-            // Each placement's request event, and the decision event of each one filled: one
-            // hand-over to the sink for the whole request.
-            let mut events = Vec::with_capacity(2 * picked.len());
+            // One event per placement, all in one hand-over to the sink: the decision event of
+            // a filled placement, which stands for its request event too
+            // (`EventRef::implied_request`), or the request event with the no-fill reason.
+            let mut events = Vec::with_capacity(picked.len());
             for (p, slot) in picked.iter().zip(&slots) {
-                events.push(request_event_ref(
-                    &request_id,
-                    slot.placement,
-                    &attrs,
-                    user,
-                    now,
-                    p.as_ref().err().copied(),
-                ));
-                if let Ok(ad) = p {
-                    events.push(ad.decision_event(&request_id, slot, &attrs, user, now));
-                }
+                events.push(match p {
+                    Ok(ad) => ad.decision_event(&request_id, slot, &attrs, user, now),
+                    Err(nf) => request_event_ref(&request_id, slot.placement, &attrs, user, now, Some(*nf)),
+                });
             }
             if self.events.submit_refs(&events).is_err() {
                 // Requests and decisions are not billable: a full queue drops them, counted,

@@ -228,5 +228,6 @@ pub fn event(run: &str, i: u64) -> Event {
         cost_micros: 2_500,
         currency: "EUR".into(),
         reason: None,
+        stands_for_request: false,
     }
 }

@@ -53,6 +53,7 @@ pub fn full_event(kind: EventKind) -> Event {
         cost_micros: -2_750,
         currency: "EUR".into(),
         reason: Some("outbid".into()),
+        stands_for_request: true,
     }
 }
 
@@ -80,6 +81,7 @@ pub fn minimal_event(kind: EventKind) -> Event {
         cost_micros: 0,
         currency: String::new(),
         reason: None,
+        stands_for_request: false,
     }
 }
 
@@ -112,12 +114,13 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
         number(),
         text(),
         proptest::option::of(text()),
+        any::<bool>(),
     );
     (head, ids, rest).prop_map(
         |(
             (id, kind, event_time_ms, receive_time_ms, request_id, decision_id, advertiser_id, campaign_id),
             (line_item_id, creative_id, publisher_id, site_id, placement_id, deal_id),
-            (user_key, country, device_type, price_micros, cost_micros, currency, reason),
+            (user_key, country, device_type, price_micros, cost_micros, currency, reason, stands_for_request),
         )| Event {
             id,
             kind,
@@ -140,6 +143,7 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
             cost_micros,
             currency,
             reason,
+            stands_for_request,
         },
     )
 }

@@ -409,6 +409,9 @@ async fn three_serving_processes_share_catalog_budget_caps_and_lose_nothing_on_k
     assert!(serving_metrics.contains("adp_budget_lease_renewals_total"), "{serving_metrics}");
     let ingest_metrics = scrape(PORT + 9).await;
     assert!(ingest_metrics.contains("adp_ingest_lag_messages "), "{ingest_metrics}");
+    // Holes the ingest re-read and recovered do not count; an accepted hole (events the broker
+    // acknowledged but never delivered) would, and alerts (AdPlatformIngestOffsetGap).
+    assert!(ingest_metrics.contains("adp_ingest_offset_gaps 0\n"), "{ingest_metrics}");
     assert!(ingest_metrics.contains("adp_dependency_up{dependency=\"clickhouse\"} 1"), "{ingest_metrics}");
     // The budget phase's spend (the first impressions_after_budget impressions) stays within the
     // bound. ClickHouse has the whole day; the budget phase spend is what its impressions cost.

@@ -52,6 +52,8 @@ pub enum Verdict {
     /// The expected offset (or the first message of a partition whose start is unknown): take it.
     Take,
     /// Past a hole that persisted beyond the wait: take it, count the gap and say so loudly.
+    /// Should the hole's offsets turn up later still, they are not taken (a later re-read skips
+    /// what lies below the expected offset): the gap stays counted, and alerted on.
     TakeAfterGap { missing: Range<i64>, waited: Duration },
     /// Below the expected offset, not asked for: take it and continue from here (the sink drops
     /// what it already holds). `expected` is where the partition was.

@@ -383,7 +383,9 @@ impl Reader {
             if guard.holding() {
                 self.reread_due(&mut guard);
             }
-            let full = batch.messages() as usize >= self.batch_rows;
+            // Rows, not messages: a decision that stands for its request is two rows, and one
+            // batch must stay one INSERT block (`batch_rows` is at most 1M).
+            let full = batch.len() + batch.undecodable as usize >= self.batch_rows;
             let due = read_clocks && batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
             if full || due {
                 let (filled, handing) = (batch_started.take().map(|t| t.elapsed()), Instant::now());
@@ -558,12 +560,20 @@ impl Reader {
         match self.consumer.assign(&tpl) {
             Ok(()) => {
                 tracing::info!(topic = %self.topic, partitions = all.len(), "partitions assigned");
-                for (p, at) in all.iter().zip(expect) {
-                    guard.assigned(*p, at);
+                let starts: Vec<(i32, Option<i64>)> = all.iter().copied().zip(expect).collect();
+                for (p, at) in &starts {
+                    guard.assigned(*p, *at);
                 }
                 // A partition held for a re-read is fetched from the assigned offset now.
                 if let Err(e) = self.consumer.resume(&tpl) {
-                    tracing::warn!(error = %e, "cannot resume the assigned partitions");
+                    // One librdkafka kept paused would never deliver again, and the guard would
+                    // not know: it seeks and resumes them once more when due.
+                    tracing::warn!(error = %e, "cannot resume the assigned partitions; trying again");
+                    for (p, at) in &starts {
+                        if let Some(at) = at {
+                            guard.postpone(*p, *at, Instant::now());
+                        }
+                    }
                 }
                 *assigned = all;
             }

@@ -746,7 +746,7 @@ pub async fn serve(
             })
             .with_gauge(adp_server::GaugeHook {
                 name: "adp_ingest_inserted_events",
-                help: "events this ingest process wrote to ClickHouse since it started",
+                help: "rows this ingest process wrote to ClickHouse since it started (events, and the request of each decision that stands for one)",
                 read: Arc::new(move || i64::try_from(inserted.snapshot().inserted).unwrap_or(i64::MAX)),
             })
             .with_gauge(adp_server::GaugeHook {

@@ -195,9 +195,11 @@ impl<'a> EventRef<'a> {
     /// The request event this decision stands for ([`Event::stands_for_request`]), as the
     /// serving path would have written it on its own: the placement's ids, user, geo and device,
     /// no line item, no price, no reason (it was filled); its id is the decision's with
-    /// [`IMPLIED_REQUEST_ID_XOR`] in the last byte. `None` for every other event.
+    /// [`IMPLIED_REQUEST_ID_XOR`] in the last byte (an id that is not a UUID stands for the
+    /// UUIDv5 of its text first). `None` for every other event, and for a flag on anything but a
+    /// decision or a bid.
     pub fn implied_request(&self) -> Option<EventRef<'a>> {
-        if !self.stands_for_request {
+        if !self.stands_for_request || !matches!(self.kind, EventKind::Decision | EventKind::Bid) {
             return None;
         }
         let mut id = match self.id {
@@ -298,6 +300,11 @@ mod tests {
         let mut d = decision("0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d");
         d.stands_for_request = false;
         assert_eq!(EventRef::of(&d).implied_request(), None);
+        // Only decisions and bids stand for a request.
+        let bid = Event { kind: EventKind::Bid, stands_for_request: true, ..d.clone() };
+        assert!(EventRef::of(&bid).implied_request().is_some());
+        let impression = Event { kind: EventKind::Impression, stands_for_request: true, ..d.clone() };
+        assert_eq!(EventRef::of(&impression).implied_request(), None);
         // The flag survives the owned/borrowed round trip and JSON; false is left out of JSON.
         d.stands_for_request = true;
         assert_eq!(EventRef::of(&d).to_event(), d);

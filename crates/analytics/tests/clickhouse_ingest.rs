@@ -6,7 +6,7 @@
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
 use adp_analytics::testkit::{produce, rows_of, sample_events, ClickHouseServer, TansuBroker};
-use adp_analytics::{ClickHouse, ClickHouseSettings, IngestCounters, IngestSettings, MigrateSettings};
+use adp_analytics::{ClickHouse, ClickHouseSettings, IngestCounters, IngestSettings, IngestSnapshot, MigrateSettings};
 use adp_domain::events::Event;
 use chrono::DateTime;
 use rdkafka::config::ClientConfig;
@@ -32,6 +32,30 @@ fn settings(ch: &ClickHouseServer, broker: &TansuBroker, database: &str) -> Inge
         parallel_inserts: 2,
         compress_inserts: true,
         gap_wait_ms: adp_analytics::gaps::GAP_WAIT_MS,
+    }
+}
+
+/// An ingest running in the test's runtime until [`Ingest::stop`].
+struct Ingest {
+    counters: Arc<IngestCounters>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<IngestSnapshot, adp_analytics::ingest::IngestError>>,
+}
+
+impl Ingest {
+    fn start(settings: &IngestSettings) -> Ingest {
+        let counters = Arc::new(IngestCounters::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
+            let _ = stopped.await;
+        }));
+        Ingest { counters, stop, task }
+    }
+
+    /// Stops it and returns its final counters.
+    async fn stop(self) -> IngestSnapshot {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("ingest")
     }
 }
 
@@ -148,11 +172,8 @@ async fn exact_counts_per_dimension_with_duplicates() {
     let messages = (unique.len() + copies.len()) as u64;
     let rows = rows_of(&unique) + rows_of(&copies);
 
-    let counters = Arc::new(IngestCounters::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
-        let _ = stop_rx.await;
-    }));
+    let ingest = Ingest::start(&settings);
+    let counters = Arc::clone(&ingest.counters);
     wait_until("every message ingested", Duration::from_secs(60), &counters, || {
         counters.consumed.load(Ordering::Relaxed) == messages && counters.lag.load(Ordering::Relaxed) == 0
     })
@@ -162,8 +183,7 @@ async fn exact_counts_per_dimension_with_duplicates() {
         s.inserted + s.duplicates_skipped == rows
     })
     .await;
-    let _ = stop_tx.send(());
-    let snapshot = task.await.expect("join").expect("ingest");
+    let snapshot = ingest.stop().await;
     assert_eq!(snapshot.inserted, rows_of(&unique));
     assert_eq!(snapshot.duplicates_skipped, rows_of(&copies));
     assert_eq!(snapshot.undecodable, 0);
@@ -177,14 +197,9 @@ async fn exact_counts_per_dimension_with_duplicates() {
     assert_eq!(kafka, messages as i64, "offsets committed to Kafka after the inserts");
 
     // A restart reads nothing again and the counts stay.
-    let counters = Arc::new(IngestCounters::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
-        let _ = stop_rx.await;
-    }));
+    let ingest = Ingest::start(&settings);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = stop_tx.send(());
-    let snapshot = task.await.expect("join").expect("ingest");
+    let snapshot = ingest.stop().await;
     assert_eq!(snapshot.consumed, 0, "resumes after the recorded offsets");
     assert_exact(&ch, &unique).await;
     println!("exact_counts_per_dimension_with_duplicates: {:.1} s", started.elapsed().as_secs_f64());
@@ -204,11 +219,8 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
     let unique = sample_events(60_000, 1_704_067_200_000, 5_000, 9);
     produce(&broker.brokers(), TOPIC, &unique[..30_000]);
 
-    let counters = Arc::new(IngestCounters::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
-        let _ = stop_rx.await;
-    }));
+    let ingest = Ingest::start(&settings);
+    let counters = Arc::clone(&ingest.counters);
     wait_until("a few batches stored", Duration::from_secs(60), &counters, || {
         counters.batches.load(Ordering::Relaxed) >= 2
     })
@@ -230,8 +242,7 @@ async fn clickhouse_crash_during_ingest_loses_and_doubles_nothing() {
         s.consumed == unique.len() as u64 && s.lag == 0 && s.inserted + s.duplicates_skipped == rows_of(&unique)
     })
     .await;
-    let _ = stop_tx.send(());
-    let snapshot = task.await.expect("join").expect("ingest");
+    let snapshot = ingest.stop().await;
     println!("after the crash: {snapshot:?}");
     assert_exact(&ch, &unique).await;
     println!("clickhouse_crash_during_ingest_loses_and_doubles_nothing: {:.1} s", started.elapsed().as_secs_f64());
@@ -262,18 +273,14 @@ async fn a_resume_offset_inside_a_produce_batch_loses_nothing() {
     resume.next_offsets.insert(0, 20);
     sink.record_offsets(&resume).await.expect("record the resume offset");
 
-    let counters = Arc::new(IngestCounters::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
-        let _ = stop_rx.await;
-    }));
+    let ingest = Ingest::start(&settings);
+    let counters = Arc::clone(&ingest.counters);
     wait_until("offsets 20–79 stored", Duration::from_secs(60), &counters, || {
         let s = counters.snapshot();
         s.inserted + s.duplicates_skipped >= rows_of(&events[20..]) && s.lag == 0
     })
     .await;
-    let _ = stop_tx.send(());
-    let snapshot = task.await.expect("join").expect("ingest");
+    let snapshot = ingest.stop().await;
     println!("resumed inside a batch: {snapshot:?}");
     assert_eq!(snapshot.consumed, 60, "offsets 20–79, each once");
     assert_eq!(snapshot.inserted, rows_of(&events[20..]));
@@ -318,17 +325,13 @@ async fn a_hole_that_stays_is_re_read_then_accepted_and_counted() {
         producer.commit_transaction(Duration::from_secs(30)).expect("commit");
     }
 
-    let counters = Arc::new(IngestCounters::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(adp_analytics::run_ingest_with(settings.clone(), Arc::clone(&counters), async {
-        let _ = stop_rx.await;
-    }));
+    let ingest = Ingest::start(&settings);
+    let counters = Arc::clone(&ingest.counters);
     wait_until("every event stored", Duration::from_secs(60), &counters, || {
         counters.snapshot().inserted == rows_of(&events)
     })
     .await;
-    let _ = stop_tx.send(());
-    let snapshot = task.await.expect("join").expect("ingest");
+    let snapshot = ingest.stop().await;
     println!("a hole that stays: {snapshot:?}");
     assert_eq!(snapshot.offset_gaps, 1, "the marker's offset, accepted once");
     assert!(snapshot.gap_retries >= 2, "re-read from the hole, then from before it: {snapshot:?}");

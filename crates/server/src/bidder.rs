@@ -399,10 +399,12 @@ impl Serving {
         let request_id = first_chars(&req.id, 128);
         let mut requests = Vec::new();
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {
-            let no_fill = if wins.is_empty() { last_reason[i] } else { None };
-            if wins.is_empty() {
+            let no_fill = if wins.is_empty() {
                 imps_why.push((imp.id.clone(), last_reason[i].map_or("no_bid", no_fill_code)));
-            }
+                last_reason[i]
+            } else {
+                None
+            };
             let mut request_pending = !test;
             for win in wins {
                 if late {

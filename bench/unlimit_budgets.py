@@ -3,7 +3,7 @@ server, through the management API: `python3 bench/unlimit_budgets.py BASE_URL A
 
 Every bid reserves its price against the line item's and campaign's budgets until its notices
 come; a bid benchmark sends no notices, so on the demo's budgets it would turn into cheap
-no-bids after ~400k bids. Used by scripts/bench-http.sh and scripts/bench-bid-latency.sh.
+no-bids after ~400k bids. Used by scripts/bench-http.sh, scripts/bench-ab.sh and scripts/bench-bid-latency.sh.
 """
 import json, sys, urllib.request
 base, key = sys.argv[1], sys.argv[2]

@@ -14,8 +14,11 @@
 # A/A run: 0.994–1.008). Servers swap ports every round. Prints each round's NEW/OLD ratio and
 # the median.
 #
-# Settings (environment): SERVER_CPU=1 LOAD_CPU=0 CONNECTIONS=16 LUA=bench/wrk/decide.lua
-# PORT_A=18095 PORT_B=18096. Needs wrk, taskset, curl.
+# For the bid targets the demo's RTB budgets are lifted on both servers (bench/unlimit_budgets.py)
+# so that every request is a bid.
+#
+# Settings (environment): SERVER_CPU=1 LOAD_CPU=0 CONNECTIONS=16 TARGET=decide
+# PORT_A=18095 PORT_B=18096. Needs wrk, taskset, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +29,14 @@ SECS=${4:-5}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 CONNECTIONS=${CONNECTIONS:-16}
-LUA=${LUA:-bench/wrk/decide.lua}
+TARGET=${TARGET:-decide}
+case "$TARGET" in
+    decide) LUA=bench/wrk/decide.lua; SAMPLE= ;;
+    bid-banner) LUA=bench/wrk/bid.lua; SAMPLE=crates/openrtb/testdata/banner_site.json ;;
+    bid-video) LUA=bench/wrk/bid.lua; SAMPLE=crates/openrtb/testdata/video_app.json ;;
+    *) echo "bench-ab: TARGET must be decide, bid-banner or bid-video" >&2; exit 2 ;;
+esac
+ADMIN_KEY=bench-ab-admin-key-0123456789
 PORT_A=${PORT_A:-18095}
 PORT_B=${PORT_B:-18096}
 
@@ -49,18 +59,33 @@ stop() {
 trap 'stop; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
+# The bid request body for wrk (as bench-http.sh): the sample, compact, with __ID__ and __UID__.
+if [[ -n "$SAMPLE" ]]; then
+    python3 - "$SAMPLE" "$WORK/bid-body.json" <<'PY'
+import json, sys
+req = json.load(open(sys.argv[1]))
+req["id"] = "__ID__"
+req.setdefault("user", {})["id"] = "__UID__"
+open(sys.argv[2], "w").write(json.dumps(req, separators=(",", ":")))
+PY
+    export BID_BODY_FILE=$WORK/bid-body.json
+fi
+
 start() {
     local bin=$1 port=$2
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
         echo "bench-ab: something already listens on 127.0.0.1:$port" >&2
         exit 1
     fi
-    env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never \
+    env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never ADP_ADMIN_KEY="$ADMIN_KEY" \
         taskset -c "$SERVER_CPU" "$bin" serve --demo --listen "127.0.0.1:$port" --data-dir "$WORK/data-$port" \
         >"$WORK/server-$port.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && return 0
+        if curl -s -o /dev/null "http://127.0.0.1:$port/readyz"; then
+            [[ -z "$SAMPLE" ]] || python3 bench/unlimit_budgets.py "http://127.0.0.1:$port" "$ADMIN_KEY"
+            return 0
+        fi
         sleep 0.1
     done
     echo "bench-ab: $bin did not come up on port $port; its log:" >&2
@@ -84,6 +109,7 @@ for round in $(seq 1 "$ROUNDS"); do
     if ((round % 2)); then p_old=$PORT_A p_new=$PORT_B; else p_old=$PORT_B p_new=$PORT_A; fi
     start "$OLD" "$p_old"
     start "$NEW" "$p_new"
+    [[ -z "$SAMPLE" ]] || sleep 0.5 # the snapshot rebuild after the budget change
     load 2 "$WORK/warm-old" "$WORK/warm-new" "$p_old" "$p_new"
     load "$SECS" "$WORK/old" "$WORK/new" "$p_old" "$p_new"
     stop

@@ -422,3 +422,58 @@ async fn win_then_billing_books_the_clearing_price_once_even_when_replayed() {
     assert_eq!(get(&server.base, &fixed).await.0, StatusCode::NO_CONTENT);
     assert_eq!(report_of(&admin, line_item, 4_250).await.0, 4_250);
 }
+
+/// The click tracker in a bid's markup: a click redirects to the creative's landing page and
+/// is counted once (a replay is refused); the bid's price never spends on a click.
+#[tokio::test]
+async fn a_bids_click_tracker_redirects_and_counts_once() {
+    let server = Server::start(&["--demo"]);
+    let b = Bidder::new(&server);
+    let admin = server.admin();
+    let body = b.bid(&banner("clicked")).await.body.expect("bid");
+    let adm = bids(&body)[0]["adm"].as_str().expect("adm").to_string();
+    let at = adm.find("/v1/t/click?").expect("a click tracker in the markup");
+    let end = adm[at..].find('"').map_or(adm.len(), |e| at + e);
+    // The markup has the URL HTML-escaped.
+    let click = adm[at..end].replace("&amp;", "&");
+    assert!(click.contains("&s="), "{click}");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let r = http.get(format!("{}{click}", server.base)).send().await.expect("click");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let landing = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(landing.starts_with("https://"), "redirects to the landing page: {landing:?}");
+    let replay = http.get(format!("{}{click}", server.base)).send().await.expect("replay");
+    assert!(replay.status().is_client_error(), "a replayed click is refused: {}", replay.status());
+    // A click URL with the impression's path is not an impression.
+    let as_imp = click.replacen("/v1/t/click?", "/v1/t/imp?", 1);
+    assert!(http.get(format!("{}{as_imp}", server.base)).send().await.expect("imp").status().is_client_error());
+    let s = stats(&admin).await;
+    assert_eq!((s["clicks"].as_u64(), s["impressions"].as_u64()), (Some(1), Some(0)), "{s}");
+    assert_eq!(report_of(&admin, "demo-acme-ron", 0).await.0, 0, "a click on a bid spends nothing");
+}
+
+/// `rtb.adm_in_win_notice = true`: the bid has no `adm`; the win notice answers with the
+/// markup, whose click tracker works like a bid's own.
+#[tokio::test]
+async fn the_win_notice_carries_the_markup_when_adm_is_left_out() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = Server::spawn(
+        &tmp.path().join("data"),
+        &["--admin-key", common::ADMIN_KEY, "--demo"],
+        &[("ADP_RTB_ADM_IN_WIN_NOTICE", "true")],
+    );
+    let b = Bidder::new(&server);
+    let body = b.bid(&banner("nurl-only")).await.body.expect("bid");
+    let bid = bids(&body)[0].clone();
+    assert!(bid.get("adm").is_none_or(Value::is_null), "no adm: {bid}");
+    let nurl = path_of(&bid["nurl"].as_str().expect("nurl").replace("${AUCTION_PRICE}", "1.5"));
+    let (status, markup) = get(&server.base, &nurl).await;
+    assert_eq!(status, StatusCode::OK, "{markup}");
+    let at = markup.find("/v1/t/click?").expect("a click tracker in the win notice's markup");
+    let end = markup[at..].find('"').map_or(markup.len(), |e| at + e);
+    let click = markup[at..end].replace("&amp;", "&");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let r = http.get(format!("{}{click}", server.base)).send().await.expect("click");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(stats(&server.admin()).await["clicks"].as_u64(), Some(1));
+}

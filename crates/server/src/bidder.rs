@@ -14,13 +14,13 @@
 use crate::error::ApiError;
 use crate::markup;
 use crate::serving::{parse_user_agent_cached, Serving};
-use crate::tracking::{TrackKind, TrackedAd};
+use crate::tracking::{TrackKind, TrackedAd, TrackedFields};
 use adp_domain::events::{EventKind, EventRef};
 use adp_domain::targeting::DeviceType;
 use adp_domain::{CreativeContent, Format, FrequencyStore, Micros, VideoPlacement, VideoSettings};
 use adp_engine::pipeline::{decide, DealOffer, DecideInput, NoFill, SlotChannel, SlotRequest, Win};
 use adp_engine::request::{Attributes, Slot};
-use adp_engine::snapshot::{user_key, PlacementRt, Snapshot};
+use adp_engine::snapshot::{user_key, CreativeRt, PlacementRt, Snapshot};
 use adp_openrtb::price::{micros_to_price, parse_price_micros_any};
 use adp_openrtb::{Bid, BidRequest, BidResponse, FxTable, Imp, LossReason, MarkupType, NoBidReason, SeatBid};
 use axum::http::StatusCode;
@@ -507,36 +507,36 @@ impl Serving {
             cr.sizes.first().copied().unwrap_or((0, 0))
         };
         let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
-        let tracked = |kind: TrackKind| TrackedAd {
-            kind,
-            key_id: String::new(),
+        let notices = TrackedFields {
             expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
-            request_id: req.id.chars().take(128).collect(),
-            decision_id: decision_id.clone(),
+            request_id: first_chars(&req.id, 128),
+            decision_id: &decision_id,
             slot: 0,
-            advertiser_id: li.advertiser_id.clone(),
-            campaign_id: li.campaign_id.clone(),
-            line_item_id: li.id.clone(),
-            creative_id: cr.id.clone(),
-            publisher_id: placement.publisher_id.clone(),
-            site_id: placement.site_id.clone(),
-            placement_id: placement.id.clone(),
+            advertiser_id: &li.advertiser_id,
+            campaign_id: &li.campaign_id,
+            line_item_id: &li.id,
+            creative_id: &cr.id,
+            publisher_id: &placement.publisher_id,
+            site_id: &placement.site_id,
+            placement_id: &placement.id,
             user_key: user.unwrap_or(0),
             price_micros: price_in_cur,
             cost_micros: win.cost_per_impression,
             pending_minute: win.pending_minute,
-            deal_id: deal_id.clone().unwrap_or_default(),
-            currency: currency.to_string(),
-            landing_url: String::new(),
+            deal_id: deal_id.as_deref().unwrap_or(""),
+            currency,
+            landing_url: "",
         };
-        let [nurl, burl, lurl] = self.notice_urls(&tracked(TrackKind::Win));
+        let [nurl, burl, lurl] = self.notice_urls(&notices);
         let nurl = nurl + "&price=${AUCTION_PRICE}";
         let burl = burl + "&price=${AUCTION_PRICE}";
         let lurl = lurl + "&price=${AUCTION_PRICE}&loss=${AUCTION_LOSS}";
         let adm = if settings.adm_in_win_notice {
             None
         } else {
-            Some(self.rtb_markup(snap, &decision_id, win, imp, req, user, now, test, (w, h))?)
+            // The click costs nothing here: the exchange bills the impression.
+            let click = TrackedFields { price_micros: 0, cost_micros: 0, landing_url: &cr.click_url, ..notices };
+            Some(self.rtb_markup(cr, imp, &click, (w, h))?)
         };
         if !test {
             let event = EventRef {
@@ -595,47 +595,10 @@ impl Serving {
         })
     }
 
-    /// The markup of an RTB bid: the creative with our click tracker. No impression pixel:
-    /// the exchange's billing notice is the impression.
-    #[allow(clippy::too_many_arguments)]
-    fn rtb_markup(
-        &self,
-        snap: &Snapshot,
-        decision_id: &str,
-        win: &Win,
-        imp: &Imp,
-        req: &BidRequest,
-        user: Option<u64>,
-        now: DateTime<Utc>,
-        test: bool,
-        (w, h): (u32, u32),
-    ) -> Option<String> {
-        let li = &snap.line_items[win.line_item as usize];
-        let cr = &snap.creatives[win.creative as usize];
-        let _ = test;
-        let click = TrackedAd {
-            kind: TrackKind::Click,
-            key_id: String::new(),
-            expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
-            request_id: req.id.chars().take(128).collect(),
-            decision_id: decision_id.to_string(),
-            slot: 0,
-            advertiser_id: li.advertiser_id.clone(),
-            campaign_id: li.campaign_id.clone(),
-            line_item_id: li.id.clone(),
-            creative_id: cr.id.clone(),
-            publisher_id: String::new(),
-            site_id: String::new(),
-            placement_id: imp.tagid.clone().unwrap_or_default().chars().take(128).collect(),
-            user_key: user.unwrap_or(0),
-            price_micros: 0,
-            cost_micros: 0,
-            pending_minute: win.pending_minute,
-            deal_id: String::new(),
-            currency: String::new(),
-            landing_url: cr.click_url.clone(),
-        };
-        let click_url = self.notice_url(&click);
+    /// The markup of an RTB bid: the creative with our click tracker (`click`). No impression
+    /// pixel: the exchange's billing notice is the impression.
+    fn rtb_markup(&self, cr: &CreativeRt, imp: &Imp, click: &TrackedFields<'_>, (w, h): (u32, u32)) -> Option<String> {
+        let (click_url, click_html) = self.click_url(click);
         match &cr.content {
             CreativeContent::Native { title, body, image_url, icon_url, cta, sponsored_by } => native_markup(
                 imp,
@@ -648,7 +611,6 @@ impl Serving {
                 &click_url,
             ),
             content => {
-                let click_html = markup::html_escape(&click_url);
                 let t = markup::Tracking { imp: "", click: &click_url, imp_html: "", click_html: &click_html };
                 Some(markup::render(content, w, h, &t))
             }
@@ -859,16 +821,14 @@ impl Serving {
     fn win_markup(&self, ad: &TrackedAd, now: DateTime<Utc>) -> Option<String> {
         let snap = self.snapshot();
         let cr = snap.creatives.iter().find(|c| c.id == ad.creative_id)?;
-        let click = TrackedAd {
-            kind: TrackKind::Click,
+        let click = TrackedFields {
             expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
             price_micros: 0,
             cost_micros: 0,
-            landing_url: cr.click_url.clone(),
-            ..ad.clone()
+            landing_url: &cr.click_url,
+            ..ad.fields()
         };
-        let click_url = self.notice_url(&click);
-        let click_html = markup::html_escape(&click_url);
+        let (click_url, click_html) = self.click_url(&click);
         let (w, h) = cr.sizes.first().copied().unwrap_or((0, 0));
         let t = markup::Tracking { imp: "", click: &click_url, imp_html: "", click_html: &click_html };
         Some(markup::render(&cr.content, w, h, &t))

@@ -324,20 +324,8 @@ impl Serving {
         url
     }
 
-    /// The signed URL of a `kind` tracker or notice for `ad`, and where its `&s=` starts.
-    fn signed_url(&self, kind: TrackKind, ad: &TrackedFields<'_>) -> (String, usize) {
-        let mut url = self.url_head(kind.path(), 420 + ad.landing_url.len() * 4 / 3);
-        let amp = self.signer.append_query(kind, ad, "&", &mut url);
-        (url, amp)
-    }
-
-    /// The signed URL of a tracker or notice for `ad`.
-    pub(crate) fn notice_url(&self, ad: &TrackedAd) -> String {
-        self.signed_url(ad.kind, &ad.fields()).0
-    }
-
     /// The win, billing and loss notice URLs of a bid (one shared signed payload).
-    pub(crate) fn notice_urls(&self, ad: &TrackedAd) -> [String; 3] {
+    pub(crate) fn notice_urls(&self, ad: &TrackedFields<'_>) -> [String; 3] {
         let (p, sigs) = self.signer.sign_notices(ad);
         let kinds = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss];
         std::array::from_fn(|i| {
@@ -350,29 +338,43 @@ impl Serving {
         })
     }
 
+    /// A click URL on its own (an RTB bid's markup, which has no impression pixel: the
+    /// exchange's billing notice is the impression), plain and HTML-escaped. Signed as a v5
+    /// tracker pair whose impression half is not handed out.
+    pub(crate) fn click_url(&self, ad: &TrackedFields<'_>) -> (String, String) {
+        let mut payload = String::with_capacity(420 + ad.landing_url.len() * 4 / 3);
+        let [_, click_sig] = self.signer.sign_trackers(ad, ad.cost_micros, &mut payload);
+        self.tracker_url(TrackKind::Click, &payload, &click_sig)
+    }
+
     /// The impression and click tracking URLs of an ad, each plain and HTML-escaped (for
     /// markup), from their shared signed payload.
     fn tracker_urls(&self, ad: &AdParts<'_>) -> [(String, String); 2] {
-        let p = &ad.payload;
-        let escaped_base = &self.public_url_html;
         let [imp_sig, click_sig] = &ad.sigs;
-        [(TrackKind::Impression, imp_sig), (TrackKind::Click, click_sig)].map(|(kind, sig)| {
-            let mut url = self.url_head(kind.path(), p.len() + sig.len() + 5);
-            url.push_str("p=");
-            url.push_str(p);
-            let amp = url.len();
-            url.push_str("&s=");
-            url.push_str(sig);
-            // Payload and signature are base64url and the base URL was validated as a URL without
-            // quotes or angle brackets, so `&` is the only character to escape.
-            let base = self.settings.public_url.len();
-            let mut html = String::with_capacity(url.len() + escaped_base.len() - base + 4);
-            html.push_str(escaped_base);
-            html.push_str(&url[base..amp]);
-            html.push_str("&amp;");
-            html.push_str(&url[amp + 1..]);
-            (url, html)
-        })
+        [
+            self.tracker_url(TrackKind::Impression, &ad.payload, imp_sig),
+            self.tracker_url(TrackKind::Click, &ad.payload, click_sig),
+        ]
+    }
+
+    /// One tracker URL, plain and HTML-escaped, from its payload and signature.
+    fn tracker_url(&self, kind: TrackKind, p: &str, sig: &str) -> (String, String) {
+        let escaped_base = &self.public_url_html;
+        let mut url = self.url_head(kind.path(), p.len() + sig.len() + 5);
+        url.push_str("p=");
+        url.push_str(p);
+        let amp = url.len();
+        url.push_str("&s=");
+        url.push_str(sig);
+        // Payload and signature are base64url and the base URL was validated as a URL without
+        // quotes or angle brackets, so `&` is the only character to escape.
+        let base = self.settings.public_url.len();
+        let mut html = String::with_capacity(url.len() + escaped_base.len() - base + 4);
+        html.push_str(escaped_base);
+        html.push_str(&url[base..amp]);
+        html.push_str("&amp;");
+        html.push_str(&url[amp + 1..]);
+        (url, html)
     }
 }
 

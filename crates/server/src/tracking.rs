@@ -327,9 +327,9 @@ impl UrlSigner {
 
     /// One payload (v5) for the win, billing and loss notices of a bid, and a signature for each
     /// (in that order).
-    pub fn sign_notices(&self, ad: &TrackedAd) -> (String, [Sig; 3]) {
+    pub fn sign_notices(&self, ad: &TrackedFields<'_>) -> (String, [Sig; 3]) {
         let mut p = String::new();
-        let Some(mac) = self.append_v5(v5::GROUP_NOTICES, &ad.fields(), &[ad.cost_micros], &mut p) else {
+        let Some(mac) = self.append_v5(v5::GROUP_NOTICES, ad, &[ad.cost_micros], &mut p) else {
             return (p, Default::default());
         };
         let sigs = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss].map(|kind| Self::sig_v5(&mac, kind));
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn one_notice_payload_serves_win_billing_and_loss_but_never_crosses_kinds() {
         let s = signer();
-        let (p, [win, bill, loss]) = s.sign_notices(&ad(TrackKind::Win));
+        let (p, [win, bill, loss]) = s.sign_notices(&ad(TrackKind::Win).fields());
         assert_eq!(s.verify(TrackKind::Win, &p, &win, 1_000).map(|a| a.kind), Ok(TrackKind::Win));
         assert_eq!(s.verify(TrackKind::Billing, &p, &bill, 1_000).map(|a| a.kind), Ok(TrackKind::Billing));
         assert_eq!(s.verify(TrackKind::Loss, &p, &loss, 1_000).map(|a| a.kind), Ok(TrackKind::Loss));
@@ -769,7 +769,7 @@ mod tests {
             };
             let now = a.expires_at.saturating_sub(1);
             if notices {
-                let (p, [_, _, loss]) = s.sign_notices(&a);
+                let (p, [_, _, loss]) = s.sign_notices(&a.fields());
                 proptest::prop_assert_eq!(s.verify(TrackKind::Loss, &p, &loss, now), Ok(a));
             } else {
                 let mut p = String::new();

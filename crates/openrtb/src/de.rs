@@ -17,9 +17,10 @@
 //! limit (255 levels) is deeper than a debug build's stack allows.
 
 use serde::de::{
-    self, value::MapAccessDeserializer, DeserializeOwned, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+    self, value::BorrowedStrDeserializer, value::MapAccessDeserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
-use serde::Deserializer;
+use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -199,6 +200,134 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(d.deserialize_any(OptStringVisitor)?.unwrap_or_default())
 }
 
+/// An optional string of a parsed request, borrowed from the input where the parser can
+/// (a JSON string without escapes); `numbers` says whether a number or boolean is taken too
+/// (kept as its decimal text).
+struct OptCowVisitor {
+    numbers: bool,
+}
+
+impl OptCowVisitor {
+    fn number<'a, E: de::Error>(
+        &self,
+        text: String,
+        unexpected: de::Unexpected<'_>,
+    ) -> Result<Option<Cow<'a, str>>, E> {
+        if self.numbers {
+            Ok(Some(Cow::Owned(text)))
+        } else {
+            Err(E::invalid_type(unexpected, self))
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for OptCowVisitor {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.number(v.to_string(), de::Unexpected::Signed(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.number(v.to_string(), de::Unexpected::Unsigned(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.number(v.to_string(), de::Unexpected::Float(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.number(v.to_string(), de::Unexpected::Bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// `Option<Cow<str>>`, borrowed where it can be; strings only (like `Option<String>`).
+pub fn opt_str<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    'de: 'a,
+{
+    d.deserialize_any(OptCowVisitor { numbers: false })
+}
+
+/// [`opt_string`], borrowed where it can be.
+pub fn opt_cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    'de: 'a,
+{
+    d.deserialize_any(OptCowVisitor { numbers: true })
+}
+
+/// [`string`], borrowed where it can be.
+pub fn cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error>
+where
+    'de: 'a,
+{
+    Ok(d.deserialize_any(OptCowVisitor { numbers: true })?.unwrap_or_default())
+}
+
+/// [`vec_string`], borrowed where it can be.
+pub fn vec_cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error>
+where
+    'de: 'a,
+{
+    Ok(vec::<D, CowStr<'de>>(d)?.into_iter().map(|CowStr(v)| v).collect())
+}
+
+/// [`string_or_json`], borrowed where it can be.
+pub fn cow_or_json<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error>
+where
+    'de: 'a,
+{
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a JSON object")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let value = ValueVisitor { depth: MAX_EXT_DEPTH }.visit_map(map)?;
+            Ok(Cow::Owned(value.to_string()))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// `native.request`: a string per the spec; a JSON object (sent by some exchanges) is kept as
 /// its JSON text so the field keeps one type.
 pub fn string_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -232,17 +361,17 @@ pub fn string_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
 }
 
 /// A list: `null` is empty, a lone value is a one-element list.
-pub fn vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+pub fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
     struct V<T>(PhantomData<T>);
     impl<T> V<T> {
         fn one<'de, E: de::Error, I: IntoDeserializer<'de, E>>(v: I) -> Result<Vec<T>, E>
         where
-            T: DeserializeOwned,
+            T: Deserialize<'de>,
         {
             Ok(vec![T::deserialize(v.into_deserializer())?])
         }
     }
-    impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
         type Value = Vec<T>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a list")
@@ -274,6 +403,9 @@ pub fn vec<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T
         }
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Vec<T>, E> {
             Self::one(v)
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(BorrowedStrDeserializer::new(v))?])
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
             Self::one(v.to_owned())
@@ -307,6 +439,14 @@ impl<'de> serde::Deserialize<'de> for Int {
 }
 
 struct Str(String);
+
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        cow(d).map(CowStr)
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for Str {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -92,7 +92,7 @@ pub struct ParseError {
 ///
 /// Does not normalise or validate: call [`BidRequest::normalize_2_5`] and
 /// [`BidRequest::validate`] next.
-pub fn parse_request(bytes: &[u8]) -> Result<BidRequest, ParseError> {
+pub fn parse_request(bytes: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     if sonic_safe(bytes) {
         if let Ok(request) = sonic_rs::from_slice::<BidRequest>(bytes) {
             return Ok(request);
@@ -166,7 +166,7 @@ fn max_depth_within(bytes: &[u8], limit: usize) -> bool {
 /// Parses a bid request with `serde_json` alone; errors carry the JSON path of the field at
 /// fault (found by parsing a failing body a second time with path tracking, so the success
 /// path costs plain `serde_json`).
-pub fn parse_request_serde_json(bytes: &[u8]) -> Result<BidRequest, ParseError> {
+pub fn parse_request_serde_json(bytes: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     match serde_json::from_slice::<BidRequest>(bytes) {
         Ok(request) => Ok(request),
         Err(plain) => {
@@ -187,7 +187,7 @@ pub fn parse_request_serde_json(bytes: &[u8]) -> Result<BidRequest, ParseError> 
 /// Parses a bid request with `sonic-rs` alone (no fallback; errors have no path). A body
 /// nested deeper than [`SONIC_MAX_DEPTH`] is refused with a syntax error rather than handed
 /// to sonic-rs (see there why).
-pub fn parse_request_sonic(bytes: &[u8]) -> Result<BidRequest, ParseError> {
+pub fn parse_request_sonic(bytes: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     if !sonic_safe(bytes) {
         return Err(ParseError {
             kind: ParseErrorKind::Syntax,

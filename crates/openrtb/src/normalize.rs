@@ -62,7 +62,7 @@ pub fn plcmt_from_placement(placement: VideoPlacement) -> Option<Plcmt> {
     }
 }
 
-impl BidRequest {
+impl BidRequest<'_> {
     /// Lifts OpenRTB 2.5 locations into the 2.6 fields, only where the 2.6 field is absent
     /// (a request that has both keeps its 2.6 value). `ext` objects are left as they were.
     /// Idempotent; cheap when there is nothing to do.
@@ -92,13 +92,13 @@ impl BidRequest {
             }
             if regs.us_privacy.is_none() {
                 if let Some(v) = ext_field(&regs.ext, "us_privacy").and_then(as_string) {
-                    regs.us_privacy = Some(v);
+                    regs.us_privacy = Some(v.into());
                     lifted.push("regs.us_privacy".to_string());
                 }
             }
             if regs.gpp.is_none() {
                 if let Some(v) = ext_field(&regs.ext, "gpp").and_then(as_string) {
-                    regs.gpp = Some(v);
+                    regs.gpp = Some(v.into());
                     lifted.push("regs.gpp".to_string());
                 }
             }
@@ -116,13 +116,13 @@ impl BidRequest {
         if let Some(user) = &mut self.user {
             if user.consent.is_none() {
                 if let Some(v) = ext_field(&user.ext, "consent").and_then(as_string) {
-                    user.consent = Some(v);
+                    user.consent = Some(v.into());
                     lifted.push("user.consent".to_string());
                 }
             }
             if user.eids.is_empty() {
                 if let Some(v) = ext_field(&user.ext, "eids") {
-                    if let Ok(eids) = Vec::<Eid>::deserialize(v) {
+                    if let Ok(eids) = Vec::<Eid<'static>>::deserialize(v.clone()) {
                         if !eids.is_empty() {
                             user.eids = eids;
                             lifted.push("user.eids".to_string());
@@ -135,7 +135,7 @@ impl BidRequest {
         if let Some(source) = &mut self.source {
             if source.schain.is_none() {
                 if let Some(v) = ext_field(&source.ext, "schain") {
-                    if let Ok(schain) = SupplyChain::deserialize(v) {
+                    if let Ok(schain) = SupplyChain::<'static>::deserialize(v.clone()) {
                         source.schain = Some(schain);
                         lifted.push("source.schain".to_string());
                     }

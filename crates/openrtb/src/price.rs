@@ -308,11 +308,11 @@ pub fn pick_currency<'a, S: AsRef<str>>(request_cur: &[String], ours: &'a [S]) -
 }
 
 /// Whether the request's `cur` allows bidding in `currency` (empty `cur` means USD only).
-pub fn currency_allowed(request_cur: &[String], currency: &str) -> bool {
+pub fn currency_allowed<S: AsRef<str>>(request_cur: &[S], currency: &str) -> bool {
     if request_cur.is_empty() {
         currency.eq_ignore_ascii_case("USD")
     } else {
-        request_cur.iter().any(|c| c.trim().eq_ignore_ascii_case(currency))
+        request_cur.iter().any(|c| c.as_ref().trim().eq_ignore_ascii_case(currency))
     }
 }
 
@@ -411,7 +411,7 @@ impl FxTable {
     /// conversion needed) if the request allows it; else the first currency of the request's
     /// `cur`, in its order, that this table can convert `preferred` into; `None` if there is
     /// none (answer no-bid). An empty `cur` allows only USD.
-    pub fn pick_currency<'a>(&'a self, request_cur: &'a [String], preferred: &'a str) -> Option<&'a str> {
+    pub fn pick_currency<'a, S: AsRef<str>>(&'a self, request_cur: &'a [S], preferred: &'a str) -> Option<&'a str> {
         if currency_allowed(request_cur, preferred) {
             return Some(preferred);
         }
@@ -421,7 +421,7 @@ impl FxTable {
         if request_cur.is_empty() {
             return self.rates.iter().map(|(c, _)| c.as_str()).find(|c| *c == "USD");
         }
-        request_cur.iter().map(|c| c.trim()).find(|c| self.contains(c))
+        request_cur.iter().map(|c| c.as_ref().trim()).find(|c| self.contains(c))
     }
 }
 

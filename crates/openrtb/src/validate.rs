@@ -174,7 +174,7 @@ fn validate_deal(i: usize, j: usize, deal: &Deal) -> Result<(), ValidationError>
     Ok(())
 }
 
-impl BidRequest {
+impl BidRequest<'_> {
     /// Checks what the spec requires before a bid may be made; the first rule broken, in
     /// document order, is returned. Rules:
     ///
@@ -207,7 +207,7 @@ impl BidRequest {
         for (i, imp) in self.imp.iter().enumerate() {
             validate_imp(i, imp)?;
             let duplicate = match &mut seen {
-                Some(seen) => !seen.insert(imp.id.as_str()),
+                Some(seen) => !seen.insert(&*imp.id),
                 None => self.imp[..i].iter().any(|earlier| earlier.id == imp.id),
             };
             if duplicate {

@@ -230,13 +230,13 @@ fn currency_choice() {
     assert_eq!(pick_currency(&cur(&["GBP", "EUR"]), &["EUR", "GBP"]), Some("EUR"), "our preference order");
     assert_eq!(pick_currency(&cur(&["eur"]), &["EUR"]), Some("EUR"));
     assert_eq!(pick_currency(&cur(&["JPY"]), &["EUR", "USD"]), None);
-    assert!(currency_allowed(&[], "usd"));
+    assert!(currency_allowed::<String>(&[], "usd"));
 
     let fx = FxTable::parse("USD:1,EUR:0.92,GBP:0.79").expect("fx");
     assert_eq!(fx.pick_currency(&cur(&["EUR", "USD"]), "USD"), Some("USD"), "preferred allowed");
     assert_eq!(fx.pick_currency(&cur(&["GBP", "EUR"]), "USD"), Some("GBP"), "first convertible in request order");
     assert_eq!(fx.pick_currency(&cur(&["JPY"]), "USD"), None, "nothing convertible");
-    assert_eq!(fx.pick_currency(&[], "EUR"), Some("USD"), "empty cur: USD via the table");
+    assert_eq!(fx.pick_currency::<String>(&[], "EUR"), Some("USD"), "empty cur: USD via the table");
     assert_eq!(fx.pick_currency(&cur(&["EUR"]), "CHF"), None, "preferred not in the table");
     assert_eq!(fx.pick_currency(&cur(&["CHF"]), "CHF"), Some("CHF"), "no conversion needed");
 }

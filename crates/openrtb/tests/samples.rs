@@ -24,9 +24,10 @@ fn samples() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn sample(name: &str) -> BidRequest {
-    let bytes = std::fs::read(testdata().join(name)).expect("read sample");
-    parse_request(&bytes).expect("parse sample")
+/// A sample, parsed; its text lives as long as the test (the request borrows from it).
+fn sample(name: &str) -> BidRequest<'static> {
+    let bytes: &'static [u8] = Box::leak(std::fs::read(testdata().join(name)).expect("read sample").into_boxed_slice());
+    parse_request(bytes).expect("parse sample")
 }
 
 #[test]
@@ -87,7 +88,7 @@ fn banner_site_fields() {
     assert!(banner.api.contains(&ApiFramework::OMID_1_0));
     let deal = &imp.pmp.as_ref().expect("pmp").deals[0];
     assert_eq!(
-        (deal.id.as_str(), deal.bidfloor, deal.at),
+        (&*deal.id, deal.bidfloor, deal.at),
         ("DEAL-NEWS-PREMIUM-001", Some(4.5), Some(AuctionType::FIRST_PRICE))
     );
     assert_eq!(imp.metric[0].kind.as_deref(), Some("viewability"));
@@ -233,7 +234,7 @@ fn unknown_fields_values_and_type_slips_are_tolerated() {
     assert!(matches!(req.ext, Some(serde_json::Value::Array(_))), "array ext kept");
 
     let imp = &req.imp[0];
-    assert_eq!((imp.id.as_str(), imp.tagid.as_deref()), ("1", Some("55501")));
+    assert_eq!((&*imp.id, imp.tagid.as_deref()), ("1", Some("55501")));
     assert_eq!(imp.bidfloor, Some(0.5), "string floor");
     assert_eq!((imp.secure, imp.instl), (Some(1), Some(0)));
     assert_eq!(imp.ext, None, "null ext");
@@ -254,7 +255,7 @@ fn unknown_fields_values_and_type_slips_are_tolerated() {
     let pmp = imp.pmp.as_ref().expect("pmp");
     assert_eq!(pmp.private_auction, Some(1));
     assert_eq!(
-        (pmp.deals[0].id.as_str(), pmp.deals[0].bidfloor, pmp.deals[0].at),
+        (&*pmp.deals[0].id, pmp.deals[0].bidfloor, pmp.deals[0].at),
         ("7788", Some(1.5), Some(AuctionType::FIXED_PRICE))
     );
 
@@ -414,4 +415,25 @@ fn deep_nesting_is_rejected() {
     let e = parse_request(too_deep.as_bytes()).expect_err("over the limit");
     assert!(e.path.starts_with("ext.a[0]"), "{}", e.path);
     assert!(e.message.contains("nested deeper"), "{e}");
+}
+
+/// Strings borrow from the request body unless their JSON text has escapes (then they are
+/// decoded into owned strings); both read the same. Numbers taken as ids are owned text.
+#[test]
+fn strings_borrow_from_the_body_unless_escaped() {
+    use std::borrow::Cow;
+    let body = br#"{"id":"plain","imp":[{"id":7,"tagid":"a\/b","banner":{"w":300,"h":250}}],
+        "site":{"domain":"news.example","cat":["IAB1","IAB\u0032"]},"bcat":"IAB25"}"#;
+    for req in
+        [parse_request(body).expect("sonic-rs"), adp_openrtb::parse_request_serde_json(body).expect("serde_json")]
+    {
+        assert!(matches!(req.id, Cow::Borrowed("plain")), "{:?}", req.id);
+        assert!(matches!(req.imp[0].id, Cow::Owned(ref s) if s == "7"), "{:?}", req.imp[0].id);
+        assert!(matches!(req.imp[0].tagid, Some(Cow::Owned(ref s)) if s == "a/b"), "{:?}", req.imp[0].tagid);
+        let site = req.site.as_deref().expect("site");
+        assert!(matches!(site.domain, Some(Cow::Borrowed("news.example"))), "{:?}", site.domain);
+        assert!(matches!(site.cat[0], Cow::Borrowed("IAB1")) && site.cat[1] == "IAB2", "{:?}", site.cat);
+        // A lone string where a list is expected is a one-item list, still borrowed.
+        assert!(matches!(req.bcat.as_slice(), [Cow::Borrowed("IAB25")]), "{:?}", req.bcat);
+    }
 }

@@ -233,7 +233,8 @@ fn request_samples_match_the_iab_schema() {
     }
     for entry in std::fs::read_dir(&dir).expect("testdata") {
         let path = entry.expect("entry").path();
-        let mut req = parse_request(&std::fs::read(&path).expect("read")).expect("parse");
+        let body = std::fs::read(&path).expect("read");
+        let mut req = parse_request(&body).expect("parse");
         req.normalize_2_5();
         let mut value = serde_json::to_value(&req).expect("serialize");
         strip_non_object_ext(&mut value);

@@ -149,14 +149,16 @@ fn rules_table() {
 fn many_imps_use_the_set_path() {
     let imps: Vec<String> = (0..40).map(|i| format!(r#"{{"id":"{}","banner":{{"w":1,"h":1}}}}"#, i % 39)).collect();
     let refs: Vec<&str> = imps.iter().map(String::as_str).collect();
-    let req = parse_request(body(&refs, "").as_bytes()).expect("parse");
+    let text = body(&refs, "");
+    let req = parse_request(text.as_bytes()).expect("parse");
     let e = req.validate().expect_err("duplicate");
     assert_eq!((e.reason, e.path.as_str()), (ValidationReason::DuplicateImpId, "imp[39].id"));
 }
 
 #[test]
 fn error_codes_and_messages() {
-    let req = parse_request(body(&[r#"{"id":"v","video":{}}"#], "").as_bytes()).expect("parse");
+    let text = body(&[r#"{"id":"v","video":{}}"#], "");
+    let req = parse_request(text.as_bytes()).expect("parse");
     let e = req.validate().expect_err("invalid");
     assert_eq!(e.reason.as_str(), "missing_video_mimes");
     assert_eq!(

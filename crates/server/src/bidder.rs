@@ -172,9 +172,9 @@ fn attributes(req: &BidRequest) -> Attributes {
         a.ip = d.ip.as_deref().or(d.ipv6.as_deref()).and_then(|ip| ip.parse().ok());
         if let Some(g) = &d.geo {
             a.country = g.country.as_deref().and_then(country_alpha2);
-            a.region = g.region.clone();
-            a.city = g.city.clone();
-            a.metro = g.metro.clone();
+            a.region = g.region.as_deref().map(str::to_string);
+            a.city = g.city.as_deref().map(str::to_string);
+            a.metro = g.metro.as_deref().map(str::to_string);
         }
     }
     if a.country.is_none() {
@@ -190,12 +190,12 @@ fn attributes(req: &BidRequest) -> Attributes {
             .or_else(|| site.page.as_deref().and_then(crate::serving::page_domain));
     }
     if let Some(app) = &req.app {
-        a.app_bundle = app.bundle.clone();
+        a.app_bundle = app.bundle.as_deref().map(str::to_string);
     }
     if personal_data_allowed(req) {
         if let Some(u) = &req.user {
             for d in u.data.iter().take(64) {
-                a.segments.extend(d.segment.iter().take(256).filter_map(|s| s.id.clone()));
+                a.segments.extend(d.segment.iter().take(256).filter_map(|s| s.id.as_deref().map(str::to_string)));
             }
             // Users known to an identity provider, e.g. `eid:id5-sync.com`.
             a.segments.extend(u.eids.iter().take(32).filter_map(|e| e.source.as_deref().map(|s| format!("eid:{s}"))));
@@ -255,7 +255,7 @@ fn slot_for(
             placement,
             min_duration_secs: v.minduration.unwrap_or(0).max(0) as u32,
             max_duration_secs: v.maxduration.filter(|d| *d > 0).map_or(u32::MAX, |d| d as u32),
-            mimes: v.mimes.clone(),
+            mimes: v.mimes.iter().map(|m| m.to_string()).collect(),
         });
     }
     if imp.native.is_some() {
@@ -271,11 +271,11 @@ fn slot_for(
         for d in pmp.deals.iter().take(64) {
             // A deal whose floor we cannot read is one we cannot honour: skip it.
             if let Ok(f) = floor_micros(&settings.fx, cur, d.bidfloor, d.bidfloorcur.as_deref()) {
-                deals.push(DealOffer { id: d.id.clone(), floor_micros: f });
+                deals.push(DealOffer { id: d.id.to_string(), floor_micros: f });
             }
         }
     }
-    let mut blocked_categories: Vec<String> = req.bcat.iter().take(512).cloned().collect();
+    let mut blocked_categories: Vec<String> = req.bcat.iter().take(512).map(|c| c.to_string()).collect();
     let mut blocked_adomains: Vec<String> =
         req.badv.iter().take(512).map(|d| d.trim().trim_start_matches("www.").to_ascii_lowercase()).collect();
     let known = imp.tagid.as_deref().and_then(|t| snap.placements.get(t));
@@ -288,14 +288,15 @@ fn slot_for(
         }
         None => PlacementRt {
             id: String::new(),
-            site_id: req.site.as_ref().and_then(|s| s.id.clone()).unwrap_or_default(),
+            site_id: req.site.as_ref().and_then(|s| s.id.as_deref()).unwrap_or_default().to_string(),
             publisher_id: req
                 .site
                 .as_ref()
                 .and_then(|s| s.publisher.as_ref())
                 .or_else(|| req.app.as_ref().and_then(|a| a.publisher.as_ref()))
-                .and_then(|p| p.id.clone())
-                .unwrap_or_default(),
+                .and_then(|p| p.id.as_deref())
+                .unwrap_or_default()
+                .to_string(),
             domain: None,
             bundle: None,
             size_keys: sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect(),
@@ -336,7 +337,9 @@ impl Serving {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(NoBid::all(NoBidReason::INSUFFICIENT_AUCTION_TIME, "tmax_exhausted"));
         }
-        if (!req.wseat.is_empty() && !req.wseat.contains(&settings.seat)) || req.bseat.contains(&settings.seat) {
+        if (!req.wseat.is_empty() && !req.wseat.iter().any(|s| *s == settings.seat))
+            || req.bseat.iter().any(|s| *s == settings.seat)
+        {
             return Err(NoBid::all(NoBidReason::UNKNOWN_ERROR, "seat_not_allowed"));
         }
         let Some(currency) = settings.fx.pick_currency(&req.cur, &settings.currency).map(str::to_string) else {
@@ -354,7 +357,7 @@ impl Serving {
         for imp in &req.imp {
             match slot_for(settings, &snap, req, imp) {
                 Ok(s) => slots_owned.push((imp, s)),
-                Err(why) => imps_why.push((imp.id.clone(), why)),
+                Err(why) => imps_why.push((imp.id.to_string(), why)),
             }
         }
         let user = user_of(req);
@@ -369,7 +372,10 @@ impl Serving {
                 .iter()
                 .map(|(imp, (p, channel))| SlotRequest {
                     placement: Some(p),
-                    slot: Slot { placement_id: imp.tagid.clone().unwrap_or_default(), sizes: p.size_keys.clone() },
+                    slot: Slot {
+                        placement_id: imp.tagid.as_deref().unwrap_or_default().to_string(),
+                        sizes: p.size_keys.clone(),
+                    },
                     channel: channel.clone(),
                 })
                 .collect();
@@ -400,7 +406,7 @@ impl Serving {
         let mut requests = Vec::new();
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {
             let no_fill = if wins.is_empty() {
-                imps_why.push((imp.id.clone(), last_reason[i].map_or("no_bid", no_fill_code)));
+                imps_why.push((imp.id.to_string(), last_reason[i].map_or("no_bid", no_fill_code)));
                 last_reason[i]
             } else {
                 None
@@ -431,7 +437,7 @@ impl Serving {
                     None => {
                         request_pending = stands_for_request;
                         self.release(&snap, &win);
-                        imps_why.push((imp.id.clone(), "no_fitting_creative"));
+                        imps_why.push((imp.id.to_string(), "no_fitting_creative"));
                     }
                 }
             }
@@ -460,7 +466,7 @@ impl Serving {
         }
         self.stats.bids.fetch_add(bids.len() as u64, Ordering::Relaxed);
         Ok(BidResponse {
-            id: req.id.clone(),
+            id: req.id.to_string(),
             seatbid: vec![SeatBid { bid: bids, seat: Some(settings.seat.clone()), ..Default::default() }],
             bidid: Some(uuid::Uuid::now_v7().simple().to_string()),
             cur: Some(currency),
@@ -576,7 +582,7 @@ impl Serving {
         }
         Some(Bid {
             id: decision_id,
-            impid: imp.id.clone(),
+            impid: imp.id.to_string(),
             price: micros_to_price(price_in_cur),
             nurl: Some(nurl),
             burl: Some(burl),
@@ -631,7 +637,7 @@ fn native_markup(
     sponsored_by: &str,
     click_url: &str,
 ) -> Option<String> {
-    let request: Value = serde_json::from_str(imp.native.as_ref()?.request.as_str()).ok()?;
+    let request: Value = serde_json::from_str(&imp.native.as_ref()?.request).ok()?;
     // Some exchanges wrap the request in {"native": {...}}.
     let request = request.get("native").cloned().unwrap_or(request);
     let mut assets = Vec::new();

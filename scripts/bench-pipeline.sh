@@ -12,13 +12,15 @@
 # The results replace the part of BENCHMARKS.md between the `bench-pipeline.sh` markers.
 #
 # Usage: scripts/bench-pipeline.sh
-# Settings: PRODUCER_CPU=1 EVENTS=1000000 INGEST_ROWS=2000000 LAG_RATE=2000 LAG_SECS=30
+# Settings: PRODUCER_CPU=1 EVENTS=1000000 INGEST_ROWS=2000000 INGEST_BATCH=500000 LAG_RATE=2000 LAG_SECS=30
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PRODUCER_CPU=${PRODUCER_CPU:-1}
 EVENTS=${EVENTS:-1000000}
 INGEST_ROWS=${INGEST_ROWS:-2000000}
+# Rows per batch: clickhouse.batch_rows's default.
+INGEST_BATCH=${INGEST_BATCH:-500000}
 LAG_RATE=${LAG_RATE:-2000}
 LAG_SECS=${LAG_SECS:-30}
 PORT=18395
@@ -60,9 +62,9 @@ for mode in producer forwarder; do
 done
 
 log "2. ingest throughput"
-ingest_out=$(ADP_TEST_CLICKHOUSE=$ADP_TEST_CLICKHOUSE "$TARGET/release/examples/ingest_bench" "$INGEST_ROWS" 200000 2>&1 | grep -E "rows/s" || true)
+ingest_out=$(ADP_TEST_CLICKHOUSE=$ADP_TEST_CLICKHOUSE "$TARGET/release/examples/ingest_bench" "$INGEST_ROWS" "$INGEST_BATCH" 2>&1 | grep -E "rows/s" || true)
 {
-    echo "- ingest (\`$TARGET/release/examples/ingest_bench $INGEST_ROWS 200000\`):"
+    echo "- ingest (\`$TARGET/release/examples/ingest_bench $INGEST_ROWS $INGEST_BATCH\`):"
     while IFS= read -r l; do echo "  - $l"; done <<<"$ingest_out"
 } >>"$out"
 

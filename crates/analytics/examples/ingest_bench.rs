@@ -4,6 +4,8 @@
 //! cargo run --release -p adp-analytics --features testkit --example ingest_bench -- [ROWS] [BATCH_ROWS] [MODE]
 //! ```
 //!
+//! ROWS defaults to 2000000, BATCH_ROWS to 500000 (`clickhouse.batch_rows`'s default).
+//!
 //! MODE is `all` (the default: sink, then end to end), `sink`, `e2e`, `consume` or
 //! `rowbinary FILE`:
 //! 1. sink: decoded events → [`EventsSink::write`] (id lookup, RowBinary, LZ4, HTTP insert,
@@ -42,7 +44,7 @@ async fn main() {
     let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     let mut args = std::env::args().skip(1);
     let rows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
-    let batch_rows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let batch_rows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500_000);
     let mode = args.next().unwrap_or_else(|| "all".into());
 
     // Events: 1 ms apart from 2024-01-01, so a batch spans a few minutes of one hour or two.

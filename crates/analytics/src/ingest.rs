@@ -64,7 +64,7 @@ impl Default for IngestSettings {
             brokers: "127.0.0.1:9092".into(),
             topic: "adp.events".into(),
             group_id: "adp-ingest".into(),
-            batch_rows: 100_000,
+            batch_rows: 500_000,
             batch_ms: 1000,
             ttl_days: 400,
             client_settings: Vec::new(),

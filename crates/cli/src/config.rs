@@ -145,7 +145,8 @@ pub struct ClickHouseConfig {
     pub password: String,
     /// Days of raw events kept (whole days are dropped); 0 = forever. Rollups are kept.
     pub ttl_days: u64,
-    /// The ingest writes a batch when it holds this many events...
+    /// The ingest writes a batch when it holds this many events (larger batches, larger
+    /// ClickHouse parts, fewer merges)...
     pub batch_rows: u64,
     /// ...or when its first event waited this long.
     pub batch_ms: u64,
@@ -189,7 +190,7 @@ impl Default for ClickHouseConfig {
             user: "default".into(),
             password: String::new(),
             ttl_days: 400,
-            batch_rows: 100_000,
+            batch_rows: 500_000,
             batch_ms: 1000,
             parallel_inserts: adp_analytics::ingest::PARALLEL_INSERTS as u64,
             compress_inserts: true,
@@ -1083,7 +1084,7 @@ mod tests {
         let s = c.ingest_settings().expect("ingest settings");
         assert_eq!(
             (s.topic.as_str(), s.batch_rows, s.clickhouse.password.as_str()),
-            ("adp.events", 100_000, "sekrit-password")
+            ("adp.events", 500_000, "sekrit-password")
         );
         assert_eq!((s.parallel_inserts, s.compress_inserts), (2, true), "ingest insert defaults");
         let tuned = load(

@@ -126,7 +126,14 @@ fn country_alpha2(code: &str) -> Option<String> {
     let code = code.trim();
     match code.len() {
         2 => Some(code.to_ascii_uppercase()),
-        3 => isocountry::CountryCode::for_alpha3_caseless(code).ok().map(|c| c.alpha2().to_string()),
+        3 => {
+            // A binary search of the alpha-3-sorted table, without allocating (the crate's
+            // caseless lookup uppercases into a new String, then scans).
+            let upper: [u8; 3] = std::array::from_fn(|i| code.as_bytes()[i].to_ascii_uppercase());
+            let codes = isocountry::CountryCode::as_array_alpha3();
+            let at = codes.binary_search_by(|c| c.alpha3().as_bytes().cmp(&upper[..])).ok()?;
+            Some(codes[at].alpha2().to_string())
+        }
         _ => None,
     }
 }
@@ -851,4 +858,24 @@ pub fn deadline(arrived: Instant, tmax: Option<i64>, allowance_ms: u64) -> Optio
 /// The first `n` characters of `s`.
 fn first_chars(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::country_alpha2;
+
+    #[test]
+    fn country_codes_of_two_or_three_letters_in_any_case_become_alpha2() {
+        for (given, want) in [("DEU", Some("DE")), ("usa", Some("US")), (" gbr ", Some("GB")), ("Fr", Some("FR"))] {
+            assert_eq!(country_alpha2(given).as_deref(), want, "{given:?}");
+        }
+        // Every alpha-3 code maps to its own alpha-2 (the table is searched, not scanned).
+        for c in isocountry::CountryCode::as_array() {
+            assert_eq!(country_alpha2(c.alpha3()).as_deref(), Some(c.alpha2()));
+            assert_eq!(country_alpha2(&c.alpha3().to_ascii_lowercase()).as_deref(), Some(c.alpha2()));
+        }
+        for bad in ["XXX", "ZZZ", "", "D", "DEUT", "é1"] {
+            assert_eq!(country_alpha2(bad), None, "{bad:?}");
+        }
+    }
 }

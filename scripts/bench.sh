@@ -2,7 +2,8 @@
 # bench.sh: the standard benchmark suite. Builds release, then runs, with servers and load
 # generators pinned to different CPUs:
 #   1. engine decisions/s and latency (crates/engine/examples/decide_latency.rs);
-#   2. criterion micro-benchmarks of the engine (short measurement);
+#   2. criterion micro-benchmarks of the engine, and of bid request parsing (serde_json against
+#      sonic-rs on the OpenRTB samples; short measurement);
 #   3. HTTP decide, and OpenRTB bids (banner, video), vs a minimal hyper server under wrk
 #      (scripts/bench-http.sh), and the bidder's latency at a fixed rate, 70% of its maximum
 #      (scripts/bench-bid-latency.sh);
@@ -81,6 +82,32 @@ taskset -c "$SERVER_CPU" cargo bench -p adp-engine --bench decide -- --warm-up-t
         name=${f#target/criterion/engine/}
         name=${name%/new/estimates.json}
         python3 -c "import json,sys; e=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {e[\"median\"][\"point_estimate\"]/1000:.3f} µs |')" "$f" "$name"
+    done
+    echo
+} >>"$out"
+
+log "criterion: bid request parsing, serde_json vs sonic-rs (short)"
+taskset -c "$SERVER_CPU" cargo bench -p adp-openrtb --bench parse -- --warm-up-time 1 --measurement-time 3 >&2
+{
+    echo "### Criterion: OpenRTB bid request parsing (median per request)"
+    echo
+    echo "\`crates/openrtb/benches/parse.rs\`: the testdata samples, minified; \`parse_request\` is what the"
+    echo "server calls (nesting guard, then sonic-rs)."
+    echo
+    echo "| sample | serde_json | sonic-rs | parse_request |"
+    echo "|---|---:|---:|---:|"
+    for sample in banner_site video_app native_site; do
+        python3 - "$sample" <<'PY'
+import json, sys
+s = sys.argv[1]
+def med(name):
+    try:
+        e = json.load(open(f"target/criterion/parse_{s}/{name}/new/estimates.json"))
+        return f"{e['median']['point_estimate'] / 1000:.2f} µs"
+    except OSError:
+        return "n/a"
+print(f"| {s} | {med('serde_json')} | {med('sonic_rs')} | {med('parse_request')} |")
+PY
     done
     echo
 } >>"$out"

@@ -12,6 +12,9 @@ use crate::tracking::TrackKind;
 use crate::AppState;
 use adp_domain::{Kind, Spec};
 use adp_openrtb::{BidResponse, OPENRTB_VERSION, OPENRTB_VERSION_HEADER};
+
+/// `x-openrtb-version`, made once (a `&str` header name is parsed on every insert).
+const OPENRTB_VERSION_NAME: axum::http::HeaderName = axum::http::HeaderName::from_static(OPENRTB_VERSION_HEADER);
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -399,7 +402,7 @@ fn openrtb_json(status: StatusCode, body: &BidResponse) -> Response {
             let mut resp = (status, bytes).into_response();
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static(OPENRTB_VERSION));
+            h.insert(OPENRTB_VERSION_NAME, HeaderValue::from_static(OPENRTB_VERSION));
             resp
         }
         Err(e) => ApiError::internal(format!("bid response not serialisable: {e}")).into_response(),
@@ -411,7 +414,7 @@ fn no_bid_response(st: &Serving, request_id: &str, nb: &NoBid) -> Response {
         openrtb_json(StatusCode::OK, &nb.response(request_id))
     } else {
         let mut resp = StatusCode::NO_CONTENT.into_response();
-        resp.headers_mut().insert(OPENRTB_VERSION_HEADER, HeaderValue::from_static(OPENRTB_VERSION));
+        resp.headers_mut().insert(OPENRTB_VERSION_NAME, HeaderValue::from_static(OPENRTB_VERSION));
         resp
     }
 }

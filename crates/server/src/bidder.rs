@@ -306,7 +306,7 @@ fn slot_for(
                 .to_string(),
             domain: None,
             bundle: None,
-            size_keys: sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect(),
+            size_keys: size_keys(&sizes),
             sizes,
             formats,
             floor_micros: floor,
@@ -318,6 +318,34 @@ fn slot_for(
         },
     };
     Ok((placement, SlotChannel::Rtb { deals, private_auction }))
+}
+
+/// The targeting keys (`300x250`) of an imp's sizes, shared per serving thread: exchanges send a
+/// few size lists over and over, and a key list costs a `format!` per size and an `Arc`.
+fn size_keys(sizes: &[(u32, u32)]) -> std::sync::Arc<[String]> {
+    type Cache = rustc_hash::FxHashMap<Vec<(u32, u32)>, std::sync::Arc<[String]>>;
+    thread_local! {
+        static KEYS: std::cell::RefCell<Cache> = std::cell::RefCell::default();
+    }
+    /// Distinct size lists kept per thread before the cache starts over, and the longest list
+    /// kept (a request may list thousands of sizes: those are not worth keeping).
+    const MAX_LISTS: usize = 1024;
+    const MAX_SIZES: usize = 16;
+    let make = || sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect::<std::sync::Arc<[String]>>();
+    if sizes.len() > MAX_SIZES {
+        return make();
+    }
+    KEYS.with_borrow_mut(|cache| {
+        if let Some(keys) = cache.get(sizes) {
+            return std::sync::Arc::clone(keys);
+        }
+        let keys = make();
+        if cache.len() >= MAX_LISTS {
+            cache.clear();
+        }
+        cache.insert(sizes.to_vec(), std::sync::Arc::clone(&keys));
+        keys
+    })
 }
 
 fn no_fill_code(nf: NoFill) -> &'static str {
@@ -862,7 +890,22 @@ fn first_chars(s: &str, n: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::country_alpha2;
+    use super::{country_alpha2, size_keys};
+
+    #[test]
+    fn size_keys_are_the_sizes_in_order_and_shared_per_list() {
+        let a = size_keys(&[(300, 250), (728, 90)]);
+        assert_eq!(&a[..], ["300x250".to_string(), "728x90".to_string()]);
+        assert!(std::sync::Arc::ptr_eq(&a, &size_keys(&[(300, 250), (728, 90)])), "the same list is shared");
+        assert_eq!(&size_keys(&[(728, 90), (300, 250)])[..], ["728x90".to_string(), "300x250".to_string()]);
+        assert!(size_keys(&[]).is_empty());
+        let long: Vec<(u32, u32)> = (1..=40).map(|w| (w, w)).collect();
+        assert_eq!(size_keys(&long).len(), 40);
+        // Past the cap the cache starts over and still answers right.
+        for w in 0..1100 {
+            assert_eq!(&size_keys(&[(w, 1)])[..], [format!("{w}x1")]);
+        }
+    }
 
     #[test]
     fn country_codes_of_two_or_three_letters_in_any_case_become_alpha2() {

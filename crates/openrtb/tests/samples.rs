@@ -424,9 +424,11 @@ fn strings_borrow_from_the_body_unless_escaped() {
     use std::borrow::Cow;
     let body = br#"{"id":"plain","imp":[{"id":7,"tagid":"a\/b","banner":{"w":300,"h":250}}],
         "site":{"domain":"news.example","cat":["IAB1","IAB\u0032"]},"bcat":"IAB25"}"#;
-    for req in
-        [parse_request(body).expect("sonic-rs"), adp_openrtb::parse_request_serde_json(body).expect("serde_json")]
-    {
+    let parsed = [
+        adp_openrtb::parse_request_sonic(body).expect("sonic-rs"),
+        adp_openrtb::parse_request_serde_json(body).expect("serde_json"),
+    ];
+    for req in parsed {
         assert!(matches!(req.id, Cow::Borrowed("plain")), "{:?}", req.id);
         assert!(matches!(req.imp[0].id, Cow::Owned(ref s) if s == "7"), "{:?}", req.imp[0].id);
         assert!(matches!(req.imp[0].tagid, Some(Cow::Owned(ref s)) if s == "a/b"), "{:?}", req.imp[0].tagid);

@@ -293,17 +293,22 @@ fn slot_for(
             blocked_adomains.extend(p.blocked_adomains.iter().cloned());
             PlacementRt { floor_micros: p.floor_micros.max(floor), blocked_categories, blocked_adomains, ..p.clone() }
         }
+        // The exchange's ids go into events and signed notice and click URLs: at most
+        // `MAX_ID_CHARS` characters each, so that those stay within their size limits.
         None => PlacementRt {
             id: String::new(),
-            site_id: req.site.as_ref().and_then(|s| s.id.as_deref()).unwrap_or_default().to_string(),
-            publisher_id: req
-                .site
-                .as_ref()
-                .and_then(|s| s.publisher.as_ref())
-                .or_else(|| req.app.as_ref().and_then(|a| a.publisher.as_ref()))
-                .and_then(|p| p.id.as_deref())
-                .unwrap_or_default()
+            site_id: first_chars(req.site.as_ref().and_then(|s| s.id.as_deref()).unwrap_or_default(), MAX_ID_CHARS)
                 .to_string(),
+            publisher_id: first_chars(
+                req.site
+                    .as_ref()
+                    .and_then(|s| s.publisher.as_ref())
+                    .or_else(|| req.app.as_ref().and_then(|a| a.publisher.as_ref()))
+                    .and_then(|p| p.id.as_deref())
+                    .unwrap_or_default(),
+                MAX_ID_CHARS,
+            )
+            .to_string(),
             domain: None,
             bundle: None,
             size_keys: size_keys(&sizes),
@@ -437,7 +442,7 @@ impl Serving {
         let late = deadline.is_some_and(|d| Instant::now() >= d);
         // Each imp's request event: the first bid event of the imp stands for it
         // (`EventRef::implied_request`); the imps without a bid get their own, in one hand-over.
-        let request_id = first_chars(&req.id, 128);
+        let request_id = first_chars(&req.id, MAX_ID_CHARS);
         let mut requests = Vec::new();
         for (i, ((imp, (placement, channel)), wins)) in slots_owned.iter().zip(outcomes).enumerate() {
             let no_fill = if wins.is_empty() {
@@ -550,7 +555,7 @@ impl Serving {
         let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
         let notices = TrackedFields {
             expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
-            request_id: first_chars(&req.id, 128),
+            request_id: first_chars(&req.id, MAX_ID_CHARS),
             decision_id: &decision_id,
             slot: 0,
             advertiser_id: &li.advertiser_id,
@@ -564,7 +569,7 @@ impl Serving {
             price_micros: price_in_cur,
             cost_micros: win.cost_per_impression,
             pending_minute: win.pending_minute,
-            deal_id: deal_id.as_deref().unwrap_or(""),
+            deal_id: first_chars(deal_id.as_deref().unwrap_or(""), MAX_ID_CHARS),
             currency,
             landing_url: "",
         };
@@ -575,8 +580,7 @@ impl Serving {
         let adm = if settings.adm_in_win_notice {
             None
         } else {
-            // The click costs nothing here: the exchange bills the impression.
-            let click = TrackedFields { price_micros: 0, cost_micros: 0, landing_url: &cr.click_url, ..notices };
+            let click = TrackedFields { landing_url: &cr.click_url, ..notices };
             Some(self.rtb_markup(cr, imp, &click, (w, h))?)
         };
         if !test {
@@ -585,7 +589,7 @@ impl Serving {
                 kind: EventKind::Bid,
                 event_time_ms: now.timestamp_millis(),
                 receive_time_ms: now.timestamp_millis(),
-                request_id: first_chars(&req.id, 128),
+                request_id: first_chars(&req.id, MAX_ID_CHARS),
                 decision_id: &decision_id,
                 advertiser_id: &li.advertiser_id,
                 campaign_id: &li.campaign_id,
@@ -864,8 +868,6 @@ impl Serving {
         let cr = snap.creatives.iter().find(|c| c.id == ad.creative_id)?;
         let click = TrackedFields {
             expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
-            price_micros: 0,
-            cost_micros: 0,
             landing_url: &cr.click_url,
             ..ad.fields()
         };
@@ -882,6 +884,10 @@ pub fn deadline(arrived: Instant, tmax: Option<i64>, allowance_ms: u64) -> Optio
     let tmax = u64::try_from(tmax?).ok()?;
     Some(arrived + Duration::from_millis(tmax.saturating_sub(allowance_ms)))
 }
+
+/// Characters kept of an id an exchange sends (request, site, publisher, deal) where it goes
+/// into events and signed URLs.
+const MAX_ID_CHARS: usize = 128;
 
 /// The first `n` characters of `s`.
 fn first_chars(s: &str, n: usize) -> &str {

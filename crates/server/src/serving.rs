@@ -341,9 +341,11 @@ impl Serving {
     /// A click URL on its own (an RTB bid's markup, which has no impression pixel: the
     /// exchange's billing notice is the impression), plain and HTML-escaped. Signed as a v5
     /// tracker pair whose impression half is not handed out.
+    /// The click costs nothing and has no price: the exchange bills the impression.
     pub(crate) fn click_url(&self, ad: &TrackedFields<'_>) -> (String, String) {
+        let ad = TrackedFields { price_micros: 0, cost_micros: 0, ..*ad };
         let mut payload = String::with_capacity(420 + ad.landing_url.len() * 4 / 3);
-        let [_, click_sig] = self.signer.sign_trackers(ad, ad.cost_micros, &mut payload);
+        let [_, click_sig] = self.signer.sign_trackers(&ad, 0, &mut payload);
         self.tracker_url(TrackKind::Click, &payload, &click_sig)
     }
 

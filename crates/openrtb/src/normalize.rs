@@ -122,9 +122,10 @@ impl BidRequest<'_> {
             }
             if user.eids.is_empty() {
                 if let Some(v) = ext_field(&user.ext, "eids") {
-                    if let Ok(eids) = Vec::<Eid<'static>>::deserialize(v.clone()) {
+                    if let Ok(eids) = Vec::<Eid>::deserialize(v) {
                         if !eids.is_empty() {
-                            user.eids = eids;
+                            // Borrowed from `user.ext`, which stays as it was: copied out.
+                            user.eids = eids.into_iter().map(Eid::into_owned).collect();
                             lifted.push("user.eids".to_string());
                         }
                     }
@@ -135,8 +136,8 @@ impl BidRequest<'_> {
         if let Some(source) = &mut self.source {
             if source.schain.is_none() {
                 if let Some(v) = ext_field(&source.ext, "schain") {
-                    if let Ok(schain) = SupplyChain::<'static>::deserialize(v.clone()) {
-                        source.schain = Some(schain);
+                    if let Ok(schain) = SupplyChain::deserialize(v) {
+                        source.schain = Some(schain.into_owned());
                         lifted.push("source.schain".to_string());
                     }
                 }

@@ -1350,3 +1350,56 @@ pub struct Uid<'a> {
     #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
+
+/// An optional string that borrows nothing.
+fn owned_str(s: Option<Str<'_>>) -> Option<Str<'static>> {
+    s.map(|c| Cow::Owned(c.into_owned()))
+}
+
+impl Eid<'_> {
+    /// The same ids, owning their strings (e.g. lifted out of an `ext` they borrowed from).
+    pub fn into_owned(self) -> Eid<'static> {
+        Eid {
+            inserter: owned_str(self.inserter),
+            source: owned_str(self.source),
+            matcher: owned_str(self.matcher),
+            mm: self.mm,
+            uids: self.uids.into_iter().map(Uid::into_owned).collect(),
+            ext: self.ext,
+        }
+    }
+}
+
+impl Uid<'_> {
+    /// The same id, owning its strings.
+    pub fn into_owned(self) -> Uid<'static> {
+        Uid { id: owned_str(self.id), atype: self.atype, ext: self.ext }
+    }
+}
+
+impl SupplyChain<'_> {
+    /// The same chain, owning its strings.
+    pub fn into_owned(self) -> SupplyChain<'static> {
+        SupplyChain {
+            complete: self.complete,
+            nodes: self.nodes.into_iter().map(SupplyChainNode::into_owned).collect(),
+            ver: owned_str(self.ver),
+            ext: self.ext,
+        }
+    }
+}
+
+impl SupplyChainNode<'_> {
+    /// The same node, owning its strings.
+    pub fn into_owned(self) -> SupplyChainNode<'static> {
+        SupplyChainNode {
+            asi: owned_str(self.asi),
+            sid: owned_str(self.sid),
+            rid: owned_str(self.rid),
+            name: owned_str(self.name),
+            domain: owned_str(self.domain),
+            hp: self.hp,
+            ext: self.ext,
+        }
+    }
+}

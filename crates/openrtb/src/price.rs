@@ -46,6 +46,20 @@ pub fn price_to_micros(price: f64) -> Option<Micros> {
         // Below half a micro whatever its digits; also keeps `Display` output short.
         return Some(0);
     }
+    // Fast path, exact: when the `f64` nearest to the decimal m / 10^6 (one correctly rounded
+    // division) is `price`, that decimal is also `price`'s shortest representation — any other
+    // decimal with at most 6 fractional digits is at least 10^-6 away, farther than a double's
+    // spacing below 10^9 (~1.2 * 10^-7) — so the text path below would give m too. Most prices
+    // exchanges send (0.85, 4.5) take it; the rest go through the text.
+    let m = (price * MICROS_PER_UNIT as f64).round();
+    if m / MICROS_PER_UNIT as f64 == price {
+        return Some(m as Micros);
+    }
+    price_to_micros_via_text(price)
+}
+
+/// [`price_to_micros`] through the price's shortest decimal text (the definition).
+fn price_to_micros_via_text(price: f64) -> Option<Micros> {
     let mut buf = StackStr::default();
     write!(buf, "{price}").ok()?;
     parse_decimal(buf.as_str()).ok()
@@ -448,6 +462,28 @@ fn parse_rate(s: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The fast path of `price_to_micros` gives what the text path (the definition) gives,
+        /// for any double in range, for exact micro values and for prices with more decimals.
+        #[test]
+        fn the_fast_path_agrees_with_the_text(
+            any_price in 0.0f64..=1e9,
+            micros in 0i64..=MAX_PRICE_MICROS,
+            units in 0i64..1000,
+            nanos in 0i64..1_000_000_000,
+        ) {
+            prop_assert_eq!(price_to_micros(any_price), price_to_micros_via_text(any_price));
+            let exact = micros as f64 / 1e6;
+            prop_assert_eq!(price_to_micros(exact), Some(micros));
+            prop_assert_eq!(price_to_micros(exact), price_to_micros_via_text(exact));
+            let nine: f64 = format!("{units}.{nanos:09}").parse().expect("decimal");
+            prop_assert_eq!(price_to_micros(nine), price_to_micros_via_text(nine));
+        }
+    }
 
     #[test]
     fn decimal_rounding() {

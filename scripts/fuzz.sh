@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the decide request path and the tracking-URL verifier with libFuzzer (cargo-fuzz).
+# Fuzzes the decide request path, the OpenRTB bid request path and the tracking-URL verifier
+# with libFuzzer (cargo-fuzz).
 #
 #   scripts/fuzz.sh [seconds-per-target]     # default 60
 #
@@ -17,7 +18,10 @@ mkdir -p fuzz/corpus/decide_request
 # Seed the decide corpus with real requests.
 printf '%s' '{"placements":[{"id":"plc-1"}],"user":{"id":"u1"}}' > fuzz/corpus/decide_request/minimal.json
 printf '%s' '{"id":"r1","placements":[{"id":"plc-2"},{"sizes":["728x90"],"formats":["banner"],"floor_micros":5}],"user":{"id":"u","segments":["seg-1"]},"page":{"url":"https://www.news.example/a"},"device":{"type":"phone","os":"ios","ip":"10.0.0.1","language":"en-US"},"geo":{"country":"DE"},"key_values":{"section":["news","tech"]},"deals":["d"],"test":true}' > fuzz/corpus/decide_request/full.json
-for target in decide_request tracking_url; do
+# Seed the bid request corpus with the OpenRTB samples.
+mkdir -p fuzz/corpus/bid_request
+cp crates/openrtb/testdata/*.json fuzz/corpus/bid_request/
+for target in decide_request bid_request tracking_url; do
     echo "== fuzzing $target for ${secs}s"
     cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096
 done

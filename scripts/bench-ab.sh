@@ -61,13 +61,7 @@ trap 'exit 130' INT TERM
 
 # The bid request body for wrk (as bench-http.sh): the sample, compact, with __ID__ and __UID__.
 if [[ -n "$SAMPLE" ]]; then
-    python3 - "$SAMPLE" "$WORK/bid-body.json" <<'PY'
-import json, sys
-req = json.load(open(sys.argv[1]))
-req["id"] = "__ID__"
-req.setdefault("user", {})["id"] = "__UID__"
-open(sys.argv[2], "w").write(json.dumps(req, separators=(",", ":")))
-PY
+    python3 bench/bid_body.py "$SAMPLE" "$WORK/bid-body.json"
     export BID_BODY_FILE=$WORK/bid-body.json
 fi
 

@@ -5,40 +5,15 @@
 //! the error messages use serde_json).
 #![no_main]
 
-use adp_domain::{EventSink, SinkError, SinkStats};
-use adp_engine::delivery::CounterRegistry;
-use adp_engine::snapshot::Snapshot;
-use adp_engine::synth;
-use adp_server::serving::{Serving, ServingSettings};
-use adp_server::tracking::UrlSigner;
-use libfuzzer_sys::fuzz_target;
-use std::sync::{Arc, OnceLock};
+mod common;
 
-struct Discard;
-impl EventSink for Discard {
-    fn submit(&self, _: adp_domain::events::Event) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn stats(&self) -> SinkStats {
-        SinkStats::default()
-    }
-}
+use adp_server::serving::Serving;
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 
 fn serving() -> &'static Serving {
     static S: OnceLock<Serving> = OnceLock::new();
-    S.get_or_init(|| {
-        let signer = UrlSigner::new(vec![("fuzz".into(), b"fuzz-signing-key-0123456789".to_vec())]).expect("key");
-        let s = Serving::new(
-            ServingSettings::default(),
-            signer,
-            Arc::new(adp_store::InProcessFrequency::new(100_000, 8)),
-            Arc::new(Discard),
-            Arc::new(adp_events::DeliveryRollup::new()),
-        );
-        let records = synth::catalog(500, 1, synth::Profile::Inventory);
-        s.swap_snapshot(Snapshot::build(1, &records, &CounterRegistry::default()));
-        s
-    })
+    S.get_or_init(|| common::serving(500))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -45,14 +45,19 @@ fuzz_target!(|data: &[u8]| {
         let back = signer.verify(TrackKind::Impression, &p5, &imp, 1_800_000_000).expect("own v5 impression verifies");
         assert_eq!(back, TrackedAd { kind: TrackKind::Impression, ..ad.clone() });
         assert!(signer.verify(TrackKind::Click, &p5, &imp, 1_800_000_000).is_err());
-        let (pn, [_, bill, _]) = signer.sign_notices(&ad);
+        let (pn, [_, bill, _]) = signer.sign_notices(&ad.fields());
         let back = signer.verify(TrackKind::Billing, &pn, &bill, 1_800_000_000).expect("own v5 notice verifies");
         assert_eq!(back, TrackedAd { kind: TrackKind::Billing, ..ad.clone() });
     }
     let query = signer.sign(&ad);
     let (p, s) = query.strip_prefix("p=").and_then(|q| q.split_once("&s=")).expect("signed query");
-    if ad.request_id.contains('|') || ad.decision_id.contains('|') || ad.advertiser_id.contains('|') || ad.campaign_id.contains('|')
-        || ad.line_item_id.contains('|') || ad.creative_id.contains('|') || p.len() > adp_server::tracking::MAX_PAYLOAD_LEN
+    if ad.request_id.contains('|')
+        || ad.decision_id.contains('|')
+        || ad.advertiser_id.contains('|')
+        || ad.campaign_id.contains('|')
+        || ad.line_item_id.contains('|')
+        || ad.creative_id.contains('|')
+        || p.len() > adp_server::tracking::MAX_PAYLOAD_LEN
     {
         return; // ids never contain '|' (validated on write); oversized payloads are refused by design
     }

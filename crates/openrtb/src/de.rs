@@ -152,54 +152,6 @@ pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_any(OptFloatVisitor)?.ok_or_else(|| de::Error::invalid_type(de::Unexpected::Unit, &"a number"))
 }
 
-struct OptStringVisitor;
-
-impl<'de> Visitor<'de> for OptStringVisitor {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// `Option<String>` that also takes a number or boolean (kept as its decimal text).
-pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(OptStringVisitor)
-}
-
-/// A `String` that also takes a number; `null` is the empty string (validation reports it
-/// where the field is required).
-pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(d.deserialize_any(OptStringVisitor)?.unwrap_or_default())
-}
-
 /// An optional string of a parsed request, borrowed from the input where the parser can
 /// (a JSON string without escapes); `numbers` says whether a number or boolean is taken too
 /// (kept as its decimal text).
@@ -267,7 +219,8 @@ where
     d.deserialize_any(OptCowVisitor { numbers: false })
 }
 
-/// [`opt_string`], borrowed where it can be.
+/// An optional string that also takes a number or boolean (kept as its decimal text),
+/// borrowed where it can be.
 pub fn opt_cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
 where
     'de: 'a,
@@ -275,7 +228,8 @@ where
     d.deserialize_any(OptCowVisitor { numbers: true })
 }
 
-/// [`string`], borrowed where it can be.
+/// A string that also takes a number (kept as its decimal text), borrowed where it can be;
+/// `null` is the empty string (validation reports it where the field is required).
 pub fn cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error>
 where
     'de: 'a,
@@ -283,7 +237,7 @@ where
     Ok(d.deserialize_any(OptCowVisitor { numbers: true })?.unwrap_or_default())
 }
 
-/// [`vec_string`], borrowed where it can be.
+/// A list of strings whose items may be numbers, borrowed where they can be.
 pub fn vec_cow<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error>
 where
     'de: 'a,
@@ -291,7 +245,8 @@ where
     Ok(vec::<D, CowStr<'de>>(d)?.into_iter().map(|CowStr(v)| v).collect())
 }
 
-/// [`string_or_json`], borrowed where it can be.
+/// `native.request`: a string per the spec; a JSON object (sent by some exchanges) is kept as
+/// its JSON text so the field keeps one type. Borrowed where it can be.
 pub fn cow_or_json<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error>
 where
     'de: 'a,
@@ -323,38 +278,6 @@ where
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             let value = ValueVisitor { depth: MAX_EXT_DEPTH }.visit_map(map)?;
             Ok(Cow::Owned(value.to_string()))
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// `native.request`: a string per the spec; a JSON object (sent by some exchanges) is kept as
-/// its JSON text so the field keeps one type.
-pub fn string_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string or a JSON object")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-            Ok(v)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-            Ok(String::new())
-        }
-        fn visit_none<E: de::Error>(self) -> Result<String, E> {
-            Ok(String::new())
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
-            let value = ValueVisitor { depth: MAX_EXT_DEPTH }.visit_map(map)?;
-            Ok(value.to_string())
         }
     }
     d.deserialize_any(V)
@@ -425,9 +348,15 @@ pub fn vec_int<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i32>, D::Error> {
     Ok(vec::<D, Int>(d)?.into_iter().map(|Int(v)| v).collect())
 }
 
-/// A list of strings whose items may be numbers.
+/// A list of strings whose items may be numbers, owned (for the response types).
 pub fn vec_string<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(vec::<D, Str>(d)?.into_iter().map(|Str(v)| v).collect())
+    Ok(vec_cow(d)?.into_iter().map(Cow::into_owned).collect())
+}
+
+/// A `String` that also takes a number (kept as its decimal text); `null` is the empty string
+/// (validation reports it where the field is required). Owned, for the response types.
+pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    cow(d).map(Cow::into_owned)
 }
 
 struct Int(i32);
@@ -438,19 +367,11 @@ impl<'de> serde::Deserialize<'de> for Int {
     }
 }
 
-struct Str(String);
-
 struct CowStr<'a>(Cow<'a, str>);
 
 impl<'de> serde::Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         cow(d).map(CowStr)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Str {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string(d).map(Str)
     }
 }
 

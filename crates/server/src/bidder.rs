@@ -553,6 +553,8 @@ impl Serving {
             cr.sizes.first().copied().unwrap_or((0, 0))
         };
         let decision_id = crate::tracking::decision_id(test, now.timestamp_millis());
+        // The deal id as events and notice URLs carry it (the bid itself names it in full).
+        let deal = first_chars(deal_id.as_deref().unwrap_or(""), MAX_ID_CHARS);
         let notices = TrackedFields {
             expires_at: now.timestamp() + self.settings().tracking_ttl_secs,
             request_id: first_chars(&req.id, MAX_ID_CHARS),
@@ -569,7 +571,7 @@ impl Serving {
             price_micros: price_in_cur,
             cost_micros: win.cost_per_impression,
             pending_minute: win.pending_minute,
-            deal_id: first_chars(deal_id.as_deref().unwrap_or(""), MAX_ID_CHARS),
+            deal_id: deal,
             currency,
             landing_url: "",
         };
@@ -598,7 +600,7 @@ impl Serving {
                 publisher_id: &placement.publisher_id,
                 site_id: &placement.site_id,
                 placement_id: &placement.id,
-                deal_id: deal_id.as_deref(),
+                deal_id: (!deal.is_empty()).then_some(deal),
                 user_key: user.unwrap_or(0),
                 country: attrs.country.as_deref(),
                 device_type: attrs.device_type,

@@ -47,9 +47,10 @@ log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The fuzz targets are a workspace of their own (cargo-fuzz builds them with sanitizers, see
-# scripts/fuzz.sh); checking them here keeps them compiling against the crates' APIs.
+# scripts/fuzz.sh); checking them here keeps them compiling against the crates' APIs. Their
+# dependencies are locked (fuzz/Cargo.lock) like the workspace's.
 log "cargo check of the fuzz targets (fuzz/)"
-cargo check --manifest-path fuzz/Cargo.toml --bins
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked
 
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"

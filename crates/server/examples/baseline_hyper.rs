@@ -7,6 +7,10 @@
 //! response); `scripts/bench-http.sh` runs the same wrk load against it and against
 //! `adplatform serve`.
 //!
+//! With `BASELINE_FLATTEN` set in the environment, connections use hyper's flattened writes
+//! (`http1::Builder::writev(false)`, what `adplatform serve` uses) instead of the default
+//! vectored ones: for comparing the two settings on the bare server.
+//!
 //! `WORK_NS` (default 0) makes each request spin that long on the CPU before answering: a
 //! stand-in for a handler's own work, used by `scripts/bench-ceiling.sh` to measure what a
 //! given amount of handler work costs under the HTTP benchmark on this machine.
@@ -73,7 +77,11 @@ async fn serve(addr: SocketAddr, body_bytes: usize, work: Duration) -> std::io::
         tokio::spawn(async move {
             let service = service_fn(move |req| answer(req, body.clone(), work));
             // Keep-alive is on by default; a client hanging up mid-request is not our error.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let mut http = http1::Builder::new();
+            if std::env::var_os("BASELINE_FLATTEN").is_some() {
+                http.writev(false);
+            }
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

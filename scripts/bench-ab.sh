@@ -71,7 +71,11 @@ start() {
         echo "bench-ab: something already listens on 127.0.0.1:$port" >&2
         exit 1
     fi
-    env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never ADP_ADMIN_KEY="$ADMIN_KEY" \
+    # Each server in a session of its own (setsid), so in its own autogroup: the scheduler then
+    # shares the core between the two servers, not between their threads, and work on a
+    # server's event-log writer thread counts against that server (without it, one server's
+    # writer work was shared by both and hid in the ratio).
+    setsid env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never ADP_ADMIN_KEY="$ADMIN_KEY" \
         taskset -c "$SERVER_CPU" "$bin" serve --demo --listen "127.0.0.1:$port" --data-dir "$WORK/data-$port" \
         >"$WORK/server-$port.log" 2>&1 &
     PIDS+=($!)

@@ -111,7 +111,10 @@ pub const SONIC_MAX_DEPTH: usize = if cfg!(debug_assertions) { 24 } else { 128 }
 /// and `{` bytes bounds the depth, and counting them is a vectorised pass (~25 ns/KiB); only
 /// bodies with more brackets than the limit get the exact, string-aware scan.
 pub fn sonic_safe(bytes: &[u8]) -> bool {
-    brackets_at_most(bytes, SONIC_MAX_DEPTH) || max_depth_within(bytes, SONIC_MAX_DEPTH)
+    // A body of at most that many bytes cannot nest deeper (a typical decide request).
+    bytes.len() <= SONIC_MAX_DEPTH
+        || brackets_at_most(bytes, SONIC_MAX_DEPTH)
+        || max_depth_within(bytes, SONIC_MAX_DEPTH)
 }
 
 /// Whether `bytes` holds at most `limit` `[` and `{` bytes. Counts per 64-byte block in a `u8`

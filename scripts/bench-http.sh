@@ -256,6 +256,10 @@ ratio=$(tr ' ' '\n' <<<"$round_ratios" | grep . | sort -n | awk '{ a[NR] = $1 } 
 dn=$(awk -F'\t' '$1 == "decide" && $2 == "max" { print $15 }' "$WORK/rows")
 bn=$(awk -F'\t' '$1 == "baseline" && $2 == "max" { print $15 }' "$WORK/rows")
 ratio_cpu=$(awk -v d="$dn" -v b="$bn" 'BEGIN { printf "%.3f", d / b }')
+# The same per server CPU-second (column 15: requests per second of the server's CPU time).
+round_ratios_cpu=$(awk -F'\t' '$2 ~ /^max/ { r = ($2 == "max") ? 1 : substr($2, 5); v[$1, r] = $15; n = (r > n) ? r : n }
+    END { for (i = 1; i <= n; i++) if (v["baseline", i] > 0) printf "%.3f ", v["decide", i] / v["baseline", i] }' "$WORK/rows")
+ratio_cpu_median=$(tr ' ' '\n' <<<"$round_ratios_cpu" | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : sprintf("%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
 
 cat <<EOF
 ### HTTP $TARGET throughput vs a bare hyper server
@@ -275,6 +279,7 @@ $(awk -F'\t' -v OFS=' | ' 'NR == FNR { if ($2 == "max") top[$1] = $5; next }
     { $5 = $5 " | " sprintf("%.0f%%", $5 / top[$1] * 100); $1 = $1; print "| " $0 " |" }' "$WORK/rows" "$WORK/rows")
 
 **decide / baseline at max: $ratio** (req/s; median of the rounds' ratios $round_ratios; first round $ratio1, per server-CPU-second $ratio_cpu).
+Per server CPU-second: median $ratio_cpu_median (rounds $round_ratios_cpu).
 
 decide serving stats after its passes: \`$stats\`
 

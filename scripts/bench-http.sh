@@ -249,17 +249,20 @@ done
 d=$(max_rps decide)
 b=$(max_rps baseline)
 ratio1=$(awk -v d="$d" -v b="$b" 'BEGIN { printf "%.3f", d / b }')
-# Each round's ratio (decide over the baseline measured next to it), and their median.
-round_ratios=$(awk -F'\t' '$2 ~ /^max/ { r = ($2 == "max") ? 1 : substr($2, 5); v[$1, r] = $5; n = (r > n) ? r : n }
-    END { for (i = 1; i <= n; i++) if (v["baseline", i] > 0) printf "%.3f ", v["decide", i] / v["baseline", i] }' "$WORK/rows")
-ratio=$(tr ' ' '\n' <<<"$round_ratios" | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : sprintf("%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+# per_round COLUMN: each round's ratio of a column (5: req/s, 15: requests per second of the
+# server's CPU time), decide over the baseline measured next to it.
+per_round() {
+    awk -F'\t' -v c="$1" '$2 ~ /^max/ { r = ($2 == "max") ? 1 : substr($2, 5); v[$1, r] = $c; n = (r > n) ? r : n }
+        END { for (i = 1; i <= n; i++) if (v["baseline", i] > 0) printf "%.3f ", v["decide", i] / v["baseline", i] }' "$WORK/rows"
+}
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : sprintf("%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+round_ratios=$(per_round 5)
+ratio=$(median "$round_ratios")
 dn=$(awk -F'\t' '$1 == "decide" && $2 == "max" { print $15 }' "$WORK/rows")
 bn=$(awk -F'\t' '$1 == "baseline" && $2 == "max" { print $15 }' "$WORK/rows")
 ratio_cpu=$(awk -v d="$dn" -v b="$bn" 'BEGIN { printf "%.3f", d / b }')
-# The same per server CPU-second (column 15: requests per second of the server's CPU time).
-round_ratios_cpu=$(awk -F'\t' '$2 ~ /^max/ { r = ($2 == "max") ? 1 : substr($2, 5); v[$1, r] = $15; n = (r > n) ? r : n }
-    END { for (i = 1; i <= n; i++) if (v["baseline", i] > 0) printf "%.3f ", v["decide", i] / v["baseline", i] }' "$WORK/rows")
-ratio_cpu_median=$(tr ' ' '\n' <<<"$round_ratios_cpu" | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : sprintf("%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+round_ratios_cpu=$(per_round 15)
+ratio_cpu_median=$(median "$round_ratios_cpu")
 
 cat <<EOF
 ### HTTP $TARGET throughput vs a bare hyper server

@@ -64,6 +64,11 @@ async fn serve(addr: SocketAddr, body_bytes: usize, work: Duration) -> std::io::
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let body = fixed_body(body_bytes);
     eprintln!("baseline_hyper listening on http://{} ({} byte body)", listener.local_addr()?, body.len());
+    // Keep-alive is on by default.
+    let mut http = http1::Builder::new();
+    if std::env::var_os("BASELINE_FLATTEN").is_some() {
+        http.writev(false);
+    }
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -74,14 +79,10 @@ async fn serve(addr: SocketAddr, body_bytes: usize, work: Duration) -> std::io::
         };
         let _ = stream.set_nodelay(true);
         let body = body.clone();
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| answer(req, body.clone(), work)));
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, body.clone(), work));
-            // Keep-alive is on by default; a client hanging up mid-request is not our error.
-            let mut http = http1::Builder::new();
-            if std::env::var_os("BASELINE_FLATTEN").is_some() {
-                http.writev(false);
-            }
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            // A client hanging up mid-request is not our error.
+            let _ = conn.await;
         });
     }
 }

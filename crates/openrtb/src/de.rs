@@ -427,6 +427,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(serde_json::Value::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
+        // `-0` is plain zero: serde_json reads it as -0.0 and sonic-rs as 0.0, and a value kept
+        // as text (a `native.request` object) must not depend on the parser.
+        let v = if v == 0.0 { 0.0 } else { v };
         Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<serde_json::Value, E> {

@@ -332,6 +332,18 @@ fn malformed_bodies_are_rejected_by_both() {
     assert_eq!(e.kind, ParseErrorKind::Data);
 }
 
+/// A proptest finding: `-0` inside a `native.request` given as an object came out as `-0.0`
+/// from serde_json and `0.0` from sonic-rs in the request's text.
+#[test]
+fn negative_zero_in_a_native_request_object_reads_the_same_with_both_parsers() {
+    let body = br#"{"id":"x","imp":[{"id":"1","native":{"request":{"assets":[{"id":1,"title":{"len":-0}}]}}}]}"#;
+    let a = parse_request_serde_json(body).expect("serde_json");
+    let b = parse_request_sonic(body).expect("sonic-rs");
+    assert_eq!(a, b);
+    let request = &a.imp[0].native.as_ref().expect("native").request;
+    assert!(request.contains("\"len\":0.0"), "{request}");
+}
+
 mod differential {
     use super::*;
     use proptest::prelude::*;

@@ -2,7 +2,8 @@
 //! fallback), 2.5 normalisation, validation, and a bid on a synthetic catalog. Any input must
 //! give a bid, a no-bid or a 4xx-style error, never a panic; and whatever sonic-rs accepts,
 //! serde_json accepts too and reads the same (the server parses with sonic-rs, the tests and
-//! the error messages use serde_json).
+//! the error messages use serde_json); and the bidder's parse, which skips the fields it never
+//! reads, takes whatever the full parse takes.
 #![no_main]
 
 mod common;
@@ -21,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
         let slow = adp_openrtb::parse_request_serde_json(data).expect("serde_json refused what sonic-rs accepted");
         assert_eq!(fast, slow, "sonic-rs and serde_json read the request differently");
     }
-    let mut req = match adp_openrtb::parse_request(data) {
+    // The server bids on the bidder's parse.
+    let bidding = adp_openrtb::parse_request_for_bidding(data);
+    if adp_openrtb::parse_request(data).is_ok() {
+        assert!(bidding.is_ok(), "the bidder's parse refused what the full parse takes");
+    }
+    let mut req = match bidding {
         Ok(r) => r,
         Err(e) => {
             let _ = e.to_string();

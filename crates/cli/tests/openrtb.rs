@@ -376,6 +376,41 @@ async fn malformed_and_invalid_requests_are_client_errors_naming_the_field() {
     assert_eq!(r.body.expect("error")["error"]["field"], "imp[0].banner.w");
 }
 
+/// The bidder skips the fields it never reads (`adp_openrtb::parse_request_for_bidding`): a
+/// value of the wrong type there does not cost the exchange its bid, while the same slip in a
+/// field the bidder reads, or broken JSON anywhere, is still a 400 naming the problem.
+#[tokio::test]
+async fn type_slips_in_fields_the_bidder_does_not_read_still_get_a_bid() {
+    let server = Server::start(&["--demo"]);
+    let b = Bidder::new(&server);
+    let mut req = banner("slips");
+    req["imp"][0]["banner"]["battr"] = json!("none");
+    req["imp"][0]["metric"] = json!({"type": 7});
+    req["device"]["w"] = json!("wide");
+    req["site"]["content"] = json!([1, 2, 3]);
+    req["source"] = json!("exchange.example");
+    let r = b.bid(&req).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(bids(&r.body.expect("bid")).len(), 1);
+    // The full parser (what the load generator and the tests use) still refuses it.
+    let text = serde_json::to_vec(&req).expect("json");
+    let e = adp_openrtb::parse_request(&text).expect_err("full parse");
+    assert!(!e.path.is_empty(), "{e}");
+
+    let mut read = banner("slip-in-read");
+    read["device"]["geo"]["country"] = json!({"code": "DEU"});
+    let r = b.bid(&read).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body.expect("error")["error"]["field"], "device.geo.country");
+
+    let mut broken = serde_json::to_string(&banner("broken")).expect("json");
+    broken = broken.replacen("\"bidfloor\":0.5", "\"bidfloor\":0.5,\"metric\":[1,,2]", 1);
+    assert!(broken.contains("[1,,2]"), "{broken}");
+    let r = b.post_raw(broken.into_bytes(), &[("content-type", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body.expect("error")["error"]["code"], "malformed_json");
+}
+
 #[tokio::test]
 async fn win_then_billing_books_the_clearing_price_once_even_when_replayed() {
     let server = Server::start(&["--demo"]);

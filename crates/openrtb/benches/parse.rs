@@ -1,10 +1,11 @@
 //! Bid request decoding: serde_json against sonic-rs on realistic requests (minified, as
-//! exchanges send them), `parse_request` (nesting guard + sonic-rs), and what the server pays
+//! exchanges send them), `parse_request` (nesting guard + sonic-rs) and the bidder's
+//! `parse_request_for_bidding` (the same, skipping the fields it never reads), and what the server pays
 //! per request (parse, normalise, validate).
 //!
 //! `cargo bench -p adp-openrtb --bench parse -- --warm-up-time 1 --measurement-time 3`
 
-use adp_openrtb::{parse_request, BidRequest};
+use adp_openrtb::{parse_request, parse_request_for_bidding, BidRequest};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ fn parse(c: &mut Criterion) {
         });
         // What the server calls: the nesting guard, then sonic-rs.
         group.bench_function("parse_request", |b| b.iter(|| parse_request(black_box(&body)).expect("parse")));
+        // What the bidder calls: the same, skipping the fields it never reads.
+        group.bench_function("parse_request_for_bidding", |b| {
+            b.iter(|| parse_request_for_bidding(black_box(&body)).expect("parse"))
+        });
         group.finish();
     }
 }

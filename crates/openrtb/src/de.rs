@@ -465,3 +465,99 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(serde_json::Value::Object(out))
     }
 }
+
+thread_local! {
+    /// Set while [`crate::parse_request_for_bidding`] parses: the fields marked `unread` are
+    /// skipped.
+    static SKIP_UNREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the fields the bidder does not read ([`unread`]) skipped instead of parsed.
+pub(crate) fn skipping_unread<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SKIP_UNREAD.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(SKIP_UNREAD.with(|s| s.replace(true)));
+    f()
+}
+
+fn skip_unread() -> bool {
+    SKIP_UNREAD.with(std::cell::Cell::get)
+}
+
+/// The deserializers of the fields that the bidder (`POST /openrtb2/bid`: its decision,
+/// validation and 2.5 normalisation) never reads. Each is the deserializer of the same name one
+/// module up, except while [`crate::parse_request_for_bidding`] parses: then the value is
+/// skipped unchecked (still as JSON: a syntax error anywhere stays an error) and the field is
+/// left at its default. Skipping a value costs a fraction of building it, and a typical
+/// request is half such values (site content, device details, metrics, supply chain, ...).
+///
+/// A field the bidder starts to read must lose its `unread::` mark; the bidder's tests hold
+/// what it reads.
+pub mod unread {
+    use super::*;
+
+    macro_rules! unread {
+        ($($name:ident -> $t:ty;)*) => {$(
+            #[doc = concat!("[`super::", stringify!($name), "`], or skipped while the bidder parses.")]
+            pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                if skip_unread() {
+                    de::IgnoredAny::deserialize(d)?;
+                    Ok(Default::default())
+                } else {
+                    super::$name(d)
+                }
+            }
+        )*};
+    }
+    macro_rules! unread_borrowed {
+        ($($name:ident -> $t:ty;)*) => {$(
+            #[doc = concat!("[`super::", stringify!($name), "`], or skipped while the bidder parses.")]
+            pub fn $name<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error>
+            where
+                'de: 'a,
+            {
+                if skip_unread() {
+                    de::IgnoredAny::deserialize(d)?;
+                    Ok(Default::default())
+                } else {
+                    super::$name(d)
+                }
+            }
+        )*};
+    }
+    unread! {
+        opt_int -> Option<i32>;
+        opt_f64 -> Option<f64>;
+        vec_int -> Vec<i32>;
+        ext -> Option<serde_json::Value>;
+    }
+    unread_borrowed! {
+        opt_str -> Option<Cow<'a, str>>;
+        opt_cow -> Option<Cow<'a, str>>;
+        vec_cow -> Vec<Cow<'a, str>>;
+    }
+
+    /// [`super::vec`], or skipped while the bidder parses.
+    pub fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        if skip_unread() {
+            de::IgnoredAny::deserialize(d)?;
+            Ok(Vec::new())
+        } else {
+            super::vec(d)
+        }
+    }
+
+    /// A field's own `Deserialize`, or skipped while the bidder parses.
+    pub fn plain<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+        if skip_unread() {
+            de::IgnoredAny::deserialize(d)?;
+            Ok(T::default())
+        } else {
+            T::deserialize(d)
+        }
+    }
+}

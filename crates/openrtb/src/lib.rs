@@ -101,6 +101,16 @@ pub fn parse_request(bytes: &[u8]) -> Result<BidRequest<'_>, ParseError> {
     parse_request_serde_json(bytes)
 }
 
+/// [`parse_request`] for the bidder: the fields it never reads (marked with the deserializers
+/// of [`de::unread`]: site content, device details, metrics, the supply chain, ...) are
+/// skipped instead of parsed and left at their defaults. A request parses here whenever
+/// [`parse_request`] takes it, and the fields that are kept are the same; a value of the wrong
+/// type in a skipped field is not an error here (OpenRTB asks bidders to tolerate what they do
+/// not use), while malformed JSON anywhere still is.
+pub fn parse_request_for_bidding(bytes: &[u8]) -> Result<BidRequest<'_>, ParseError> {
+    de::skipping_unread(|| parse_request(bytes))
+}
+
 /// How deep a body may nest for sonic-rs to parse it. sonic-rs skips unknown values
 /// recursively without a depth limit (0.5: a release build overflows a 2 MiB thread stack
 /// near 20,000 levels, a debug build near 64, and a stack overflow aborts the process), so

@@ -69,40 +69,40 @@ pub struct BidRequest<'a> {
     #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub bseat: Vec<Str<'a>>,
     /// 1 = `imp` lists every impression available in the context. Default 0.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub allimps: Option<i32>,
     /// Allowed bid currencies (ISO-4217); empty means USD (see `price::pick_currency`).
     #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub cur: Vec<Str<'a>>,
     /// Allowed creative languages (ISO-639-1-alpha-2).
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub wlang: Vec<Str<'a>>,
     /// Allowed creative languages (IETF BCP 47); only one of `wlang`/`wlangb` should be present.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub wlangb: Vec<Str<'a>>,
     /// Allowed advertiser categories (taxonomy in `cattax`).
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub acat: Vec<Str<'a>>,
     /// Blocked advertiser categories (taxonomy in `cattax`).
     #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub bcat: Vec<Str<'a>>,
     /// Taxonomy of `bcat`/`acat`. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub cattax: Option<CategoryTaxonomy>,
     /// Blocked advertiser domains (e.g. "ford.com").
     #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub badv: Vec<Str<'a>>,
     /// Blocked applications by app store ID.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub bapp: Vec<Str<'a>>,
     /// The inventory source and the entity that makes the final decision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub source: Option<Source<'a>>,
     /// Regulations in force for this request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regs: Option<Regs<'a>>,
     /// Exchange-specific extensions; any JSON value is kept.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -204,7 +204,7 @@ pub struct Imp<'a> {
     #[serde(default, deserialize_with = "de::cow")]
     pub id: Str<'a>,
     /// Metrics the exchange has on this impression (e.g. viewability).
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub metric: Vec<Metric<'a>>,
     /// Present if offered as a banner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,10 +222,10 @@ pub struct Imp<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pmp: Option<Pmp<'a>>,
     /// Name of the ad mediation partner, SDK or player.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub displaymanager: Option<Str<'a>>,
     /// Version of `displaymanager`.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub displaymanagerver: Option<Str<'a>>,
     /// 1 = interstitial or full screen.
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
@@ -240,31 +240,31 @@ pub struct Imp<'a> {
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub bidfloorcur: Option<Str<'a>>,
     /// Browser opened on a click: 0 embedded, 1 native.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub clickbrowser: Option<i32>,
     /// 1 = the creative must use HTTPS assets.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub secure: Option<i32>,
     /// Supported iframe busters.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub iframebuster: Vec<Str<'a>>,
     /// 1 = the user receives a reward for viewing the creative.
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub rwdd: Option<i32>,
     /// Server-side ad insertion: 0 unknown, 1 all client side, 2 assets stitched server side, 3 all server side.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub ssai: Option<i32>,
     /// Advisory seconds between auction and actual impression.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub exp: Option<i32>,
     /// Quantity of billable events for a DOOH or multi-viewer impression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub qty: Option<Qty<'a>>,
     /// Timestamp (ms since epoch) when the impression is to be fulfilled.
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub dt: Option<f64>,
     /// Details about ad slot refreshes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
     /// Extensions.
     #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
@@ -303,34 +303,34 @@ pub struct Banner<'a> {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub h: Option<i32>,
     /// Blocked banner ad types.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub btype: Vec<BannerAdType>,
     /// Blocked creative attributes.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub battr: Vec<CreativeAttribute>,
     /// Ad position on screen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub pos: Option<AdPosition>,
     /// Supported content MIME types.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub mimes: Vec<Str<'a>>,
     /// 1 = delivered in the top frame, 0 = in an iframe.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub topframe: Option<i32>,
     /// Directions in which the banner may expand.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub expdir: Vec<ExpandableDirection>,
     /// Supported API frameworks.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub api: Vec<ApiFramework>,
     /// Unique identifier for this banner when used as a companion.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// Companion only: 1 = rendered at the end of the video (end card), 0 = concurrently.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub vcm: Option<i32>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -344,16 +344,16 @@ pub struct Format {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub h: Option<i32>,
     /// Relative width when expressing size as a ratio.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub wratio: Option<i32>,
     /// Relative height when expressing size as a ratio.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub hratio: Option<i32>,
     /// Minimum width in DIPS at which the ratio applies.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub wmin: Option<i32>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -371,13 +371,13 @@ pub struct Video<'a> {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub maxduration: Option<i32>,
     /// Start delay in seconds for pre-roll, mid-roll or post-roll.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub startdelay: Option<StartDelay>,
     /// Maximum number of ads in a dynamic pod.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub maxseq: Option<i32>,
     /// Total seconds of a dynamic pod.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub poddur: Option<i32>,
     /// Supported video protocols.
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
@@ -392,13 +392,13 @@ pub struct Video<'a> {
     #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
     pub h: Option<i32>,
     /// Identifier of the pod this impression belongs to.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub podid: Option<Str<'a>>,
     /// Sequence of the pod in the content stream. Default 0.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub podseq: Option<i32>,
     /// Exact acceptable durations in seconds.
-    #[serde(default, deserialize_with = "de::vec_int", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_int", skip_serializing_if = "Vec::is_empty")]
     pub rqddurs: Vec<i32>,
     /// Deprecated 2.5 placement type; see `plcmt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -407,70 +407,70 @@ pub struct Video<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plcmt: Option<Plcmt>,
     /// Whether the impression is linear or non-linear.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub linearity: Option<Linearity>,
     /// 1 = the player lets the viewer skip.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub skip: Option<i32>,
     /// Videos of this many seconds or longer may be skippable. Default 0.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub skipmin: Option<i32>,
     /// Seconds before skipping is enabled. Default 0.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub skipafter: Option<i32>,
     /// Deprecated: sequence number of the ad when several are offered.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub sequence: Option<i32>,
     /// For pods: the slot the impression is for (0 any, 1 first, -1 last, 2 first or last).
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub slotinpod: Option<i32>,
     /// Minimum CPM per second (used with dynamic pods).
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub mincpmpersec: Option<f64>,
     /// Blocked creative attributes.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub battr: Vec<CreativeAttribute>,
     /// Maximum extended ad duration if extension is allowed.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub maxextended: Option<i32>,
     /// Minimum bit rate in Kbps.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub minbitrate: Option<i32>,
     /// Maximum bit rate in Kbps.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub maxbitrate: Option<i32>,
     /// 1 = letter-boxing of 4:3 content into 16:9 is allowed. Default 1.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub boxingallowed: Option<i32>,
     /// Playback methods that may be in use.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub playbackmethod: Vec<PlaybackMethod>,
     /// Event that causes playback to end.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub playbackend: Option<i32>,
     /// Supported delivery methods.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub delivery: Vec<DeliveryMethod>,
     /// Ad position on screen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub pos: Option<AdPosition>,
     /// Companion ads available.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub companionad: Vec<Banner<'a>>,
     /// Supported API frameworks.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub api: Vec<ApiFramework>,
     /// Supported VAST companion ad types.
-    #[serde(default, deserialize_with = "de::vec_int", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_int", skip_serializing_if = "Vec::is_empty")]
     pub companiontype: Vec<i32>,
     /// Fields used to deduplicate ads in a pod.
-    #[serde(default, deserialize_with = "de::vec_int", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_int", skip_serializing_if = "Vec::is_empty")]
     pub poddedupe: Vec<i32>,
     /// Floors that vary by creative duration.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub durfloors: Vec<DurFloors>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -570,13 +570,13 @@ pub struct Native<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub ver: Option<Str<'a>>,
     /// Supported API frameworks.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub api: Vec<ApiFramework>,
     /// Blocked creative attributes.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub battr: Vec<CreativeAttribute>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -608,7 +608,7 @@ pub struct Pmp<'a> {
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub deals: Vec<Deal<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -629,22 +629,22 @@ pub struct Deal<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<AuctionType>,
     /// Buyer seats allowed to bid on this deal; empty means any.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub wseat: Vec<Str<'a>>,
     /// Advertiser domains allowed to bid on this deal; empty means any.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub wadomain: Vec<Str<'a>>,
     /// 1 = guaranteed deal.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub guar: Option<i32>,
     /// Minimum CPM per second.
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub mincpmpersec: Option<f64>,
     /// Floors that vary by creative duration.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub durfloors: Vec<DurFloors>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -702,55 +702,60 @@ pub struct Site<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// Site name.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub name: Option<Str<'a>>,
     /// Domain of the site (e.g. "mysite.foo.com").
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub domain: Option<Str<'a>>,
     /// Taxonomy of the category lists. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub cattax: Option<CategoryTaxonomy>,
     /// Content categories of the site.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub cat: Vec<Str<'a>>,
     /// Content categories of the current section.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub sectioncat: Vec<Str<'a>>,
     /// Content categories of the current page.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub pagecat: Vec<Str<'a>>,
     /// URL of the page.
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub page: Option<Str<'a>>,
     /// Referrer URL (JSON `ref`).
-    #[serde(rename = "ref", default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ref",
+        default,
+        deserialize_with = "de::unread::opt_str",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub referrer: Option<Str<'a>>,
     /// Search string that led to the page.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub search: Option<Str<'a>>,
     /// 1 = the site is optimised for mobile.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub mobile: Option<i32>,
     /// 1 = the site has a privacy policy.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub privacypolicy: Option<i32>,
     /// The publisher of the site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher: Option<Publisher<'a>>,
     /// The content in which the impression appears.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub content: Option<Box<Content<'a>>>,
     /// Comma separated keywords.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub keywords: Option<Str<'a>>,
     /// Keywords as a list.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub kwarray: Vec<Str<'a>>,
     /// Domain for inventory-sharing authorization (ads.txt `inventorypartnerdomain`).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub inventorypartnerdomain: Option<Str<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -762,55 +767,55 @@ pub struct App<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// App name.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub name: Option<Str<'a>>,
     /// Store ID of the app (bundle or package name, or numeric ID on iOS).
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub bundle: Option<Str<'a>>,
     /// Domain of the app.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub domain: Option<Str<'a>>,
     /// App store URL.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub storeurl: Option<Str<'a>>,
     /// Taxonomy of the category lists. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub cattax: Option<CategoryTaxonomy>,
     /// Content categories of the app.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub cat: Vec<Str<'a>>,
     /// Content categories of the current section.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub sectioncat: Vec<Str<'a>>,
     /// Content categories of the current view.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub pagecat: Vec<Str<'a>>,
     /// Application version.
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub ver: Option<Str<'a>>,
     /// 1 = the app has a privacy policy.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub privacypolicy: Option<i32>,
     /// 0 = free, 1 = paid app.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub paid: Option<i32>,
     /// The publisher of the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher: Option<Publisher<'a>>,
     /// The content in which the impression appears.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub content: Option<Box<Content<'a>>>,
     /// Comma separated keywords.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub keywords: Option<Str<'a>>,
     /// Keywords as a list.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub kwarray: Vec<Str<'a>>,
     /// Domain for inventory-sharing authorization.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub inventorypartnerdomain: Option<Str<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -855,19 +860,19 @@ pub struct Publisher<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// Publisher name.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub name: Option<Str<'a>>,
     /// Taxonomy of `cat`. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub cattax: Option<CategoryTaxonomy>,
     /// Content categories of the publisher.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub cat: Vec<Str<'a>>,
     /// Highest level domain of the publisher.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub domain: Option<Str<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1041,16 +1046,16 @@ pub struct Device<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo: Option<Geo<'a>>,
     /// Do Not Track: 1 = tracking restricted.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub dnt: Option<i32>,
     /// Limit Ad Tracking: 1 = tracking must be limited per commercial guidelines.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub lmt: Option<i32>,
     /// Browser user agent string.
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub ua: Option<Str<'a>>,
     /// Structured user agent (from User-Agent Client Hints).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub sua: Option<UserAgent<'a>>,
     /// IPv4 address closest to the device.
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
@@ -1062,79 +1067,79 @@ pub struct Device<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devicetype: Option<DeviceType>,
     /// Device make (e.g. "Apple").
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub make: Option<Str<'a>>,
     /// Device model (e.g. "iPhone").
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub model: Option<Str<'a>>,
     /// Device operating system (e.g. "iOS").
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub os: Option<Str<'a>>,
     /// Device operating system version.
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub osv: Option<Str<'a>>,
     /// Hardware version of the device (e.g. "5S").
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub hwv: Option<Str<'a>>,
     /// Physical screen height in pixels.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub h: Option<i32>,
     /// Physical screen width in pixels.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub w: Option<i32>,
     /// Screen size as pixels per linear inch.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub ppi: Option<i32>,
     /// Ratio of physical pixels to device-independent pixels.
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub pxratio: Option<f64>,
     /// 1 = JavaScript supported.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub js: Option<i32>,
     /// 1 = the geolocation API is available to the banner.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub geofetch: Option<i32>,
     /// Flash version supported by the browser.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub flashver: Option<Str<'a>>,
     /// Browser language (ISO-639-1-alpha-2).
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub language: Option<Str<'a>>,
     /// Browser language (IETF BCP 47).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub langb: Option<Str<'a>>,
     /// Carrier or ISP (e.g. "VERIZON").
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub carrier: Option<Str<'a>>,
     /// Mobile carrier as MCC-MNC (e.g. "310-005").
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub mccmnc: Option<Str<'a>>,
     /// Network connection type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub connectiontype: Option<ConnectionType>,
     /// Advertising ID (IDFA, AAID, ...).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub ifa: Option<Str<'a>>,
     /// Deprecated hashed hardware device ID (SHA1).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub didsha1: Option<Str<'a>>,
     /// Deprecated hashed hardware device ID (MD5).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub didmd5: Option<Str<'a>>,
     /// Deprecated hashed platform device ID (SHA1).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub dpidsha1: Option<Str<'a>>,
     /// Deprecated hashed platform device ID (MD5).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub dpidmd5: Option<Str<'a>>,
     /// Deprecated hashed MAC address (SHA1).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub macsha1: Option<Str<'a>>,
     /// Deprecated hashed MAC address (MD5).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub macmd5: Option<Str<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1188,22 +1193,22 @@ pub struct BrandVersion<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Geo<'a> {
     /// Latitude, -90.0 to 90.0 (south negative).
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub lat: Option<f64>,
     /// Longitude, -180.0 to 180.0 (west negative).
-    #[serde(default, deserialize_with = "de::opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_f64", skip_serializing_if = "Option::is_none")]
     pub lon: Option<f64>,
     /// Source of the location data (JSON `type`).
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub kind: Option<LocationType>,
     /// Estimated accuracy in metres.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<i32>,
     /// Seconds since the geolocation fix was established.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub lastfix: Option<i32>,
     /// Service or provider used to determine the location from IP.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub ipservice: Option<i32>,
     /// Country code (ISO-3166-1-alpha-3).
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
@@ -1212,7 +1217,7 @@ pub struct Geo<'a> {
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub region: Option<Str<'a>>,
     /// Region of a country (FIPS 10-4).
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub regionfips104: Option<Str<'a>>,
     /// Google metro code.
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
@@ -1221,13 +1226,13 @@ pub struct Geo<'a> {
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub city: Option<Str<'a>>,
     /// ZIP or postal code.
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub zip: Option<Str<'a>>,
     /// Local time as +/- minutes from UTC.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub utcoffset: Option<i32>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1242,19 +1247,19 @@ pub struct User<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub buyeruid: Option<Str<'a>>,
     /// Deprecated: year of birth.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub yob: Option<i32>,
     /// Deprecated: "M", "F" or "O".
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub gender: Option<Str<'a>>,
     /// Comma separated keywords, interests or intent.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub keywords: Option<Str<'a>>,
     /// Keywords as a list.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub kwarray: Vec<Str<'a>>,
     /// Bidder data set in the exchange's cookie.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub customdata: Option<Str<'a>>,
     /// Location of the user's home base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1278,19 +1283,19 @@ pub struct User<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Data<'a> {
     /// Exchange-specific ID for the data provider.
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// Exchange-specific name for the data provider.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub name: Option<Str<'a>>,
     /// Client IDs.
-    #[serde(default, deserialize_with = "de::vec_cow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec_cow", skip_serializing_if = "Vec::is_empty")]
     pub cids: Vec<Str<'a>>,
     /// Data segments.
     #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
     pub segment: Vec<Segment<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1302,13 +1307,13 @@ pub struct Segment<'a> {
     #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     /// Name of the segment.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub name: Option<Str<'a>>,
     /// Value of the segment.
-    #[serde(default, deserialize_with = "de::opt_cow", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_cow", skip_serializing_if = "Option::is_none")]
     pub value: Option<Str<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 
@@ -1317,22 +1322,22 @@ pub struct Segment<'a> {
 #[serde(bound(deserialize = "'de: 'a"))]
 pub struct Eid<'a> {
     /// Canonical domain of the entity that added the ID.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub inserter: Option<Str<'a>>,
     /// Canonical domain of the ID source (e.g. "liveramp.com").
     #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
     pub source: Option<Str<'a>>,
     /// Technology provider that matched the ID.
-    #[serde(default, deserialize_with = "de::opt_str", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_str", skip_serializing_if = "Option::is_none")]
     pub matcher: Option<Str<'a>>,
     /// Match method.
-    #[serde(default, deserialize_with = "de::opt_int", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::opt_int", skip_serializing_if = "Option::is_none")]
     pub mm: Option<i32>,
     /// The identifiers.
-    #[serde(default, deserialize_with = "de::vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "de::unread::vec", skip_serializing_if = "Vec::is_empty")]
     pub uids: Vec<Uid<'a>>,
     /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 

@@ -344,6 +344,128 @@ fn negative_zero_in_a_native_request_object_reads_the_same_with_both_parsers() {
     assert!(request.contains("\"len\":0.0"), "{request}");
 }
 
+/// `kept` is `full` with fields left out: every field `kept` has (other than null or an empty
+/// list or object, what a skipped field serializes to) is in `full` with the same value.
+fn kept_within(kept: &serde_json::Value, full: &serde_json::Value, path: &str) -> Result<usize, String> {
+    use serde_json::Value;
+    match (kept, full) {
+        (Value::Object(k), Value::Object(f)) => {
+            let mut left_out = f.keys().filter(|key| !k.contains_key(*key)).count();
+            for (key, kv) in k {
+                let empty = kv.is_null() || kv.as_array().is_some_and(Vec::is_empty);
+                match f.get(key) {
+                    Some(fv) => left_out += kept_within(kv, fv, &format!("{path}.{key}"))?,
+                    None if empty => {}
+                    None => return Err(format!("{path}.{key} is not in the full parse")),
+                }
+            }
+            Ok(left_out)
+        }
+        (Value::Array(k), Value::Array(f)) if k.len() == f.len() => k
+            .iter()
+            .zip(f)
+            .enumerate()
+            .try_fold(0, |n, (i, (kv, fv))| Ok(n + kept_within(kv, fv, &format!("{path}[{i}]"))?)),
+        (Value::Array(k), _) if k.is_empty() => Ok(1),
+        (Value::Null, _) => Ok(1),
+        _ if kept == full => Ok(0),
+        _ => Err(format!("{path}: {kept} here, {full} in the full parse")),
+    }
+}
+
+/// What the bidder's parse keeps is what the full parse has; it leaves out what the bidder
+/// does not read, and the full parse is whole again afterwards (the skipping is per call).
+#[test]
+fn the_bidders_parse_keeps_what_the_full_parse_has_and_leaves_out_the_rest() {
+    for (name, bytes) in samples() {
+        let full = parse_request(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kept = parse_request_for_bidding(&bytes).unwrap_or_else(|e| panic!("{name}: bidding: {e}"));
+        let (k, f) = (serde_json::to_value(&kept).expect("json"), serde_json::to_value(&full).expect("json"));
+        let left_out = kept_within(&k, &f, "").unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "banner_site.json" || name == "video_app.json" {
+            assert!(left_out >= 10, "{name}: only {left_out} fields left out");
+        }
+        assert_eq!(parse_request(&bytes).expect("again"), full, "{name}: the full parse after the bidder's");
+        // Normalising and validating the bidder's parse agrees with the full one.
+        let (mut kept, mut full) = (kept, full);
+        kept.normalize_2_5();
+        full.normalize_2_5();
+        assert_eq!(kept.validate().map_err(|e| e.path), full.validate().map_err(|e| e.path), "{name}");
+        let k = serde_json::to_value(&kept).expect("json");
+        kept_within(&k, &serde_json::to_value(&full).expect("json"), "")
+            .unwrap_or_else(|e| panic!("{name}: normalised: {e}"));
+    }
+}
+
+/// The fields the bidder decides on survive its parse (a field that loses its `unread` mark
+/// must be read again; one marked by mistake fails here or in the bidder's HTTP tests).
+#[test]
+fn the_bidders_parse_keeps_the_fields_it_decides_on() {
+    let bytes = std::fs::read(testdata().join("banner_site.json")).expect("read");
+    let full = parse_request(&bytes).expect("full");
+    let r = parse_request_for_bidding(&bytes).expect("bidding");
+    let (imp, fimp) = (&r.imp[0], &full.imp[0]);
+    assert_eq!(
+        (&imp.id, &imp.tagid, imp.bidfloor, &imp.bidfloorcur),
+        (&fimp.id, &fimp.tagid, fimp.bidfloor, &fimp.bidfloorcur)
+    );
+    let (b, fb) = (imp.banner.as_ref().expect("banner"), fimp.banner.as_ref().expect("banner"));
+    assert_eq!((b.w, b.h, b.format.len()), (fb.w, fb.h, fb.format.len()));
+    assert_eq!((b.format[0].w, b.format[0].h), (Some(300), Some(250)));
+    assert!(b.battr.is_empty() && !fb.battr.is_empty(), "battr is not read by the bidder");
+    let (deal, fdeal) = (&imp.pmp.as_ref().expect("pmp").deals[0], &fimp.pmp.as_ref().expect("pmp").deals[0]);
+    assert_eq!((&deal.id, deal.bidfloor, &deal.bidfloorcur), (&fdeal.id, fdeal.bidfloor, &fdeal.bidfloorcur));
+    assert_eq!(imp.pmp.as_ref().map(|p| p.private_auction), fimp.pmp.as_ref().map(|p| p.private_auction));
+    let (site, fsite) = (r.site.as_ref().expect("site"), full.site.as_ref().expect("site"));
+    assert_eq!((&site.id, &site.domain, &site.page), (&fsite.id, &fsite.domain, &fsite.page));
+    assert_eq!(site.publisher.as_ref().and_then(|p| p.id.clone()), Some("8953".into()));
+    assert!(site.content.is_none() && fsite.content.is_some(), "site.content is not read by the bidder");
+    let (d, fd) = (r.device.as_ref().expect("device"), full.device.as_ref().expect("device"));
+    assert_eq!((&d.ua, &d.ip, &d.os, &d.language), (&fd.ua, &fd.ip, &fd.os, &fd.language));
+    assert_eq!(d.devicetype, fd.devicetype);
+    let (g, fg) = (d.geo.as_ref().expect("geo"), fd.geo.as_ref().expect("geo"));
+    assert_eq!((&g.country, &g.region, &g.city, &g.metro), (&fg.country, &fg.region, &fg.city, &fg.metro));
+    let (u, fu) = (r.user.as_ref().expect("user"), full.user.as_ref().expect("user"));
+    assert_eq!((&u.id, &u.buyeruid), (&fu.id, &fu.buyeruid));
+    fn segs(u: &User) -> Vec<Option<String>> {
+        u.data.iter().flat_map(|d| d.segment.iter().map(|s| s.id.as_deref().map(str::to_string))).collect()
+    }
+    fn sources(u: &User) -> Vec<Option<String>> {
+        u.eids.iter().map(|e| e.source.as_deref().map(str::to_string)).collect()
+    }
+    assert_eq!(segs(u), segs(fu));
+    assert_eq!(segs(u).len(), 3);
+    assert_eq!(sources(u), sources(fu));
+    assert_eq!(
+        (&r.id, &r.cur, &r.bcat, &r.badv, r.tmax, r.at),
+        (&full.id, &full.cur, &full.bcat, &full.badv, full.tmax, full.at)
+    );
+    assert_eq!(r.regs, full.regs);
+    assert!(r.source.is_none() && full.source.is_some(), "source is not read by the bidder");
+}
+
+/// Skipped fields are not type-checked (OpenRTB asks bidders to tolerate what they do not
+/// use), but JSON syntax is checked everywhere and read fields keep their checks and paths.
+/// (Neither parser checks UTF-8 inside a string it skips, as for unknown fields.)
+#[test]
+fn the_bidders_parse_skips_type_slips_in_unread_fields_but_not_broken_json() {
+    let slips = br#"{"id":"x","imp":[{"id":"1","banner":{"w":300,"h":250,"battr":"none"},"metric":{"type":7}}],"device":{"w":"wide","ua":"UA"},"source":"ex"}"#;
+    assert!(parse_request(slips).is_err(), "the full parse checks every field");
+    let r = parse_request_for_bidding(slips).expect("the bidder's parse skips them");
+    assert_eq!(r.device.as_ref().and_then(|d| d.ua.as_deref()), Some("UA"));
+    assert_eq!(r.imp[0].banner.as_ref().and_then(|b| b.w), Some(300));
+    for broken in [
+        &br#"{"id":"x","imp":[{"id":"1","metric":[1,,2]}]}"#[..],
+        br#"{"id":"x","device":{"w":01}}"#,
+        br#"{"id":"x","site":{"content":{"title":"a}}"#,
+    ] {
+        let e = parse_request_for_bidding(broken).expect_err(&String::from_utf8_lossy(broken));
+        assert_ne!(e.kind, ParseErrorKind::Data, "{e}");
+    }
+    let e = parse_request_for_bidding(br#"{"id":"x","imp":[{"id":"1","bidfloor":"cheap"}]}"#).expect_err("floor");
+    assert_eq!((e.path.as_str(), e.kind), ("imp[0].bidfloor", ParseErrorKind::Data));
+}
+
 mod differential {
     use super::*;
     use proptest::prelude::*;
@@ -376,6 +498,34 @@ mod differential {
                 let reference = parse_request_serde_json(&body);
                 prop_assert!(reference.is_ok(), "sonic-rs accepted what serde_json rejects: {:?}", reference);
                 prop_assert_eq!(reference.ok(), Some(fast));
+            }
+        }
+
+        /// Mutated samples through the bidder's parse: whatever the full parse takes, it takes
+        /// too, keeping the same fields; whatever it takes is valid JSON.
+        #[test]
+        fn the_bidders_parse_is_the_full_parse_less_unread_fields(
+            which in 0usize..7,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+                Just(b'"'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'9'), Just(b'.'), Just(b'-'),
+                Just(b'e'), Just(b' '), Just(b'\\'), Just(b'n'), Just(b'{'), Just(b'['), Just(0x01u8), Just(0xC3u8),
+            ]), 1..4),
+        ) {
+            let corpus = corpus();
+            let mut body = corpus[which % corpus.len()].clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            let kept = parse_request_for_bidding(&body);
+            if let Ok(full) = parse_request(&body) {
+                prop_assert!(kept.is_ok(), "the bidder's parse refused what the full parse takes: {:?}", kept.err());
+                let k = serde_json::to_value(kept.as_ref().ok()).expect("json");
+                let f = serde_json::to_value(Some(&full)).expect("json");
+                prop_assert!(kept_within(&k, &f, "").is_ok(), "{:?}", kept_within(&k, &f, ""));
+            }
+            if kept.is_ok() {
+                prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(), "not JSON, yet taken");
             }
         }
 

@@ -442,7 +442,7 @@ pub(crate) async fn bid_body(st: &AppState, arrived: Instant, body: Result<axum:
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let mut req = match adp_openrtb::parse_request(&bytes) {
+    let mut req = match adp_openrtb::parse_request_for_bidding(&bytes) {
         Ok(r) => r,
         Err(e) => {
             let code = if e.kind == adp_openrtb::ParseErrorKind::Data { "invalid_value" } else { "malformed_json" };

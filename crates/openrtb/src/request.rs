@@ -266,8 +266,9 @@ pub struct Imp<'a> {
     /// Details about ad slot refreshes.
     #[serde(default, deserialize_with = "de::unread::plain", skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
-    /// Extensions.
-    #[serde(default, deserialize_with = "de::ext", skip_serializing_if = "Option::is_none")]
+    /// Extensions. (2.5's `prebid.is_rewarded_inventory` here is lifted into `rwdd`, which the
+    /// bidder does not use.)
+    #[serde(default, deserialize_with = "de::unread::ext", skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
 }
 

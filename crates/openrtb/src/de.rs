@@ -500,16 +500,24 @@ fn skip_unread() -> bool {
 pub mod unread {
     use super::*;
 
+    /// Skips the value (default result) while the bidder parses, else `parse`s it.
+    fn skip_or<'de, D: Deserializer<'de>, T: Default>(
+        d: D,
+        parse: impl FnOnce(D) -> Result<T, D::Error>,
+    ) -> Result<T, D::Error> {
+        if skip_unread() {
+            de::IgnoredAny::deserialize(d)?;
+            Ok(T::default())
+        } else {
+            parse(d)
+        }
+    }
+
     macro_rules! unread {
         ($($name:ident -> $t:ty;)*) => {$(
             #[doc = concat!("[`super::", stringify!($name), "`], or skipped while the bidder parses.")]
             pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
-                if skip_unread() {
-                    de::IgnoredAny::deserialize(d)?;
-                    Ok(Default::default())
-                } else {
-                    super::$name(d)
-                }
+                skip_or(d, super::$name)
             }
         )*};
     }
@@ -520,12 +528,7 @@ pub mod unread {
             where
                 'de: 'a,
             {
-                if skip_unread() {
-                    de::IgnoredAny::deserialize(d)?;
-                    Ok(Default::default())
-                } else {
-                    super::$name(d)
-                }
+                skip_or(d, super::$name)
             }
         )*};
     }
@@ -543,21 +546,11 @@ pub mod unread {
 
     /// [`super::vec`], or skipped while the bidder parses.
     pub fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-        if skip_unread() {
-            de::IgnoredAny::deserialize(d)?;
-            Ok(Vec::new())
-        } else {
-            super::vec(d)
-        }
+        skip_or(d, super::vec)
     }
 
     /// A field's own `Deserialize`, or skipped while the bidder parses.
     pub fn plain<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
-        if skip_unread() {
-            de::IgnoredAny::deserialize(d)?;
-            Ok(T::default())
-        } else {
-            T::deserialize(d)
-        }
+        skip_or(d, T::deserialize)
     }
 }

@@ -474,6 +474,37 @@ mod differential {
         samples().into_iter().map(|(_, b)| b).collect()
     }
 
+    /// A sample with one to three bytes replaced by JSON-significant or invalid ones.
+    fn mutated_sample() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            Just(b'"'),
+            Just(b','),
+            Just(b'}'),
+            Just(b']'),
+            Just(b'0'),
+            Just(b'9'),
+            Just(b'.'),
+            Just(b'-'),
+            Just(b'e'),
+            Just(b' '),
+            Just(b'\\'),
+            Just(b'n'),
+            Just(b'{'),
+            Just(b'['),
+            Just(0x01u8),
+            Just(0xC3u8),
+        ];
+        (0usize..7, proptest::collection::vec((any::<prop::sample::Index>(), byte), 1..4)).prop_map(|(which, edits)| {
+            let corpus = corpus();
+            let mut body = corpus[which % corpus.len()].clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            body
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
 
@@ -482,18 +513,8 @@ mod differential {
         /// different than serde_json).
         #[test]
         fn sonic_never_disagrees_with_serde_json(
-            which in 0usize..7,
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
-                Just(b'"'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'9'), Just(b'.'), Just(b'-'),
-                Just(b'e'), Just(b' '), Just(b'\\'), Just(b'n'), Just(b'{'), Just(b'['), Just(0x01u8), Just(0xC3u8),
-            ]), 1..4),
+            body in mutated_sample(),
         ) {
-            let corpus = corpus();
-            let mut body = corpus[which % corpus.len()].clone();
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
             if let Ok(fast) = parse_request_sonic(&body) {
                 let reference = parse_request_serde_json(&body);
                 prop_assert!(reference.is_ok(), "sonic-rs accepted what serde_json rejects: {:?}", reference);
@@ -505,18 +526,8 @@ mod differential {
         /// too, keeping the same fields; whatever it takes is valid JSON.
         #[test]
         fn the_bidders_parse_is_the_full_parse_less_unread_fields(
-            which in 0usize..7,
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
-                Just(b'"'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'9'), Just(b'.'), Just(b'-'),
-                Just(b'e'), Just(b' '), Just(b'\\'), Just(b'n'), Just(b'{'), Just(b'['), Just(0x01u8), Just(0xC3u8),
-            ]), 1..4),
+            body in mutated_sample(),
         ) {
-            let corpus = corpus();
-            let mut body = corpus[which % corpus.len()].clone();
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
             let kept = parse_request_for_bidding(&body);
             if let Ok(full) = parse_request(&body) {
                 prop_assert!(kept.is_ok(), "the bidder's parse refused what the full parse takes: {:?}", kept.err());

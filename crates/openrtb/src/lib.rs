@@ -117,14 +117,41 @@ pub fn parse_request_for_bidding(bytes: &[u8]) -> Result<BidRequest<'_>, ParseEr
 /// deeper bodies go to `serde_json`, whose skipping is iterative and limited to 128 levels.
 pub const SONIC_MAX_DEPTH: usize = if cfg!(debug_assertions) { 24 } else { 128 };
 
-/// Whether `bytes` nests at most [`SONIC_MAX_DEPTH`] levels. Cheap first: the number of `[`
-/// and `{` bytes bounds the depth, and counting them is a vectorised pass (~25 ns/KiB); only
-/// bodies with more brackets than the limit get the exact, string-aware scan.
+/// Whether sonic-rs may parse `bytes`: safely, and no more leniently than `serde_json`.
+///
+/// - The body nests at most [`SONIC_MAX_DEPTH`] levels. Cheap first: the number of `[` and
+///   `{` bytes bounds the depth, and counting them is a vectorised pass (~25 ns/KiB); only
+///   bodies with more brackets than the limit get the exact, string-aware scan.
+/// - Every `\u` escape has its four hex digits (see [`unicode_escapes_complete`]).
 pub fn sonic_safe(bytes: &[u8]) -> bool {
     // A body of at most that many bytes cannot nest deeper (a typical decide request).
-    bytes.len() <= SONIC_MAX_DEPTH
+    (bytes.len() <= SONIC_MAX_DEPTH
         || brackets_at_most(bytes, SONIC_MAX_DEPTH)
-        || max_depth_within(bytes, SONIC_MAX_DEPTH)
+        || max_depth_within(bytes, SONIC_MAX_DEPTH))
+        && unicode_escapes_complete(bytes)
+}
+
+/// Whether every `\u` escape in `bytes` is followed by four hex digits. sonic-rs 0.5 checks
+/// that in the strings it reads but not in the values it skips (unknown fields, and the
+/// fields [`parse_request_for_bidding`] leaves out), where `serde_json` refuses `"\uzzle"`
+/// (a proptest finding). In valid JSON every backslash opens an escape inside a string, so the
+/// escapes are found without tracking strings; a backslash outside a string is a syntax error
+/// for both parsers whatever this says. Bodies without a backslash, the usual case, cost one
+/// vectorised search.
+fn unicode_escapes_complete(bytes: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = bytes.get(from..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let at = from + i;
+        from = match bytes.get(at + 1) {
+            Some(b'u') => match bytes.get(at + 2..at + 6) {
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => at + 6,
+                _ => return false,
+            },
+            Some(_) => at + 2,
+            None => return true,
+        };
+    }
+    true
 }
 
 /// Whether `bytes` holds at most `limit` `[` and `{` bytes. Counts per 64-byte block in a `u8`
@@ -312,6 +339,26 @@ mod tests {
         // Brackets inside strings (escaped quotes too) do not count.
         let in_string = format!(r#"{{"a":"\"{}"}}"#, "[".repeat(1000));
         assert!(sonic_safe(in_string.as_bytes()));
+    }
+
+    #[test]
+    fn unicode_escapes() {
+        for good in [&br#""""#[..], br#""\u00e9\\u""#, br#""\\\u0041""#, br#""\"\n\uABCD""#, br#""\"#] {
+            assert!(unicode_escapes_complete(good), "{}", String::from_utf8_lossy(good));
+        }
+        for bad in [&br#""\uzzle""#[..], br#""\u12""#, br#""\\\u12g4""#, br#""\u"#] {
+            assert!(!unicode_escapes_complete(bad), "{}", String::from_utf8_lossy(bad));
+            assert!(serde_json::from_slice::<serde::de::IgnoredAny>(bad).is_err());
+        }
+        // In a field nobody reads, the bad escape is now a syntax error from both parses.
+        let in_unread = r#"{"id":"x","imp":[{"id":"1"}],"app":{"name":"\uzzle"},"zzz":"\u00e9"}"#;
+        let in_unknown = r#"{"id":"x","imp":[{"id":"1"}],"zzz":"\uzzle"}"#;
+        for b in [in_unread, in_unknown] {
+            assert_eq!(parse_request(b.as_bytes()).map_err(|e| e.kind), Err(ParseErrorKind::Syntax));
+            assert_eq!(parse_request_for_bidding(b.as_bytes()).map_err(|e| e.kind), Err(ParseErrorKind::Syntax));
+            let fixed = b.replace(r"\uzzle", r"\u0041zle");
+            assert!(parse_request(fixed.as_bytes()).is_ok() && parse_request_for_bidding(fixed.as_bytes()).is_ok());
+        }
     }
 
     #[test]

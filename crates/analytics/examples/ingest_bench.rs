@@ -19,6 +19,8 @@
 //! 5. rowbinary FILE: writes the events as the sink would insert them (RowBinary, columns
 //!    `EVENT_COLUMNS`) to FILE, for timing `clickhouse-client` with none of this code in the loop.
 //!
+//! `BENCH_PACK=N` sets the events per Kafka message for end to end and consume (default 64, the
+//! forwarder's default; 1 = one keyed message per event, as before session 12).
 //! `BENCH_INSERTS=N` sets the INSERTs each batch is split into (default 2), for the sink and end
 //! to end; `BENCH_LZ4=0` sends inserts uncompressed. Everything (the broker, ClickHouse, the
 //! ingest) shares this machine's cores.
@@ -26,7 +28,7 @@
 use adp_analytics::ingest::consumer_config;
 use adp_analytics::rowbinary::{encode_event_row, event_id_bytes, Provenance};
 use adp_analytics::sink::{Batch, EventsSink, IngestCounters};
-use adp_analytics::testkit::{produce, rows_of, sample_events, ClickHouseServer, TansuBroker};
+use adp_analytics::testkit::{produce, produce_packed, rows_of, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestSettings, MigrateSettings};
 use adp_domain::events::Event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -143,20 +145,37 @@ async fn sink(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
     );
 }
 
-/// A broker of its own with the events in [`TOPIC`].
-fn broker_with(events: &[Event]) -> TansuBroker {
+/// Events per Kafka message (`BENCH_PACK`, default 64 as the forwarder's
+/// `kafka.events_per_message`; 1: one keyed message per event, as before session 12).
+fn pack() -> usize {
+    std::env::var("BENCH_PACK").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+/// A broker of its own with the events in [`TOPIC`], in messages as the forwarder sends them.
+/// Returns the broker and the number of messages.
+fn broker_with(events: &[Event]) -> (TansuBroker, usize) {
     let broker = TansuBroker::start();
     broker.create_topic(TOPIC, PARTITIONS as u32);
     let t = Instant::now();
-    produce(&broker.brokers(), TOPIC, events);
-    println!("(produced {} events to Tansu in {:.2} s)", events.len(), t.elapsed().as_secs_f64());
-    broker
+    let messages = match pack() {
+        0 | 1 => {
+            produce(&broker.brokers(), TOPIC, events);
+            events.len()
+        }
+        n => produce_packed(&broker.brokers(), TOPIC, events, PARTITIONS as usize, n) as usize,
+    };
+    println!(
+        "(produced {} events in {messages} messages to Tansu in {:.2} s)",
+        events.len(),
+        t.elapsed().as_secs_f64()
+    );
+    (broker, messages)
 }
 
 /// 2. Kafka → ingest → ClickHouse.
 async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usize) {
     let rows = rows_of(events) as usize;
-    let broker = broker_with(events);
+    let (broker, _) = broker_with(events);
     let settings = IngestSettings {
         clickhouse: ch_settings(server, "bench_e2e"),
         brokers: broker.brokers(),
@@ -216,7 +235,7 @@ async fn end_to_end(server: &ClickHouseServer, events: &[Event], batch_rows: usi
 
 /// 3. Kafka → the ingest's consumer settings → poll (and decode), no ClickHouse.
 fn consume_only(events: &[Event]) {
-    let broker = broker_with(events);
+    let (broker, messages) = broker_with(events);
     for decode in [false, true, false, true] {
         let settings = IngestSettings {
             brokers: broker.brokers(),
@@ -235,7 +254,7 @@ fn consume_only(events: &[Event]) {
         let mut first: Option<Instant> = None;
         let (mut n, mut bytes) = (0usize, 0usize);
         let mut batch = Batch::default();
-        while n < events.len() {
+        while n < messages {
             assert!(t.elapsed() < Duration::from_secs(300), "consumed only {n}");
             let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) else { continue };
             first.get_or_insert_with(Instant::now);
@@ -244,7 +263,9 @@ fn consume_only(events: &[Event]) {
             bytes += payload.len();
             if decode {
                 // What the ingest does: the record, read in place, into the batch's RowBinary.
-                batch.push_record(msg.partition(), msg.offset(), payload).unwrap_or_else(|e| panic!("decode: {e}"));
+                if let Some((_, e)) = batch.push_message(msg.partition(), msg.offset(), payload) {
+                    panic!("decode: {e}");
+                }
                 if batch.len() >= 200_000 {
                     batch.clear();
                 }
@@ -253,11 +274,12 @@ fn consume_only(events: &[Event]) {
         let secs = t.elapsed().as_secs_f64();
         let steady = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(secs);
         println!(
-            "consume{}: {n} messages ({:.1} MB of values) in {secs:.2} s = {:.0} msg/s; after the first message {:.0} msg/s",
+            "consume{}: {} events in {n} messages ({:.1} MB of values) in {secs:.2} s = {:.0} events/s; after the first message {:.0} events/s",
             if decode { " + decode" } else { "" },
+            events.len(),
             bytes as f64 / 1e6,
-            n as f64 / secs,
-            n as f64 / steady
+            events.len() as f64 / secs,
+            events.len() as f64 / steady
         );
     }
 }

@@ -37,9 +37,9 @@ pub struct IngestSettings {
     pub topic: String,
     /// The consumer group offsets are committed under (for lag tools; ClickHouse is the truth).
     pub group_id: String,
-    /// A batch is written when it holds this many messages...
+    /// A batch is written when it holds this many rows (events)...
     pub batch_rows: usize,
-    /// ...or when its first message is this old.
+    /// ...or when its first event is this old.
     pub batch_ms: u64,
     /// Days of raw events kept (hourly partition drops); 0 keeps all.
     pub ttl_days: u32,
@@ -245,7 +245,7 @@ pub async fn run_ingest_with(
         tracing::debug!(
             inserted = outcome.inserted,
             duplicates = outcome.duplicates,
-            messages = batch.messages(),
+            records = batch.records(),
             idle_ms = idle.as_millis() as u64,
             write_ms = wrote.as_millis() as u64,
             offsets_ms = recording.elapsed().as_millis() as u64,
@@ -360,15 +360,13 @@ impl Reader {
                     if self.take(&mut guard, partition, offset) {
                         self.counters.consumed.fetch_add(1, Ordering::Relaxed);
                         batch.next_offsets.insert(partition, offset + 1);
-                        match batch.push_record(partition, offset, msg.payload().unwrap_or_default()) {
-                            Ok(()) => {}
-                            Err(e) => {
-                                batch.undecodable += 1;
-                                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                                if warned_decode.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                                    warned_decode = Some(Instant::now());
-                                    tracing::warn!(partition, offset, error = %e, "skipping a message that is not an event record");
-                                }
+                        if let Some((skipped, e)) =
+                            batch.push_message(partition, offset, msg.payload().unwrap_or_default())
+                        {
+                            self.counters.undecodable.fetch_add(skipped, Ordering::Relaxed);
+                            if warned_decode.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                                warned_decode = Some(Instant::now());
+                                tracing::warn!(partition, offset, skipped, error = %e, "skipping records that are not events");
                             }
                         }
                         batch_started.get_or_insert_with(Instant::now);
@@ -389,14 +387,14 @@ impl Reader {
             let due = read_clocks && batch_started.is_some_and(|t| t.elapsed() >= self.batch_wait);
             if full || due {
                 let (filled, handing) = (batch_started.take().map(|t| t.elapsed()), Instant::now());
-                let messages = batch.messages();
+                let records = batch.records();
                 if self.tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                     return Ok(());
                 }
                 // Taken after the hand-over: by then the sink has often given one back.
                 batch = self.empty_batch();
                 tracing::debug!(
-                    messages,
+                    records,
                     fill_ms = filled.unwrap_or_default().as_millis() as u64,
                     blocked_ms = handing.elapsed().as_millis() as u64,
                     "batch handed to the sink"

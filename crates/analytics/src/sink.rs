@@ -72,14 +72,14 @@ pub struct Incoming {
 
 /// What the consumer hands the sink: decoded events, already in the RowBinary the insert sends
 /// (all columns but the provenance ones, which depend on the attempt), and, per partition, the
-/// offset after the last message consumed (undecodable messages included).
+/// offset after the last message consumed (undecodable ones included).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     /// The rows' columns up to `reason` ([`encode_event_fields`]), one after another.
     data: Vec<u8>,
     rows: Vec<Row>,
     pub next_offsets: BTreeMap<i32, i64>,
-    /// Messages that did not decode (skipped, their offsets still advance).
+    /// Records that did not decode (skipped; their messages' offsets still advance).
     pub undecodable: u64,
     /// Rows that are the request event a decision stands for
     /// ([`EventRef::implied_request`]): a second row of the same message.
@@ -127,7 +127,35 @@ impl Batch {
         Ok(())
     }
 
-    /// Adds the rows of one message: the event, after the request event it stands for if it
+    /// Adds the events of one Kafka message: an adp-eventwire batch of one or more records (the
+    /// forwarder packs the events of a partition; see `adp_events::forwarder`). A record that
+    /// does not decode is skipped and counted in `undecodable`, and so is the rest of the message
+    /// after a broken envelope, as one; an empty message counts as one. Returns how many were
+    /// skipped, and the first error.
+    pub fn push_message(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        value: &[u8],
+    ) -> Option<(u64, adp_eventwire::DecodeError)> {
+        if value.is_empty() {
+            self.undecodable += 1;
+            return Some((1, adp_eventwire::DecodeError::Truncated { reason: "empty" }));
+        }
+        let mut skipped: Option<(u64, adp_eventwire::DecodeError)> = None;
+        for record in adp_eventwire::record_slices(value) {
+            if let Err(e) = record.and_then(|r| self.push_record(partition, offset, r)) {
+                self.undecodable += 1;
+                match &mut skipped {
+                    Some((n, _)) => *n += 1,
+                    None => skipped = Some((1, e)),
+                }
+            }
+        }
+        skipped
+    }
+
+    /// Adds the rows of one record: the event, after the request event it stands for if it
     /// does (`events` holds one row per event of every kind, whichever way it was written).
     fn push_view(&mut self, partition: i32, offset: i64, view: &EventRef<'_>, id: [u8; 16]) {
         if let Some(request) = view.implied_request() {
@@ -154,8 +182,8 @@ impl Batch {
         self.rows.is_empty() && self.next_offsets.is_empty()
     }
 
-    /// Messages in the batch, decodable or not.
-    pub fn messages(&self) -> u64 {
+    /// Records in the batch, decodable or not (a decision that stands for its request is one).
+    pub fn records(&self) -> u64 {
         self.rows.len() as u64 - self.implied + self.undecodable
     }
 
@@ -731,7 +759,7 @@ mod tests {
         let mut batch = Batch::default();
         batch.push_record(2, 40, &record).expect("decodes");
         batch.push_record(2, 41, &record).expect("decodes");
-        assert_eq!((batch.len(), batch.messages()), (4, 2));
+        assert_eq!((batch.len(), batch.records()), (4, 2));
         let decision_id = event_id_bytes(&decision.id);
         let mut request_id = decision_id;
         request_id[15] ^= adp_domain::events::IMPLIED_REQUEST_ID_XOR;
@@ -741,7 +769,40 @@ mod tests {
         let p = prepare(&batch, 0);
         assert_eq!((p.rows.len(), p.in_batch_duplicates), (2, 2));
         batch.clear();
-        assert_eq!((batch.len(), batch.messages()), (0, 0));
+        assert_eq!((batch.len(), batch.records()), (0, 0));
+    }
+
+    /// A message of several records (what the forwarder sends) adds each of them under the
+    /// message's offset; bad records are skipped and counted, the rest kept.
+    #[test]
+    fn a_message_of_several_records_adds_each() {
+        let event = |n: u8| Event {
+            id: format!("0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c{n:02x}"),
+            kind: EventKind::Impression,
+            event_time_ms: 1_750_000_000_000,
+            ..Event::default()
+        };
+        let mut value = Vec::new();
+        adp_eventwire::encode_batch([&event(1), &event(2)], &mut value);
+        value.extend_from_slice(&[0xAE, 9, 1, 0]);
+        adp_eventwire::encode(&event(3), &mut value);
+        let mut batch = Batch::default();
+        let skipped = batch.push_message(5, 70, &value);
+        assert_eq!(skipped, Some((1, adp_eventwire::DecodeError::UnsupportedVersion { found: 9 })));
+        let rows: Vec<(i32, i64, [u8; 16])> = batch.rows.iter().map(|r| (r.partition, r.offset, r.id)).collect();
+        let ids = [1, 2, 3].map(|n| event_id_bytes(&event(n).id));
+        assert_eq!(rows, vec![(5, 70, ids[0]), (5, 70, ids[1]), (5, 70, ids[2])]);
+        assert_eq!((batch.len(), batch.records(), batch.undecodable), (3, 4, 1));
+        // A cut message keeps what came before the cut; an empty one is one bad record.
+        let mut cut = Batch::default();
+        assert!(cut.push_message(5, 71, &value[..value.len() - 1]).is_some());
+        assert_eq!((cut.len(), cut.undecodable), (2, 2));
+        assert_eq!(cut.push_message(5, 72, &[]).map(|(n, _)| n), Some(1));
+        // One record alone, what older forwarders sent, is a message too.
+        let mut one = Vec::new();
+        adp_eventwire::encode(&event(4), &mut one);
+        assert_eq!(cut.push_message(5, 73, &one), None);
+        assert_eq!(cut.len(), 3);
     }
 
     #[test]

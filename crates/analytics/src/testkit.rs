@@ -309,42 +309,91 @@ impl Drop for TansuBroker {
     }
 }
 
-/// Produces events as the forwarder does (key: decision id or id; value: adp-eventwire record)
-/// and waits until the broker has them all.
-pub fn produce(brokers: &str, topic: &str, events: &[Event]) {
-    let producer: BaseProducer = ClientConfig::new()
+fn test_producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .create()
-        .unwrap_or_else(|e| panic!("producer: {e}"));
+        .unwrap_or_else(|e| panic!("producer: {e}"))
+}
+
+/// Sends `record`, waiting while the producer's queue is full.
+fn send_waiting<K: rdkafka::message::ToBytes + ?Sized>(producer: &BaseProducer, mut record: BaseRecord<'_, K, [u8]>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((err, r)) => {
+                assert!(
+                    matches!(
+                        err,
+                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ),
+                    "produce: {err}"
+                );
+                record = r;
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
+/// The Kafka key of an event: its decision id, else its id.
+fn key_of(e: &Event) -> &str {
+    if e.decision_id.is_empty() {
+        &e.id
+    } else {
+        &e.decision_id
+    }
+}
+
+/// Produces events one keyed message each (key: decision id or id; value: one adp-eventwire
+/// record; librdkafka picks the partition), as forwarders before session 12 did, and waits
+/// until the broker has them all.
+pub fn produce(brokers: &str, topic: &str, events: &[Event]) {
+    let producer = test_producer(brokers);
     let mut value = Vec::with_capacity(256);
     for e in events {
         value.clear();
         adp_eventwire::encode(e, &mut value);
-        let key = if e.decision_id.is_empty() { &e.id } else { &e.decision_id };
-        let mut record = BaseRecord::<str, [u8]>::to(topic).key(key.as_str()).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((err, r)) => {
-                    assert!(
-                        matches!(
-                            err,
-                            rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ),
-                        "produce: {err}"
-                    );
-                    record = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send_waiting(&producer, BaseRecord::<str, [u8]>::to(topic).key(key_of(e)).payload(&value));
     }
     producer.flush(Duration::from_secs(60)).unwrap_or_else(|e| panic!("flush: {e}"));
+}
+
+/// Produces events as the forwarder does: grouped by partition
+/// ([`adp_eventwire::partition_for`] of the key, over `partitions`), up to `per_message` records
+/// to a message, in order, no key; waits until the broker has them all. Returns the number of
+/// messages.
+pub fn produce_packed(brokers: &str, topic: &str, events: &[Event], partitions: usize, per_message: usize) -> u64 {
+    let producer = test_producer(brokers);
+    let mut packs: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); partitions.max(1)];
+    let mut messages = 0;
+    let mut send = |partition: usize, pack: &mut (Vec<u8>, usize)| {
+        send_waiting(&producer, BaseRecord::<(), [u8]>::to(topic).partition(partition as i32).payload(&pack.0));
+        pack.0.clear();
+        pack.1 = 0;
+        messages += 1;
+    };
+    for e in events {
+        let p = adp_eventwire::partition_for(key_of(e), partitions) as usize;
+        let pack = &mut packs[p];
+        adp_eventwire::encode(e, &mut pack.0);
+        pack.1 += 1;
+        if pack.1 >= per_message {
+            send(p, pack);
+        }
+    }
+    for (p, pack) in packs.iter_mut().enumerate() {
+        if pack.1 > 0 {
+            send(p, pack);
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap_or_else(|e| panic!("flush: {e}"));
+    messages
 }
 
 /// `events` as a writer that records each request on its own would have written them: every

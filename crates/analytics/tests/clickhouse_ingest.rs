@@ -5,7 +5,7 @@
 //! offset-gap guard re-reads and then accepts.
 
 use adp_analytics::report::{Dimension, Metric, ReportFilters, ReportQuery, Rollup};
-use adp_analytics::testkit::{produce, rows_of, sample_events, ClickHouseServer, TansuBroker};
+use adp_analytics::testkit::{produce, produce_packed, rows_of, sample_events, ClickHouseServer, TansuBroker};
 use adp_analytics::{ClickHouse, ClickHouseSettings, IngestCounters, IngestSettings, IngestSnapshot, MigrateSettings};
 use adp_domain::events::Event;
 use chrono::DateTime;
@@ -165,11 +165,16 @@ async fn exact_counts_per_dimension_with_duplicates() {
     // crashed forwarder would re-send it (new offsets, same id).
     let unique = sample_events(24_000, 1_704_067_200_000, 13_000, 42);
     let copies: Vec<Event> = unique.iter().step_by(7).cloned().collect();
+    // Messages of one event (keyed, placed by librdkafka: older forwarders) and packed ones
+    // (placed by `partition_for`: the forwarder now), mixed: the copies of an event must meet
+    // their first on one partition whichever way either was sent.
     produce(&broker.brokers(), TOPIC, &unique[..12_000]);
-    produce(&broker.brokers(), TOPIC, &copies[..copies.len() / 2]);
-    produce(&broker.brokers(), TOPIC, &unique[12_000..]);
+    let packed = produce_packed(&broker.brokers(), TOPIC, &copies[..copies.len() / 2], PARTITIONS as usize, 64)
+        + produce_packed(&broker.brokers(), TOPIC, &unique[12_000..], PARTITIONS as usize, 50);
+    let packed_events = (copies.len() / 2 + 12_000) as u64;
+    assert!(packed * 40 < packed_events, "{packed} messages for {packed_events} events");
     produce(&broker.brokers(), TOPIC, &copies[copies.len() / 2..]);
-    let messages = (unique.len() + copies.len()) as u64;
+    let messages = 12_000 + packed + (copies.len() - copies.len() / 2) as u64;
     let rows = rows_of(&unique) + rows_of(&copies);
 
     let ingest = Ingest::start(&settings);

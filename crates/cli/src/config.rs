@@ -216,6 +216,9 @@ pub struct KafkaConfig {
     pub linger_ms: u64,
     /// Batch compression: `lz4`, `snappy` or `none`.
     pub compression: String,
+    /// Most events in one Kafka message (1..=10000; 1 sends one event per message). The
+    /// forwarder packs the events of a partition read in one round.
+    pub events_per_message: u64,
 }
 
 impl Default for KafkaConfig {
@@ -227,6 +230,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             linger_ms: 10,
             compression: "lz4".into(),
+            events_per_message: 64,
         }
     }
 }
@@ -878,6 +882,7 @@ impl Config {
             replication_factor: int("kafka.replication_factor", k.replication_factor)?,
             linger_ms: k.linger_ms,
             compression: k.compression.parse().map_err(|e: String| key_error("kafka.compression", "", e))?,
+            events_per_message: usize::try_from(k.events_per_message).unwrap_or(usize::MAX),
             ..adp_events::ForwarderConfig::default()
         };
         match config.validate() {
@@ -1054,11 +1059,13 @@ mod tests {
         .expect("kafka on");
         let f = c.kafka_forwarder().expect("forwarder config");
         assert_eq!((f.brokers.as_str(), f.partitions, f.topic().as_str()), ("127.0.0.1:9092", 3, "adp.events"));
+        assert_eq!(f.events_per_message, 64);
         for (var, value, key) in [
             ("ADP_KAFKA_COMPRESSION", "gzip", "kafka.compression"),
             ("ADP_KAFKA_PARTITIONS", "0", "kafka.partitions"),
             ("ADP_KAFKA_TOPIC_PREFIX", "a b", "kafka.topic_prefix"),
             ("ADP_KAFKA_LINGER_MS", "100000", "kafka.linger_ms"),
+            ("ADP_KAFKA_EVENTS_PER_MESSAGE", "0", "kafka.events_per_message"),
         ] {
             let err = load(None, &env(&[("ADP_KAFKA_BROKERS", "127.0.0.1:9092"), (var, value)]), &Overrides::default())
                 .expect_err(var);

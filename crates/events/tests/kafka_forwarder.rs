@@ -6,7 +6,7 @@ mod support;
 
 use adp_domain::events::{Event, EventRef};
 use adp_domain::{EventSink, SinkError};
-use adp_events::forwarder::cursor_path;
+use adp_events::forwarder::{cursor_path, partition_for};
 use adp_events::{ForwarderConfig, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -60,16 +60,16 @@ fn submit_all(log: &LocalLog, events: &[Event]) {
     }
 }
 
-/// Every event exactly as written, each id once, every key on one partition and its events in
-/// log order.
-fn assert_exactly_once_in_order(consumed: &[Consumed], events: &[Event]) {
+/// Every event exactly as written, each id once, every key on its partition
+/// (`partition_for`) and its events in log order.
+fn assert_exactly_once_in_order(consumed: &[Consumed], events: &[Event], partitions: usize) {
     let ids: HashSet<&str> = consumed.iter().map(|c| c.event.id.as_str()).collect();
-    assert_eq!(consumed.len(), events.len(), "one message per event");
+    assert_eq!(consumed.len(), events.len(), "every event once");
     assert_eq!(ids.len(), events.len(), "no duplicates");
     let by_id: std::collections::HashMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), e)).collect();
     for c in consumed {
         assert_eq!(by_id.get(c.event.id.as_str()).copied(), Some(&c.event), "the value is the event, unchanged");
-        assert_eq!(c.key, adp_events::forwarder::message_key(&c.event));
+        assert_eq!(c.partition, partition_for(&c.key, partitions), "key {} on its partition", c.key);
     }
     let mut partition_of = std::collections::HashMap::new();
     for c in consumed {
@@ -77,6 +77,47 @@ fn assert_exactly_once_in_order(consumed: &[Consumed], events: &[Event]) {
         assert_eq!(p, c.partition, "key {} is on one partition", c.key);
     }
     assert_eq!(first_ids_per_key(consumed), ids_per_key(events), "per key, the log's order");
+}
+
+/// The forwarder picks each event's partition itself (it packs events into messages); it must
+/// pick what librdkafka's own partitioner picks for a keyed message, so that a topic keeps its
+/// layout across the change. Keyed messages produced the plain way tell where librdkafka puts
+/// them.
+#[test]
+fn partitions_are_where_librdkafka_puts_keyed_messages() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    support::init_tracing();
+    let brokers = support::kafka();
+    let prefix = support::unique_prefix("partitioner");
+    let topic = format!("{prefix}.events");
+    // The forwarder makes the topic (7 partitions), then stops.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open_log(dir.path(), FsyncPolicy::Never);
+    let config = ForwarderConfig { partitions: 7, ..forwarder_config(&brokers, &prefix) };
+    let forwarder = KafkaForwarder::start(log.watermark(), config).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::partitions(&brokers, &topic) != 7 {
+        assert!(Instant::now() < deadline, "topic not created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    forwarder.stop(Duration::from_secs(5));
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("a plain producer");
+    let events: Vec<Event> = (0..400).map(|i| event("partitioner", i)).collect();
+    for e in &events {
+        let mut value = Vec::new();
+        adp_events::forwarder::message_value(e, &mut value);
+        producer.send(BaseRecord::to(&topic).key(adp_events::forwarder::message_key(e)).payload(&value)).expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
+    assert_eq!(consumed.len(), events.len());
+    let used: HashSet<i32> = consumed.iter().map(|c| c.partition).collect();
+    assert_eq!(used.len(), 7, "the keys spread over every partition");
+    for c in &consumed {
+        assert_eq!(partition_for(&c.key, 7), c.partition, "key {}", c.key);
+    }
 }
 
 #[test]
@@ -102,7 +143,14 @@ fn events_arrive_exactly_once_and_in_order_per_key() {
 
     assert_eq!(support::partitions(&brokers, &topic), 4, "created with the configured partitions");
     let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
-    assert_exactly_once_in_order(&consumed, &events);
+    assert_exactly_once_in_order(&consumed, &events, 4);
+    // Submitted in bulk, the events went out many to a message, at most 64.
+    let mut per_message: std::collections::HashMap<(i32, i64), usize> = std::collections::HashMap::new();
+    for c in &consumed {
+        *per_message.entry((c.partition, c.offset)).or_default() += 1;
+    }
+    assert!(per_message.len() * 8 <= events.len(), "{} messages for {} events", per_message.len(), events.len());
+    assert!(per_message.values().all(|n| *n <= 64), "at most events_per_message in a message");
 
     // A clean restart resumes at the cursor: the new events only, nothing sent twice.
     let forwarder = KafkaForwarder::start(log.watermark(), forwarder_config(&brokers, &prefix)).expect("restart");
@@ -113,7 +161,7 @@ fn events_arrive_exactly_once_and_in_order_per_key() {
     assert_eq!(forwarder.stop(Duration::from_secs(5)).forwarded, 1_000);
     let all: Vec<Event> = events.into_iter().chain(more).collect();
     let consumed = consume(&brokers, &topic, all.len(), Duration::from_millis(300), Duration::from_secs(30));
-    assert_exactly_once_in_order(&consumed, &all);
+    assert_exactly_once_in_order(&consumed, &all, 4);
     eprintln!("exactly-once test took {:?}", started.elapsed());
 }
 
@@ -153,7 +201,7 @@ fn a_broker_outage_spills_to_the_log_and_replays_in_order_when_it_is_back() {
     assert!(forwarder.wait_forwarded(Duration::from_secs(30)), "{:?}", forwarder.stats());
     // Tansu keeps its data in memory: read what it has before it goes.
     let consumed_before = consume(&brokers, &topic, before.len(), Duration::from_millis(200), Duration::from_secs(30));
-    assert_exactly_once_in_order(&consumed_before, &before);
+    assert_exactly_once_in_order(&consumed_before, &before, 4);
 
     broker.kill();
     // Under load while the broker is away: every event is accepted at once and waits in the log.

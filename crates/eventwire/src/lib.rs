@@ -23,7 +23,8 @@
 //! comes back as the same string; any other id travels as text, unchanged. Optional strings keep
 //! `None` apart from `Some("")`.
 //!
-//! A batch ([`encode_batch`], [`decode_batch`], [`records`]) is records one after another.
+//! A batch ([`encode_batch`], [`decode_batch`], [`records`], [`record_slices`]) is records one
+//! after another; the Kafka forwarder sends one batch per message.
 //!
 //! # Why Protobuf and not Cap'n Proto
 //!
@@ -215,6 +216,52 @@ pub fn records(batch: &[u8]) -> Records<'_> {
     Records { rest: batch }
 }
 
+/// The partition of an event with Kafka key `key` (its `decision_id` when not empty, else its
+/// `id`) in a topic of `partitions` partitions: CRC-32 of the key modulo the partition count,
+/// which is what librdkafka's default partitioner (`consistent_random`) does with a keyed
+/// message. The forwarder packs several events into one message, so it picks each event's
+/// partition itself, this way: an event lands where a keyed message of it would, copies of an
+/// event (resent after a failure) land on one partition, where the ingest drops them, and a
+/// topic written one keyed message per event keeps its layout.
+pub fn partition_for(key: &str, partitions: usize) -> i32 {
+    // Below 2^31 for any partition count that fits an i32, as Kafka's do.
+    (crc32fast::hash(key.as_bytes()) as usize % partitions.max(1)) as i32
+}
+
+/// The records of a batch as they are, each one whole record for [`decode`] or [`decode_ref`]
+/// (which decode it in place); the envelopes are checked, not the bodies. A broken envelope is
+/// an `Err` that ends the iteration, since the next record cannot be found.
+pub fn record_slices(batch: &[u8]) -> RecordSlices<'_> {
+    RecordSlices { rest: batch }
+}
+
+/// Iterator over the records of a batch; see [`record_slices`].
+#[derive(Debug, Clone)]
+pub struct RecordSlices<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RecordSlices<'a> {
+    type Item = Result<&'a [u8], DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match frame(self.rest) {
+            Ok(record) => {
+                let (whole, rest) = self.rest.split_at(self.rest.len() - record.rest.len());
+                self.rest = rest;
+                Some(Ok(whole))
+            }
+            Err(e) => {
+                self.rest = &[];
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 /// Iterator over the events of a batch; see [`records`].
 #[derive(Debug, Clone)]
 pub struct Records<'a> {
@@ -347,5 +394,25 @@ mod tests {
         assert_eq!(got, vec![Ok(event()), Err(DecodeError::Truncated { reason: "record ends before its body does" })]);
         assert_eq!(records(&[0xFF; 11]).count(), 1);
         assert_eq!(decode_batch(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn record_slices_cut_a_batch_where_records_reads_it() {
+        let mut mixed = Vec::new();
+        encode(&event(), &mut mixed);
+        let first = mixed.len();
+        mixed.extend_from_slice(&[MAGIC, 9, 2, 0xAA, 0xBB]);
+        encode(&event(), &mut mixed);
+        let slices: Vec<_> = record_slices(&mixed).collect();
+        assert_eq!(slices, vec![Ok(&mixed[..first]), Ok(&mixed[first..first + 5]), Ok(&mixed[first + 5..])]);
+        let decoded: Vec<_> = record_slices(&mixed).map(|r| r.and_then(decode)).collect();
+        assert_eq!(decoded, records(&mixed).collect::<Vec<_>>());
+        let cut = &mixed[..mixed.len() - 1];
+        let got: Vec<_> = record_slices(cut).map(|r| r.map(<[u8]>::len)).collect();
+        assert_eq!(
+            got,
+            vec![Ok(first), Ok(5), Err(DecodeError::Truncated { reason: "record ends before its body does" })]
+        );
+        assert_eq!(record_slices(&[]).count(), 0);
     }
 }

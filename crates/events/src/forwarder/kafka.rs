@@ -23,10 +23,40 @@ pub fn message_key(event: &Event) -> &str {
     }
 }
 
-/// The message value of an event: one adp-eventwire record (schema v1), replacing `out`.
+/// The message value of one event alone: one adp-eventwire record (schema v1), replacing `out`.
+/// The forwarder packs several events into one message (see [`partition_for`]); a message of one
+/// event is this.
 pub fn message_value(event: &Event, out: &mut Vec<u8>) {
     out.clear();
     adp_eventwire::encode(event, out);
+}
+
+/// The partition of an event with key `key` (see [`message_key`]); see
+/// [`adp_eventwire::partition_for`].
+pub fn partition_for(key: &str, partitions: usize) -> i32 {
+    adp_eventwire::partition_for(key, partitions)
+}
+
+/// The events of one partition waiting to be sent as one message: their records, one after
+/// another (an adp-eventwire batch), and their numbers in the log.
+#[derive(Default)]
+pub(crate) struct Pack {
+    pub value: Vec<u8>,
+    pub events: Vec<u64>,
+}
+
+impl Pack {
+    /// Appends `event`, number `n` in the log.
+    pub fn push(&mut self, n: u64, event: &Event) {
+        adp_eventwire::encode(event, &mut self.value);
+        self.events.push(n);
+    }
+
+    /// Whether the message is as large as it should get: `max_events` events, or 256 KiB
+    /// (far below the brokers' 1 MiB default message limit even with one large event more).
+    pub fn full(&self, max_events: usize) -> bool {
+        self.events.len() >= max_events || self.value.len() >= 256 * 1024
+    }
 }
 
 /// librdkafka settings shared by the producer and the admin client.
@@ -69,9 +99,10 @@ pub(crate) fn producer_config(config: &ForwarderConfig) -> ClientConfig {
     with_overrides(c, config)
 }
 
-/// One delivery report: the opaque given to `send` and the error, if the broker did not take it.
+/// One delivery report: the numbers in the log of the message's events, and the error, if the
+/// broker did not take it.
 pub(crate) struct Delivery {
-    pub opaque: usize,
+    pub events: Vec<u64>,
     pub error: Option<KafkaError>,
 }
 
@@ -113,11 +144,15 @@ impl ClientContext for DeliveryContext {
 }
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
+    /// The message's events (boxed: an opaque travels through librdkafka as one pointer).
+    #[allow(clippy::box_collection)]
+    type DeliveryOpaque = Box<Vec<u64>>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+    #[allow(clippy::box_collection)]
+    fn delivery(&self, result: &DeliveryResult<'_>, events: Box<Vec<u64>>) {
+        let events = *events;
         let error = result.as_ref().err().map(|(e, _)| e.clone());
-        self.reports.lock().unwrap_or_else(PoisonError::into_inner).push(Delivery { opaque, error });
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner).push(Delivery { events, error });
     }
 }
 
@@ -252,6 +287,34 @@ mod tests {
         let mut out = vec![1, 2, 3];
         message_value(&e, &mut out);
         assert_eq!(adp_eventwire::decode(&out).expect("decodes"), e);
+    }
+
+    #[test]
+    fn a_pack_is_an_eventwire_batch_of_its_events() {
+        let a = event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "d-1");
+        let b = event("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", "d-1");
+        let mut pack = Pack::default();
+        pack.push(7, &a);
+        assert!(!pack.full(2));
+        pack.push(9, &b);
+        assert!(pack.full(2));
+        assert_eq!(pack.events, [7, 9]);
+        assert_eq!(adp_eventwire::decode_batch(&pack.value).expect("decodes"), [a.clone(), b]);
+        let mut one = Vec::new();
+        message_value(&a, &mut one);
+        assert!(pack.value.starts_with(&one));
+    }
+
+    /// librdkafka's `rd_crc32` is the IEEE CRC-32 (the check value of "123456789" is
+    /// 0xCBF43926); `kafka_forwarder.rs` also checks placements against librdkafka's own
+    /// partitioner on a real broker.
+    #[test]
+    fn partition_is_crc32_of_the_key_modulo_the_count() {
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+        assert_eq!(partition_for("123456789", 12), (0xCBF4_3926u32 % 12) as i32);
+        assert_eq!(partition_for("anything", 1), 0);
+        let spread: std::collections::BTreeSet<i32> = (0..200).map(|i| partition_for(&format!("d-{i}"), 12)).collect();
+        assert_eq!(spread.len(), 12, "keys spread over every partition");
     }
 
     #[test]

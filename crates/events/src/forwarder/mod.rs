@@ -8,11 +8,18 @@
 //! * One topic, `<topic_prefix>.events` (default `adp.events`), created at start when missing
 //!   with `partitions` partitions (default 12) and `replication_factor` replicas. Every event
 //!   kind (request, decision, bid, win, loss, billing, impression, click, conversion) goes there.
-//! * Key: the event's `decision_id` when it is not empty, else its `id`. The decision, the
+//! * Partition: each event's key is its `decision_id` when it is not empty, else its `id`
+//!   ([`message_key`]), and its partition is the CRC-32 of that key modulo the partition count
+//!   ([`partition_for`], what librdkafka does with a keyed message). The decision, the
 //!   impression, the click and the notices of one ad therefore share a partition and arrive in
 //!   the order the log holds them; events without a decision spread by their id.
-//! * Value: one adp-eventwire record (`adp_eventwire::encode`: magic `0xAE`, schema version,
-//!   Protobuf body). No headers. The message timestamp is the time it was produced.
+//! * Value: the records of up to `events_per_message` events of one partition, one after
+//!   another (an adp-eventwire batch: `adp_eventwire::records` reads it; each record is magic
+//!   `0xAE`, schema version, Protobuf body), in log order. The events read in one round are
+//!   grouped by partition, so under load a message carries many events (librdkafka's work is
+//!   per message) and a lone event goes out alone without waiting. No key (the events of a
+//!   message have keys of their own), no headers. The message timestamp is the time it was
+//!   produced.
 //!
 //! # Delivery
 //!
@@ -35,7 +42,7 @@ mod cursor;
 pub(crate) mod kafka;
 
 pub use cursor::cursor_path;
-pub use kafka::{message_key, message_value};
+pub use kafka::{message_key, message_value, partition_for};
 
 use crate::local_log::{LogPosition, LogReader, LogWatermark};
 use kafka::{Delivery, DeliveryContext};
@@ -87,6 +94,8 @@ pub struct ForwarderConfig {
     pub compression: Compression,
     /// Most events handed to the producer and not yet confirmed.
     pub max_in_flight: usize,
+    /// Most events in one Kafka message (1: one event per message).
+    pub events_per_message: usize,
     /// With events unconfirmed this long and none confirmed meanwhile, the broker counts as
     /// unreachable: the forwarder stops reading ahead and events wait in the log.
     pub stall_after: Duration,
@@ -106,6 +115,7 @@ impl Default for ForwarderConfig {
             linger_ms: 10,
             compression: Compression::Lz4,
             max_in_flight: 200_000,
+            events_per_message: 64,
             stall_after: Duration::from_secs(2),
             cursor_interval: Duration::from_millis(200),
             client_settings: Vec::new(),
@@ -141,6 +151,9 @@ impl ForwarderConfig {
         }
         if self.max_in_flight == 0 {
             return bad("max_in_flight", "must be at least 1");
+        }
+        if !(1..=10_000).contains(&self.events_per_message) {
+            return bad("events_per_message", "must be 1..=10000");
         }
         Ok(())
     }
@@ -324,7 +337,7 @@ impl KafkaForwarder {
             persisted: cursor,
             last_persist: Instant::now(),
             last_progress: Instant::now(),
-            value: Vec::with_capacity(512),
+            packs: Vec::new(),
             reports: Vec::new(),
             up: true,
             catchup_mark: committed.events,
@@ -447,7 +460,9 @@ struct Forwarding {
     last_persist: Instant,
     /// When an event was last confirmed, or sending started after a pause.
     last_progress: Instant,
-    value: Vec<u8>,
+    /// One per partition of the topic (empty until the topic check said how many): the events
+    /// read this round, grouped into messages.
+    packs: Vec<kafka::Pack>,
     reports: Vec<Delivery>,
     /// The broker answers (as far as the forwarder knows).
     up: bool,
@@ -545,6 +560,7 @@ impl Forwarding {
             match check {
                 Some(Ok(partitions)) => {
                     tracing::debug!(topic = self.topic, partitions, "kafka topic ready");
+                    self.set_partitions(partitions);
                     self.topic_ready = true;
                 }
                 Some(Err(reason)) => {
@@ -582,6 +598,23 @@ impl Forwarding {
         }
     }
 
+    /// The topic's partition count, as the last topic check found it (librdkafka's partitioner
+    /// would follow a change too). Packs are empty between rounds, so they can be resized.
+    fn set_partitions(&mut self, partitions: usize) {
+        if partitions != self.packs.len() {
+            if !self.packs.is_empty() {
+                tracing::warn!(
+                    topic = self.topic,
+                    from = self.packs.len(),
+                    to = partitions,
+                    "kafka topic's partition count changed"
+                );
+            }
+            self.packs.clear();
+            self.packs.resize_with(partitions, kafka::Pack::default);
+        }
+    }
+
     fn back_off(&mut self) {
         self.retry_at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -598,21 +631,23 @@ impl Forwarding {
         let mut confirmed = 0;
         let mut failure = None;
         for report in self.reports.drain(..) {
-            // The opaque is the event's number in the log (modulo usize).
-            let index = report.opaque.wrapping_sub(self.acked.events as usize);
-            let Some(slot) = self.slots.get_mut(index) else { continue };
-            match report.error {
-                None => {
-                    slot.confirmed = true;
-                    confirmed += 1;
-                    // Confirmed while the broker counts as away: the first of the waiting ones.
-                    if !self.up || self.acked.events + (index as u64) < self.catchup_mark {
-                        self.shared.counters.replayed.fetch_add(1, Ordering::Relaxed);
+            // The opaque holds the numbers in the log of the message's events.
+            for &n in report.events.iter() {
+                let Some(index) = n.checked_sub(self.acked.events) else { continue };
+                let Some(slot) = usize::try_from(index).ok().and_then(|i| self.slots.get_mut(i)) else { continue };
+                match &report.error {
+                    None => {
+                        slot.confirmed = true;
+                        confirmed += 1;
+                        // Confirmed while the broker counts as away: the first of the waiting ones.
+                        if !self.up || n < self.catchup_mark {
+                            self.shared.counters.replayed.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-                Some(error) => {
-                    if failure.is_none() {
-                        failure = Some((index, error));
+                    Some(error) => {
+                        if failure.is_none() {
+                            failure = Some((n, error.to_string()));
+                        }
                     }
                 }
             }
@@ -630,21 +665,22 @@ impl Forwarding {
             self.backoff = INITIAL_BACKOFF;
             producer.context().all_brokers_down.store(false, Ordering::Relaxed);
         }
-        if let Some((index, error)) = failure {
-            self.fail(index, &error.to_string());
+        if let Some((event, error)) = failure {
+            self.fail(event, &error);
         }
         confirmed
     }
 
-    /// A delivery failed: drop the producer (its other messages are purged), resume at the cursor
-    /// after a back-off. Events confirmed after the failed one will be sent again.
-    fn fail(&mut self, index: usize, reason: &str) {
+    /// A delivery failed (or the producer refused a message): drop the producer (its other
+    /// messages are purged), resume at the cursor after a back-off. Events confirmed after the
+    /// failed one will be sent again.
+    fn fail(&mut self, event: u64, reason: &str) {
         let resent = self.slots.iter().filter(|s| s.confirmed).count() as u64;
         self.shared.counters.delivery_failures.fetch_add(1, Ordering::Relaxed);
         self.shared.counters.resent.fetch_add(resent, Ordering::Relaxed);
         tracing::error!(
             topic = self.topic,
-            event = self.acked.events + index as u64,
+            event,
             reason,
             resent,
             "kafka delivery failed; rebuilding the producer and resuming at the cursor"
@@ -685,7 +721,10 @@ impl Forwarding {
         }
         match result {
             // Nothing waits for a confirmation that would say so: the broker answers.
-            Ok(_) if self.slots.is_empty() => self.set_up(),
+            Ok(partitions) if self.slots.is_empty() => {
+                self.set_partitions(partitions);
+                self.set_up();
+            }
             Ok(_) => {
                 let since = *self.answering_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.config.stall_after {
@@ -742,10 +781,11 @@ impl Forwarding {
     }
 
     /// Reads committed events from the log and hands them to the producer, up to the in-flight
-    /// cap; returns how many.
+    /// cap, packed by partition into messages of up to `events_per_message` events (a pack is
+    /// sent when full, and every pack at the end of the round); returns how many events.
     fn send_more(&mut self) -> usize {
         let Some(producer) = &self.producer else { return 0 };
-        if Instant::now() < self.retry_at {
+        if Instant::now() < self.retry_at || self.packs.is_empty() {
             return 0;
         }
         let cap = if self.up { self.config.max_in_flight } else { PROBE_IN_FLIGHT };
@@ -756,7 +796,9 @@ impl Forwarding {
         if self.slots.is_empty() {
             self.last_progress = Instant::now();
         }
+        let (partitions, per_message) = (self.packs.len(), self.config.events_per_message);
         let mut sent = 0;
+        let mut refused = None;
         while self.slots.len() < cap && sent < READ_BATCH {
             let before = self.reader.position();
             let event = match self.reader.next(&end) {
@@ -766,23 +808,44 @@ impl Forwarding {
                     self.shared.counters.log_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "cannot read the event log; forwarding waits");
                     self.retry_at = Instant::now() + MAX_BACKOFF;
+                    // What was read before the damage is sent below; reading resumes here.
                     self.reader = LogReader::new(self.shared.watermark.dir(), before);
                     break;
                 }
             };
-            kafka::message_value(&event, &mut self.value);
-            let record = BaseRecord::with_opaque_to(&self.topic, before.events as usize)
-                .key(kafka::message_key(&event))
-                .payload(&self.value);
-            if let Err((e, _)) = producer.send(record) {
-                // The producer's queue is full (or it refuses the message): read it again later.
-                tracing::debug!(error = %e, "kafka producer refused a message; retrying");
-                self.reader = LogReader::new(self.shared.watermark.dir(), before);
-                break;
-            }
+            let partition = kafka::partition_for(kafka::message_key(&event), partitions);
+            let Some(pack) = self.packs.get_mut(partition as usize) else { break };
+            pack.push(before.events, &event);
             let pos = self.reader.position();
             self.slots.push_back(Slot { end: (pos.segment, pos.offset), confirmed: false });
             sent += 1;
+            if pack.full(per_message) {
+                if let Err(e) = send_pack(producer, &self.topic, partition, pack) {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        if refused.is_none() {
+            for (partition, pack) in self.packs.iter_mut().enumerate() {
+                if pack.events.is_empty() {
+                    continue;
+                }
+                if let Err(e) = send_pack(producer, &self.topic, partition as i32, pack) {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some((first, error)) = refused {
+            // Events read and not handed over would be skipped by the cursor: start again
+            // from it (with the producer's queue bounded above the in-flight cap, a full queue
+            // is not the cause).
+            for pack in &mut self.packs {
+                pack.value.clear();
+                pack.events.clear();
+            }
+            self.fail(first, &format!("the producer refused a message: {error}"));
         }
         sent
     }
@@ -823,4 +886,20 @@ impl Forwarding {
         c.cursor_offset.store(self.acked.offset, Ordering::Relaxed);
         c.in_flight.store(self.slots.len() as u64, Ordering::Relaxed);
     }
+}
+
+/// Hands `pack` to the producer as one message to `partition` and empties it; on refusal, the
+/// number of its first event and the error (the pack is emptied either way).
+fn send_pack(
+    producer: &BaseProducer<DeliveryContext>,
+    topic: &str,
+    partition: i32,
+    pack: &mut kafka::Pack,
+) -> Result<(), (u64, rdkafka::error::KafkaError)> {
+    let events = Box::new(std::mem::take(&mut pack.events));
+    let first = events.first().copied().unwrap_or_default();
+    let record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, events).partition(partition).payload(&pack.value);
+    let result = producer.send(record).map_err(|(e, _)| (first, e));
+    pack.value.clear();
+    result
 }

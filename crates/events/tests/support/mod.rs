@@ -114,11 +114,13 @@ impl Drop for OwnBroker {
     }
 }
 
-/// One message read back from the topic.
+/// One event read back from the topic: its message's partition and offset, its place in the
+/// message, and its key ([`adp_events::forwarder::message_key`]; messages carry none).
 #[derive(Debug, Clone)]
 pub struct Consumed {
     pub partition: i32,
     pub offset: i64,
+    pub index: usize,
     pub key: String,
     pub event: Event,
 }
@@ -141,8 +143,9 @@ fn consumer(brokers: &str) -> BaseConsumer {
 }
 
 /// Reads every partition of `topic` from the beginning (assigned, no group join) until `expected`
-/// messages arrived and then `settle` passed without more, or `timeout`. Messages come per
-/// partition in offset order.
+/// events arrived and then `settle` passed without more, or `timeout`. Each message is an
+/// adp-eventwire batch of one or more records; events come per partition in offset order, and
+/// in order within a message.
 pub fn consume(brokers: &str, topic: &str, expected: usize, settle: Duration, timeout: Duration) -> Vec<Consumed> {
     let consumer = consumer(brokers);
     let n = partitions(brokers, topic);
@@ -158,9 +161,12 @@ pub fn consume(brokers: &str, topic: &str, expected: usize, settle: Duration, ti
     loop {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
-                let key = String::from_utf8(m.key().expect("key").to_vec()).expect("utf-8 key");
-                let event = adp_eventwire::decode(m.payload().expect("value")).expect("an eventwire record");
-                out.push(Consumed { partition: m.partition(), offset: m.offset(), key, event });
+                let events = adp_eventwire::decode_batch(m.payload().expect("value")).expect("eventwire records");
+                assert!(!events.is_empty(), "a message holds at least one event");
+                for (index, event) in events.into_iter().enumerate() {
+                    let key = adp_events::forwarder::message_key(&event).to_string();
+                    out.push(Consumed { partition: m.partition(), offset: m.offset(), index, key, event });
+                }
                 last = Instant::now();
             }
             Some(Err(e)) => panic!("consume {topic}: {e}"),
@@ -177,7 +183,7 @@ pub fn consume(brokers: &str, topic: &str, expected: usize, settle: Duration, ti
 /// appears.
 pub fn first_ids_per_key(consumed: &[Consumed]) -> BTreeMap<String, Vec<String>> {
     let mut sorted: Vec<&Consumed> = consumed.iter().collect();
-    sorted.sort_by_key(|c| (c.partition, c.offset));
+    sorted.sort_by_key(|c| (c.partition, c.offset, c.index));
     let mut seen = std::collections::HashSet::new();
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in sorted {

@@ -206,7 +206,9 @@ impl Batch {
 /// `adp_ingest_<name>_total`; `lag` is a gauge (messages in Kafka not yet in ClickHouse).
 #[derive(Debug, Default)]
 pub struct IngestCounters {
+    /// Kafka messages taken (each holds one or more event records).
     pub consumed: AtomicU64,
+    /// Records that did not decode (skipped).
     pub undecodable: AtomicU64,
     pub rejected: AtomicU64,
     pub inserted: AtomicU64,

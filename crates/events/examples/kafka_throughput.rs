@@ -11,8 +11,9 @@
 //! * `producer`: events already in memory → adp-eventwire value + key → the idempotent producer
 //!   with the forwarder's settings (lz4, acks=all, linger 10 ms) → every delivery confirmed.
 //! * `forwarder`: the whole path as deployed — events already committed to a local log, a
-//!   `KafkaForwarder` reading them (binary records), encoding and producing them, until the
-//!   broker confirmed the last one.
+//!   `KafkaForwarder` reading them (binary records), encoding and producing them (packed by
+//!   partition, `events_per_message` to a message; `ADP_BENCH_EVENTS_PER_MESSAGE=1` for one
+//!   each), until the broker confirmed the last one.
 
 use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::EventSink;
@@ -177,6 +178,11 @@ fn forwarder(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::error::
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            // ADP_BENCH_EVENTS_PER_MESSAGE=1: one event per message, as before session 12.
+            events_per_message: std::env::var("ADP_BENCH_EVENTS_PER_MESSAGE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(ForwarderConfig::default().events_per_message),
             ..ForwarderConfig::default()
         },
     )?;

@@ -120,6 +120,31 @@ fn partitions_are_where_librdkafka_puts_keyed_messages() {
     }
 }
 
+/// A producer queue with room for a few messages only: packs the producer has no room for wait
+/// and go first next round. Nothing fails, nothing is sent twice, order per key holds.
+#[test]
+fn a_full_producer_queue_slows_forwarding_and_loses_or_doubles_nothing() {
+    support::init_tracing();
+    let brokers = support::kafka();
+    let prefix = support::unique_prefix("queuefull");
+    let topic = format!("{prefix}.events");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open_log(dir.path(), FsyncPolicy::Never);
+    let mut config = forwarder_config(&brokers, &prefix);
+    config.events_per_message = 8;
+    config.client_settings.push(("queue.buffering.max.messages".into(), "3".into()));
+    let forwarder = KafkaForwarder::start(log.watermark(), config).expect("start");
+    let events: Vec<Event> = (0..3_000).map(|i| event("queuefull", i)).collect();
+    submit_all(&log, &events);
+    log.flush().expect("flush");
+    assert!(forwarder.wait_forwarded(Duration::from_secs(60)), "not all forwarded: {:?}", forwarder.stats());
+    let stats = forwarder.stop(Duration::from_secs(5));
+    assert_eq!(stats.forwarded, 3_000, "{stats:?}");
+    assert_eq!((stats.delivery_failures, stats.producer_rebuilds, stats.resent), (0, 0, 0), "{stats:?}");
+    let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
+    assert_exactly_once_in_order(&consumed, &events, 4);
+}
+
 #[test]
 fn events_arrive_exactly_once_and_in_order_per_key() {
     support::init_tracing();

@@ -46,6 +46,7 @@ pub use kafka::{message_key, message_value, partition_for};
 
 use crate::local_log::{LogPosition, LogReader, LogWatermark};
 use kafka::{Delivery, DeliveryContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -693,6 +694,11 @@ impl Forwarding {
     fn restart_at_cursor(&mut self) {
         self.producer = None;
         self.slots.clear();
+        // Events waiting in packs are behind the cursor too: read again, not sent twice.
+        for pack in &mut self.packs {
+            pack.value.clear();
+            pack.events.clear();
+        }
         self.reader = LogReader::new(self.shared.watermark.dir(), self.acked);
     }
 
@@ -799,7 +805,10 @@ impl Forwarding {
         let (partitions, per_message) = (self.packs.len(), self.config.events_per_message);
         let mut sent = 0;
         let mut refused = None;
-        while self.slots.len() < cap && sent < READ_BATCH {
+        // Packs the producer had no room for last round go first; while one still waits, nothing
+        // more is read.
+        let mut queue_full = !flush_packs(producer, &self.topic, &mut self.packs, &mut refused);
+        while !queue_full && refused.is_none() && self.slots.len() < cap && sent < READ_BATCH {
             let before = self.reader.position();
             let event = match self.reader.next(&end) {
                 Ok(Some(event)) => event,
@@ -820,31 +829,20 @@ impl Forwarding {
             self.slots.push_back(Slot { end: (pos.segment, pos.offset), confirmed: false });
             sent += 1;
             if pack.full(per_message) {
-                if let Err(e) = send_pack(producer, &self.topic, partition, pack) {
-                    refused = Some(e);
-                    break;
+                match send_pack(producer, &self.topic, partition, pack) {
+                    Ok(()) => {}
+                    // The pack stays and goes first next round.
+                    Err(Refusal::QueueFull) => queue_full = true,
+                    Err(Refusal::Other(first, e)) => refused = Some((first, e)),
                 }
             }
         }
-        if refused.is_none() {
-            for (partition, pack) in self.packs.iter_mut().enumerate() {
-                if pack.events.is_empty() {
-                    continue;
-                }
-                if let Err(e) = send_pack(producer, &self.topic, partition as i32, pack) {
-                    refused = Some(e);
-                    break;
-                }
-            }
+        if !queue_full && refused.is_none() {
+            flush_packs(producer, &self.topic, &mut self.packs, &mut refused);
         }
         if let Some((first, error)) = refused {
-            // Events read and not handed over would be skipped by the cursor: start again
-            // from it (with the producer's queue bounded above the in-flight cap, a full queue
-            // is not the cause).
-            for pack in &mut self.packs {
-                pack.value.clear();
-                pack.events.clear();
-            }
+            // The producer refused a message for another reason than room: start again from
+            // the cursor with a new producer (the unsent events are behind it).
             self.fail(first, &format!("the producer refused a message: {error}"));
         }
         sent
@@ -888,18 +886,61 @@ impl Forwarding {
     }
 }
 
-/// Hands `pack` to the producer as one message to `partition` and empties it; on refusal, the
-/// number of its first event and the error (the pack is emptied either way).
+/// Sends every pack that holds events; false if the producer's queue is full (the packs not
+/// sent stay, in order). Another refusal goes to `refused`.
+fn flush_packs(
+    producer: &BaseProducer<DeliveryContext>,
+    topic: &str,
+    packs: &mut [kafka::Pack],
+    refused: &mut Option<(u64, KafkaError)>,
+) -> bool {
+    for (partition, pack) in packs.iter_mut().enumerate() {
+        if pack.events.is_empty() {
+            continue;
+        }
+        match send_pack(producer, topic, partition as i32, pack) {
+            Ok(()) => {}
+            Err(Refusal::QueueFull) => return false,
+            Err(Refusal::Other(first, e)) => {
+                *refused = Some((first, e));
+                return true;
+            }
+        }
+    }
+    true
+}
+
+/// Why the producer did not take a pack.
+enum Refusal {
+    /// Its queue is full: the pack is kept, to be sent again.
+    QueueFull,
+    /// Anything else: the number of the pack's first event, and the error.
+    Other(u64, rdkafka::error::KafkaError),
+}
+
+/// Hands `pack` to the producer as one message to `partition` and empties it. A pack the
+/// producer has no room for is left as it was.
 fn send_pack(
     producer: &BaseProducer<DeliveryContext>,
     topic: &str,
     partition: i32,
     pack: &mut kafka::Pack,
-) -> Result<(), (u64, rdkafka::error::KafkaError)> {
+) -> Result<(), Refusal> {
     let events = Box::new(std::mem::take(&mut pack.events));
     let first = events.first().copied().unwrap_or_default();
     let record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, events).partition(partition).payload(&pack.value);
-    let result = producer.send(record).map_err(|(e, _)| (first, e));
-    pack.value.clear();
-    result
+    match producer.send(record) {
+        Ok(()) => {
+            pack.value.clear();
+            Ok(())
+        }
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+            pack.events = *record.delivery_opaque;
+            Err(Refusal::QueueFull)
+        }
+        Err((e, _)) => {
+            pack.value.clear();
+            Err(Refusal::Other(first, e))
+        }
+    }
 }

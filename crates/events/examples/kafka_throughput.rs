@@ -8,8 +8,10 @@
 //! BROKERS defaults to ADP_TEST_KAFKA or the address in /var/tmp/adplatform-services/env
 //! (`scripts/services.sh start`). Two measurements, each into a fresh topic:
 //!
-//! * `producer`: events already in memory → adp-eventwire value + key → the idempotent producer
-//!   with the forwarder's settings (lz4, acks=all, linger 10 ms) → every delivery confirmed.
+//! * `producer`: events already in memory → adp-eventwire records packed by partition as the
+//!   forwarder packs them (`ADP_BENCH_EVENTS_PER_MESSAGE`, default 64; 1 = one keyed message
+//!   per event) → the idempotent producer with the forwarder's settings (lz4, acks=all,
+//!   linger 10 ms) → every delivery confirmed.
 //! * `forwarder`: the whole path as deployed — events already committed to a local log, a
 //!   `KafkaForwarder` reading them (binary records), encoding and producing them (packed by
 //!   partition, `events_per_message` to a message; `ADP_BENCH_EVENTS_PER_MESSAGE=1` for one
@@ -17,7 +19,7 @@
 
 use adp_domain::events::{Event, EventKind, EventRef};
 use adp_domain::EventSink;
-use adp_events::forwarder::{message_key, message_value};
+use adp_events::forwarder::{message_key, message_value, partition_for};
 use adp_events::{ForwarderConfig, FsyncPolicy, KafkaForwarder, LocalLog, LogConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -76,14 +78,24 @@ struct Counting {
 impl ClientContext for Counting {}
 
 impl ProducerContext for Counting {
-    type DeliveryOpaque = ();
+    /// The events in the message.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, events: usize) {
         match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => self.ok.fetch_add(events as u64, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(events as u64, Ordering::Relaxed),
         };
     }
+}
+
+/// Events per message: `ADP_BENCH_EVENTS_PER_MESSAGE`, else the forwarder's default.
+fn events_per_message() -> usize {
+    std::env::var("ADP_BENCH_EVENTS_PER_MESSAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ForwarderConfig::default().events_per_message)
+        .max(1)
 }
 
 fn report(what: &str, n: u64, bytes: u64, elapsed: Duration) {
@@ -109,13 +121,20 @@ fn producer_only(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::err
         .set("queue.buffering.max.messages", "201000")
         .set("message.timeout.ms", "0")
         .create_with_context(Counting::default())?;
+    // As the forwarder sends them: grouped by partition, up to `events_per_message` records to a
+    // message (one: a keyed message each, placed by librdkafka), every group sent after a
+    // round of 8192 events.
+    let per_message = events_per_message();
+    let partitions = config.partitions as usize;
+    let mut packs: Vec<(Vec<u8>, usize)> = vec![(Vec::with_capacity(16 * 1024), 0); partitions];
     let mut value = Vec::with_capacity(512);
     let mut bytes = 0u64;
-    let started = Instant::now();
-    for e in events {
-        message_value(e, &mut value);
-        bytes += value.len() as u64;
-        let mut record = BaseRecord::to(&topic).key(message_key(e)).payload(&value);
+    let send = |partition: usize, value: &[u8], key: Option<&str>, n: usize| {
+        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(&topic, n).payload(value);
+        record = match key {
+            Some(key) => record.key(key),
+            None => record.partition(partition as i32),
+        };
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -126,6 +145,35 @@ fn producer_only(brokers: &str, events: &[Event]) -> Result<(), Box<dyn std::err
             }
         }
         producer.poll(Duration::ZERO);
+    };
+    let started = Instant::now();
+    for round in events.chunks(8192) {
+        for e in round {
+            if per_message == 1 {
+                message_value(e, &mut value);
+                bytes += value.len() as u64;
+                send(0, &value, Some(message_key(e)), 1);
+                continue;
+            }
+            let p = partition_for(message_key(e), partitions) as usize;
+            let pack = &mut packs[p];
+            let before = pack.0.len();
+            adp_eventwire::encode(e, &mut pack.0);
+            bytes += (pack.0.len() - before) as u64;
+            pack.1 += 1;
+            if pack.1 >= per_message {
+                send(p, &pack.0, None, pack.1);
+                pack.0.clear();
+                pack.1 = 0;
+            }
+        }
+        for (p, pack) in packs.iter_mut().enumerate() {
+            if pack.1 > 0 {
+                send(p, &pack.0, None, pack.1);
+                pack.0.clear();
+                pack.1 = 0;
+            }
+        }
     }
     producer.flush(Duration::from_secs(60))?;
     let elapsed = started.elapsed();

@@ -13,7 +13,9 @@ pub use catalog_bus::{catalog_topic, CatalogPublisher, CatalogSubscriber};
 pub use forwarder::{
     Compression, ForwarderConfig, ForwarderError, ForwarderStats, ForwarderStatsHandle, KafkaForwarder,
 };
-pub use local_log::{EventObserver, FsyncPolicy, LocalLog, LogConfig, LogError, LogPosition, LogReader, LogWatermark};
+pub use local_log::{
+    EventObserver, FsyncPolicy, LocalLog, LogConfig, LogError, LogPosition, LogReader, LogWatermark, LoggedEvent,
+};
 pub use rollup::{DeliveryRollup, DeliveryTotals};
 
 /// Fixtures shared by the crate's unit tests.

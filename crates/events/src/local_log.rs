@@ -636,6 +636,14 @@ fn decode_payload(path: &dyn Fn() -> PathBuf, offset: u64, payload: &[u8]) -> Re
 // ---------------------------------------------------------------------------------------------
 // following the log
 
+/// One event read by [`LogReader::next_raw`].
+pub enum LoggedEvent<'a> {
+    /// The adp-eventwire record as the log holds it, and its event read in place.
+    Wire { record: &'a [u8], event: EventRef<'a> },
+    /// An event from an older JSON record.
+    Owned(Event),
+}
+
 /// Reads committed events in log order from a position, up to a [`LogWatermark`]'s committed end,
 /// segment after segment: what a forwarder uses to follow the log while it is being written.
 /// It only reads; the log's owner keeps writing meanwhile.
@@ -667,6 +675,39 @@ impl LogReader {
     /// when the reader has reached it. Damage before `end` is an error: committed records are
     /// complete and checksummed, so it means the disk lost them.
     pub fn next(&mut self, end: &LogPosition) -> Result<Option<Event>, LogError> {
+        match self.next_raw(end)? {
+            None => Ok(None),
+            Some(LoggedEvent::Wire { event, .. }) => Ok(Some(event.to_event())),
+            Some(LoggedEvent::Owned(event)) => Ok(Some(event)),
+        }
+    }
+
+    /// [`LogReader::next`] without copying an adp-eventwire record out of the log: the record as
+    /// stored and its event read in place (what the Kafka forwarder sends on as it is), or, for an
+    /// older JSON record, the decoded event. A record that does not decode is an error, as for
+    /// `next`, and the reader stays before it.
+    pub fn next_raw(&mut self, end: &LogPosition) -> Result<Option<LoggedEvent<'_>>, LogError> {
+        let Some(offset) = self.advance(end)? else { return Ok(None) };
+        let (dir, seq) = (&self.dir, self.pos.segment);
+        let corrupt = |reason: String| LogError::Corrupt { segment: segment_path(dir, seq), offset, reason };
+        let logged = match self.payload.split_first() {
+            Some((&RECORD_VERSION, wire)) => adp_eventwire::decode_ref(wire)
+                .map(|event| LoggedEvent::Wire { record: wire, event })
+                .map_err(|e| corrupt(format!("record does not decode as an event: {e}"))),
+            _ => decode_payload(&|| segment_path(dir, seq), offset, &self.payload).map(LoggedEvent::Owned),
+        };
+        if logged.is_err() {
+            // Stay before the record, and reopen there next time rather than mid-segment.
+            self.pos.offset = offset;
+            self.pos.events -= 1;
+            self.file = None;
+        }
+        logged.map(Some)
+    }
+
+    /// Reads the next record's payload before `end` into `self.payload`, checksum checked, and
+    /// moves past it; the offset it was at, or `None` at `end`.
+    fn advance(&mut self, end: &LogPosition) -> Result<Option<u64>, LogError> {
         loop {
             if self.file.is_none() && !self.open_segment(end)? {
                 return Ok(None);
@@ -691,18 +732,19 @@ impl LogReader {
                 }
                 return Ok(None);
             }
+            let offset = self.pos.offset;
             let record = self.read_record(limit);
             if record.is_err() {
                 // Reopen at the last good position next time rather than mid-record.
                 self.file = None;
             }
-            return record.map(Some);
+            return record.map(|()| Some(offset));
         }
     }
 
     /// Reads the record at `pos` from the open segment, which holds complete records up to
-    /// `limit`, and moves past it.
-    fn read_record(&mut self, limit: u64) -> Result<Event, LogError> {
+    /// `limit`, into `self.payload`, and moves past it.
+    fn read_record(&mut self, limit: u64) -> Result<(), LogError> {
         let (dir, seq, offset) = (&self.dir, self.pos.segment, self.pos.offset);
         let path = || segment_path(dir, seq);
         let io = |source| LogError::Io { path: path(), source };
@@ -724,10 +766,9 @@ impl LogReader {
         if crc32fast::hash(&self.payload) != crc {
             return Err(damaged("checksum mismatch".to_string()));
         }
-        let event = decode_payload(&path, offset, &self.payload)?;
         self.pos.offset += (RECORD_HEADER_BYTES + len) as u64;
         self.pos.events += 1;
-        Ok(event)
+        Ok(())
     }
 
     /// Opens `pos.segment` at `pos.offset`, or moves on to the next segment there is. False when

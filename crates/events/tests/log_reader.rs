@@ -180,3 +180,51 @@ fn damage_before_the_committed_end_is_an_error_not_a_skip() {
     assert!(err.to_string().contains("corrupt"), "{err}");
     assert_eq!(reader.position().events, 2, "the reader stays before the damage");
 }
+
+/// `next_raw` hands out the log's adp-eventwire records as they are (what the forwarder puts in
+/// its messages), and a record whose checksum holds but which does not decode is an error that
+/// the reader stays before, as with `next`.
+#[test]
+fn raw_records_are_the_eventwire_records_and_undecodable_ones_are_errors() {
+    use adp_events::local_log::{RECORD_HEADER_BYTES, RECORD_VERSION};
+    use adp_events::LoggedEvent;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), 1 << 20, FsyncPolicy::Never);
+    for i in 0..2 {
+        log.submit(event(i)).expect("submit");
+    }
+    log.flush().expect("flush");
+    let end = log.watermark().committed();
+    drop(log);
+    // A third record, checksummed, whose eventwire record has a schema version nobody knows.
+    let payload = [RECORD_VERSION, 0xAE, 9, 0];
+    let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    assert_eq!(record.len(), RECORD_HEADER_BYTES + payload.len());
+    let path = segment_path(dir.path(), end.segment);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.extend_from_slice(&record);
+    std::fs::write(&path, bytes).expect("write");
+    let end = LogPosition { offset: end.offset + record.len() as u64, events: end.events + 1, ..end };
+
+    let mut reader = LogReader::new(dir.path(), LogPosition::default());
+    for i in 0..2 {
+        match reader.next_raw(&end).expect("read").expect("an event") {
+            LoggedEvent::Wire { record, event: view } => {
+                let mut expected = Vec::new();
+                adp_eventwire::encode(&event(i), &mut expected);
+                assert_eq!(record, expected.as_slice());
+                assert_eq!(view.to_event(), event(i));
+            }
+            LoggedEvent::Owned(_) => panic!("the log writes eventwire records"),
+        }
+    }
+    let before = reader.position();
+    for _ in 0..2 {
+        let err = reader.next_raw(&end).err().expect("the third does not decode");
+        assert!(err.to_string().contains("does not decode"), "{err}");
+        assert_eq!(reader.position(), before, "the reader stays before it");
+    }
+    assert!(reader.next(&end).is_err(), "next says the same");
+}

@@ -228,6 +228,21 @@ pub fn partition_for(key: &str, partitions: usize) -> i32 {
     (crc32fast::hash(key.as_bytes()) as usize % partitions.max(1)) as i32
 }
 
+/// [`partition_for`] of an event read in place: its key is its `decision_id` when not empty,
+/// else its id as text (a UUID id held as 16 bytes is formatted on the stack, not allocated).
+pub fn partition_of(event: &EventRef<'_>, partitions: usize) -> i32 {
+    if !event.decision_id.is_empty() {
+        return partition_for(event.decision_id, partitions);
+    }
+    match event.id {
+        IdRef::Text(text) => partition_for(text, partitions),
+        IdRef::Uuid(bytes) => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            partition_for(uuid::Uuid::from_bytes(bytes).hyphenated().encode_lower(&mut buf), partitions)
+        }
+    }
+}
+
 /// The records of a batch as they are, each one whole record for [`decode`] or [`decode_ref`]
 /// (which decode it in place); the envelopes are checked, not the bodies. A broken envelope is
 /// an `Err` that ends the iteration, since the next record cannot be found.
@@ -394,6 +409,22 @@ mod tests {
         assert_eq!(got, vec![Ok(event()), Err(DecodeError::Truncated { reason: "record ends before its body does" })]);
         assert_eq!(records(&[0xFF; 11]).count(), 1);
         assert_eq!(decode_batch(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn partition_of_a_record_is_partition_for_of_its_key() {
+        let uuid = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        for (id, decision) in [(uuid, ""), (uuid, "dec-9"), ("not-a-uuid", ""), ("", "")] {
+            let e = Event { id: id.into(), decision_id: decision.into(), ..event() };
+            let key = if decision.is_empty() { id } else { decision };
+            let mut record = Vec::new();
+            encode(&e, &mut record);
+            let view = decode_ref(&record).expect("decodes");
+            for partitions in [1, 7, 12] {
+                assert_eq!(partition_of(&view, partitions), partition_for(key, partitions), "{id} {decision}");
+                assert_eq!(partition_of(&EventRef::of(&e), partitions), partition_for(key, partitions));
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl Pack {
         self.events.push(n);
     }
 
+    /// Appends an adp-eventwire record as it is, event number `n` in the log.
+    pub fn push_record(&mut self, n: u64, record: &[u8]) {
+        self.value.extend_from_slice(record);
+        self.events.push(n);
+    }
+
     /// Whether the message is as large as it should get: `max_events` events, or 256 KiB
     /// (far below the brokers' 1 MiB default message limit even with one large event more).
     pub fn full(&self, max_events: usize) -> bool {
@@ -299,7 +305,12 @@ mod tests {
         pack.push(9, &b);
         assert!(pack.full(2));
         assert_eq!(pack.events, [7, 9]);
-        assert_eq!(adp_eventwire::decode_batch(&pack.value).expect("decodes"), [a.clone(), b]);
+        assert_eq!(adp_eventwire::decode_batch(&pack.value).expect("decodes"), [a.clone(), b.clone()]);
+        let mut copied = Pack::default();
+        for (n, record) in adp_eventwire::record_slices(&pack.value).enumerate() {
+            copied.push_record(n as u64, record.expect("a record"));
+        }
+        assert_eq!((copied.value.as_slice(), copied.events.as_slice()), (pack.value.as_slice(), &[0, 1][..]));
         let mut one = Vec::new();
         message_value(&a, &mut one);
         assert!(pack.value.starts_with(&one));

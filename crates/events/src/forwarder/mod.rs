@@ -44,7 +44,7 @@ pub(crate) mod kafka;
 pub use cursor::cursor_path;
 pub use kafka::{message_key, message_value, partition_for};
 
-use crate::local_log::{LogPosition, LogReader, LogWatermark};
+use crate::local_log::{LogPosition, LogReader, LogWatermark, LoggedEvent};
 use kafka::{Delivery, DeliveryContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -808,10 +808,11 @@ impl Forwarding {
         // Packs the producer had no room for last round go first; while one still waits, nothing
         // more is read.
         let mut queue_full = !flush_packs(producer, &self.topic, &mut self.packs, &mut refused);
+        let mut rewind = None;
         while !queue_full && refused.is_none() && self.slots.len() < cap && sent < READ_BATCH {
             let before = self.reader.position();
-            let event = match self.reader.next(&end) {
-                Ok(Some(event)) => event,
+            let logged = match self.reader.next_raw(&end) {
+                Ok(Some(logged)) => logged,
                 Ok(None) => break,
                 Err(e) => {
                     self.shared.counters.log_errors.fetch_add(1, Ordering::Relaxed);
@@ -822,9 +823,27 @@ impl Forwarding {
                     break;
                 }
             };
-            let partition = kafka::partition_for(kafka::message_key(&event), partitions);
-            let Some(pack) = self.packs.get_mut(partition as usize) else { break };
-            pack.push(before.events, &event);
+            // The log's records are adp-eventwire records: they go into the message as they are
+            // (older JSON records are encoded).
+            let (partition, pack) = match &logged {
+                LoggedEvent::Wire { event, .. } => {
+                    let p = adp_eventwire::partition_of(event, partitions);
+                    (p, self.packs.get_mut(p as usize))
+                }
+                LoggedEvent::Owned(event) => {
+                    let p = kafka::partition_for(kafka::message_key(event), partitions);
+                    (p, self.packs.get_mut(p as usize))
+                }
+            };
+            let Some(pack) = pack else {
+                // Cannot happen (a partition is below the count); read the event again later.
+                rewind = Some(before);
+                break;
+            };
+            match &logged {
+                LoggedEvent::Wire { record, .. } => pack.push_record(before.events, record),
+                LoggedEvent::Owned(event) => pack.push(before.events, event),
+            }
             let pos = self.reader.position();
             self.slots.push_back(Slot { end: (pos.segment, pos.offset), confirmed: false });
             sent += 1;
@@ -836,6 +855,9 @@ impl Forwarding {
                     Err(Refusal::Other(first, e)) => refused = Some((first, e)),
                 }
             }
+        }
+        if let Some(before) = rewind {
+            self.reader = LogReader::new(self.shared.watermark.dir(), before);
         }
         if !queue_full && refused.is_none() {
             flush_packs(producer, &self.topic, &mut self.packs, &mut refused);

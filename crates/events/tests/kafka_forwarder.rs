@@ -145,6 +145,37 @@ fn a_full_producer_queue_slows_forwarding_and_loses_or_doubles_nothing() {
     assert_exactly_once_in_order(&consumed, &events, 4);
 }
 
+/// Large events: a message stops short of `MESSAGE_BYTES` (256 KiB) rather than taking one
+/// more, so no pack reaches the producer's 1 MB message limit and gets refused.
+#[test]
+fn large_events_go_in_messages_under_the_size_limit() {
+    support::init_tracing();
+    let brokers = support::kafka();
+    let prefix = support::unique_prefix("large");
+    let topic = format!("{prefix}.events");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open_log(dir.path(), FsyncPolicy::Never);
+    let forwarder = KafkaForwarder::start(log.watermark(), forwarder_config(&brokers, &prefix)).expect("start");
+    // ~100 KB each, all of one ad (one key, one partition): 40 of them would be 4 MB in one pack.
+    let events: Vec<Event> = (0..40)
+        .map(|i| Event { request_id: format!("{i:03}{}", "r".repeat(100_000)), ..event("large", 1) })
+        .map(|e| Event { id: uuid::Uuid::now_v7().hyphenated().to_string(), ..e })
+        .collect();
+    submit_all(&log, &events);
+    log.flush().expect("flush");
+    assert!(forwarder.wait_forwarded(Duration::from_secs(60)), "not all forwarded: {:?}", forwarder.stats());
+    let stats = forwarder.stop(Duration::from_secs(5));
+    assert_eq!((stats.forwarded, stats.delivery_failures), (40, 0), "{stats:?}");
+    let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
+    assert_exactly_once_in_order(&consumed, &events, 4);
+    let mut per_message: std::collections::HashMap<(i32, i64), usize> = std::collections::HashMap::new();
+    for c in &consumed {
+        *per_message.entry((c.partition, c.offset)).or_default() += 1;
+    }
+    assert!(per_message.values().all(|n| *n <= 2), "two ~100 KB events fit in 256 KiB, three do not: {per_message:?}");
+    assert!(per_message.len() >= 20);
+}
+
 #[test]
 fn events_arrive_exactly_once_and_in_order_per_key() {
     support::init_tracing();

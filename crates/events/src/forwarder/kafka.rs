@@ -37,6 +37,11 @@ pub fn partition_for(key: &str, partitions: usize) -> i32 {
     adp_eventwire::partition_for(key, partitions)
 }
 
+/// The most bytes a message of several events holds: a quarter of the brokers' default message
+/// limit (`message.max.bytes`, 1,000,000 in librdkafka, 1 MiB in Redpanda), so that a pack is
+/// never refused for its size. One event larger than this goes alone, as it always did.
+pub const MESSAGE_BYTES: usize = 256 * 1024;
+
 /// The events of one partition waiting to be sent as one message: their records, one after
 /// another (an adp-eventwire batch), and their numbers in the log.
 #[derive(Default)]
@@ -58,10 +63,15 @@ impl Pack {
         self.events.push(n);
     }
 
-    /// Whether the message is as large as it should get: `max_events` events, or 256 KiB
-    /// (far below the brokers' 1 MiB default message limit even with one large event more).
+    /// Whether a record of `len` bytes may join the pack: it is empty, or it stays within
+    /// `max_events` events and [`MESSAGE_BYTES`].
+    pub fn fits(&self, len: usize, max_events: usize) -> bool {
+        self.events.is_empty() || (self.events.len() < max_events && self.value.len() + len <= MESSAGE_BYTES)
+    }
+
+    /// Whether the message is as large as it gets: `max_events` events, or [`MESSAGE_BYTES`].
     pub fn full(&self, max_events: usize) -> bool {
-        self.events.len() >= max_events || self.value.len() >= 256 * 1024
+        self.events.len() >= max_events || self.value.len() >= MESSAGE_BYTES
     }
 }
 
@@ -305,6 +315,8 @@ mod tests {
         pack.push(9, &b);
         assert!(pack.full(2));
         assert_eq!(pack.events, [7, 9]);
+        assert!(!pack.fits(1, 2) && pack.fits(1, 3) && !pack.fits(MESSAGE_BYTES, 3));
+        assert!(Pack::default().fits(10 * MESSAGE_BYTES, 1), "an event alone always fits");
         assert_eq!(adp_eventwire::decode_batch(&pack.value).expect("decodes"), [a.clone(), b.clone()]);
         let mut copied = Pack::default();
         for (n, record) in adp_eventwire::record_slices(&pack.value).enumerate() {

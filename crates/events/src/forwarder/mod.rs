@@ -791,7 +791,16 @@ impl Forwarding {
     /// sent when full, and every pack at the end of the round); returns how many events.
     fn send_more(&mut self) -> usize {
         let Some(producer) = &self.producer else { return 0 };
-        if Instant::now() < self.retry_at || self.packs.is_empty() {
+        let mut refused = None;
+        // Packs the producer had no room for last round go first, whatever else holds reading
+        // back (their events may be the oldest in flight); while one still waits, nothing more
+        // is read.
+        let mut queue_full = !flush_packs(producer, &self.topic, &mut self.packs, &mut refused);
+        if let Some((first, error)) = refused {
+            self.fail(first, &format!("the producer refused a message: {error}"));
+            return 0;
+        }
+        if queue_full || Instant::now() < self.retry_at || self.packs.is_empty() {
             return 0;
         }
         let cap = if self.up { self.config.max_in_flight } else { PROBE_IN_FLIGHT };
@@ -804,10 +813,6 @@ impl Forwarding {
         }
         let (partitions, per_message) = (self.packs.len(), self.config.events_per_message);
         let mut sent = 0;
-        let mut refused = None;
-        // Packs the producer had no room for last round go first; while one still waits, nothing
-        // more is read.
-        let mut queue_full = !flush_packs(producer, &self.topic, &mut self.packs, &mut refused);
         let mut rewind = None;
         while !queue_full && refused.is_none() && self.slots.len() < cap && sent < READ_BATCH {
             let before = self.reader.position();
@@ -825,21 +830,34 @@ impl Forwarding {
             };
             // The log's records are adp-eventwire records: they go into the message as they are
             // (older JSON records are encoded).
-            let (partition, pack) = match &logged {
-                LoggedEvent::Wire { event, .. } => {
-                    let p = adp_eventwire::partition_of(event, partitions);
-                    (p, self.packs.get_mut(p as usize))
-                }
+            let (partition, len) = match &logged {
+                LoggedEvent::Wire { record, event } => (adp_eventwire::partition_of(event, partitions), record.len()),
                 LoggedEvent::Owned(event) => {
-                    let p = kafka::partition_for(kafka::message_key(event), partitions);
-                    (p, self.packs.get_mut(p as usize))
+                    (kafka::partition_for(kafka::message_key(event), partitions), adp_eventwire::encoded_len(event))
                 }
             };
-            let Some(pack) = pack else {
+            let Some(pack) = self.packs.get_mut(partition as usize) else {
                 // Cannot happen (a partition is below the count); read the event again later.
                 rewind = Some(before);
                 break;
             };
+            // A message never grows past `MESSAGE_BYTES` by taking one more event: the pack goes
+            // first (an event larger than that alone is sent alone).
+            if !pack.fits(len, per_message) {
+                match send_pack(producer, &self.topic, partition, pack) {
+                    Ok(()) => {}
+                    Err(Refusal::QueueFull) => {
+                        queue_full = true;
+                        rewind = Some(before);
+                        break;
+                    }
+                    // `fail` below starts again from the cursor.
+                    Err(Refusal::Other(first, e)) => {
+                        refused = Some((first, e));
+                        break;
+                    }
+                }
+            }
             match &logged {
                 LoggedEvent::Wire { record, .. } => pack.push_record(before.events, record),
                 LoggedEvent::Owned(event) => pack.push(before.events, event),

@@ -774,6 +774,41 @@ mod tests {
         assert_eq!((batch.len(), batch.records()), (0, 0));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any Kafka message value, however damaged: no panic, every record it holds is either
+        /// a row or counted as undecodable, and the count returned is the count kept.
+        #[test]
+        fn any_message_value_is_rows_or_counted(
+            n in 0usize..4,
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            xor in proptest::prelude::any::<u8>(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut value = Vec::new();
+            for i in 0..n {
+                let e = Event {
+                    id: format!("0197a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c{i:02x}"),
+                    kind: EventKind::Click,
+                    event_time_ms: 1_750_000_000_000,
+                    ..Event::default()
+                };
+                adp_eventwire::encode(&e, &mut value);
+            }
+            value.extend_from_slice(&noise);
+            if !value.is_empty() {
+                let i = at.index(value.len());
+                value[i] ^= xor;
+            }
+            let mut batch = Batch::default();
+            let skipped = batch.push_message(3, 9, &value);
+            proptest::prop_assert_eq!(skipped.as_ref().map_or(0, |s| s.0), batch.undecodable);
+            proptest::prop_assert!(batch.records() >= 1, "an empty or damaged message counts too");
+            proptest::prop_assert!(batch.rows.iter().all(|r| (r.partition, r.offset) == (3, 9)));
+        }
+    }
+
     /// A message of several records (what the forwarder sends) adds each of them under the
     /// message's offset; bad records are skipped and counted, the rest kept.
     #[test]

@@ -5,7 +5,8 @@ mod support;
 
 use adp_eventwire::capnp_v1::{self, Packing};
 use adp_eventwire::{
-    decode, decode_batch, decode_ref, encode, records, schema_version, DecodeError, MAGIC, SCHEMA_VERSION,
+    decode, decode_batch, decode_ref, encode, partition_of, record_slices, records, schema_version, DecodeError, MAGIC,
+    SCHEMA_VERSION,
 };
 use proptest::prelude::*;
 use support::{arb_event, full_event, minimal_event, ALL_KINDS};
@@ -88,6 +89,38 @@ proptest! {
         let i = at.index(capnp.len());
         capnp[i] ^= xor;
         let _ = capnp_v1::decode(&capnp, Packing::Unpacked);
+    }
+
+    /// A Kafka message of the forwarder (a batch of records) with one byte changed, or cut:
+    /// `record_slices` never panics, cuts the message where `records` reads it (the slices are
+    /// its prefix, one after another), and each slice decodes as `records` says.
+    #[test]
+    fn a_damaged_batch_is_cut_where_records_reads_it(
+        events in proptest::collection::vec(arb_event(), 1..5),
+        at in any::<prop::sample::Index>(),
+        xor in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut batch = Vec::new();
+        for e in &events {
+            encode(e, &mut batch);
+        }
+        let i = at.index(batch.len());
+        batch[i] ^= xor;
+        let batch = &batch[..cut.index(batch.len() + 1)];
+        let slices: Vec<_> = record_slices(batch).collect();
+        let mut at = 0;
+        for slice in slices.iter().flatten() {
+            prop_assert_eq!(*slice, &batch[at..at + slice.len()]);
+            at += slice.len();
+        }
+        let via_slices: Vec<_> = slices.into_iter().map(|r| r.and_then(decode)).collect();
+        prop_assert_eq!(via_slices, records(batch).collect::<Vec<_>>());
+        for slice in record_slices(batch).flatten() {
+            if let Ok(view) = decode_ref(slice) {
+                prop_assert!((0..12).contains(&partition_of(&view, 12)));
+            }
+        }
     }
 
     #[test]

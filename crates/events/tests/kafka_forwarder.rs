@@ -168,10 +168,7 @@ fn large_events_go_in_messages_under_the_size_limit() {
     assert_eq!((stats.forwarded, stats.delivery_failures), (40, 0), "{stats:?}");
     let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
     assert_exactly_once_in_order(&consumed, &events, 4);
-    let mut per_message: std::collections::HashMap<(i32, i64), usize> = std::collections::HashMap::new();
-    for c in &consumed {
-        *per_message.entry((c.partition, c.offset)).or_default() += 1;
-    }
+    let per_message = support::events_per_message(&consumed);
     assert!(per_message.values().all(|n| *n <= 2), "two ~100 KB events fit in 256 KiB, three do not: {per_message:?}");
     assert!(per_message.len() >= 20);
 }
@@ -201,10 +198,7 @@ fn events_arrive_exactly_once_and_in_order_per_key() {
     let consumed = consume(&brokers, &topic, events.len(), Duration::from_millis(300), Duration::from_secs(30));
     assert_exactly_once_in_order(&consumed, &events, 4);
     // Submitted in bulk, the events went out many to a message, at most 64.
-    let mut per_message: std::collections::HashMap<(i32, i64), usize> = std::collections::HashMap::new();
-    for c in &consumed {
-        *per_message.entry((c.partition, c.offset)).or_default() += 1;
-    }
+    let per_message = support::events_per_message(&consumed);
     assert!(per_message.len() * 8 <= events.len(), "{} messages for {} events", per_message.len(), events.len());
     assert!(per_message.values().all(|n| *n <= 64), "at most events_per_message in a message");
 

@@ -31,11 +31,8 @@ pub fn message_value(event: &Event, out: &mut Vec<u8>) {
     adp_eventwire::encode(event, out);
 }
 
-/// The partition of an event with key `key` (see [`message_key`]); see
-/// [`adp_eventwire::partition_for`].
-pub fn partition_for(key: &str, partitions: usize) -> i32 {
-    adp_eventwire::partition_for(key, partitions)
-}
+/// The partition of an event with key `key` (see [`message_key`]).
+pub use adp_eventwire::partition_for;
 
 /// The most bytes a message of several events holds: a quarter of the brokers' default message
 /// limit (`message.max.bytes`, 1,000,000 in librdkafka, 1 MiB in Redpanda), so that a pack is

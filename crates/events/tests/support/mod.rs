@@ -179,6 +179,15 @@ pub fn consume(brokers: &str, topic: &str, expected: usize, settle: Duration, ti
     }
 }
 
+/// Events per message, by (partition, offset).
+pub fn events_per_message(consumed: &[Consumed]) -> std::collections::HashMap<(i32, i64), usize> {
+    let mut out = std::collections::HashMap::new();
+    for c in consumed {
+        *out.entry((c.partition, c.offset)).or_default() += 1;
+    }
+    out
+}
+
 /// Ids per key, in topic order (per partition, by offset), keeping only the first time each id
 /// appears.
 pub fn first_ids_per_key(consumed: &[Consumed]) -> BTreeMap<String, Vec<String>> {

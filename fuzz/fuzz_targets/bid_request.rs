@@ -3,7 +3,8 @@
 //! give a bid, a no-bid or a 4xx-style error, never a panic; and whatever sonic-rs accepts,
 //! serde_json accepts too and reads the same (the server parses with sonic-rs, the tests and
 //! the error messages use serde_json); and the bidder's parse, which skips the fields it never
-//! reads, takes whatever the full parse takes.
+//! reads, takes whatever the full parse takes; and its fast form (a DOM, then the read fields
+//! picked out by hand), which the server calls, returns exactly what it returns.
 #![no_main]
 
 mod common;
@@ -27,6 +28,12 @@ fuzz_target!(|data: &[u8]| {
     if adp_openrtb::parse_request(data).is_ok() {
         assert!(bidding.is_ok(), "the bidder's parse refused what the full parse takes");
     }
+    let mut dom = adp_openrtb::BidDom::default();
+    assert_eq!(
+        adp_openrtb::parse_request_for_bidding_fast(data, &mut dom),
+        bidding,
+        "the fast parse and the bidder's parse differ"
+    );
     let mut req = match bidding {
         Ok(r) => r,
         Err(e) => {

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p adp-openrtb --bench parse -- --warm-up-time 1 --measurement-time 3`
 
-use adp_openrtb::{parse_request, parse_request_for_bidding, BidRequest};
+use adp_openrtb::{parse_request, parse_request_for_bidding, parse_request_for_bidding_fast, BidRequest};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -59,6 +59,20 @@ fn parse(c: &mut Criterion) {
         // What the bidder calls: the same, skipping the fields it never reads.
         group.bench_function("parse_request_for_bidding", |b| {
             b.iter(|| parse_request_for_bidding(black_box(&body)).expect("parse"))
+        });
+        // Reference points: the whole body into a DOM (no types, no validation).
+        group.bench_function("sonic_rs_dom", |b| {
+            b.iter(|| sonic_rs::from_slice::<sonic_rs::Value>(black_box(&body)).expect("parse"))
+        });
+        // What the server calls: the DOM, then the read fields picked out of it.
+        group.bench_function("parse_request_for_bidding_fast", |b| {
+            b.iter(|| {
+                let mut dom = adp_openrtb::BidDom::default();
+                parse_request_for_bidding_fast(black_box(&body), &mut dom).expect("parse").imp.len()
+            })
+        });
+        group.bench_function("sonic_rs_skip", |b| {
+            b.iter(|| sonic_rs::from_slice::<serde::de::IgnoredAny>(black_box(&body)).expect("parse"))
         });
         group.finish();
     }

@@ -466,6 +466,58 @@ fn the_bidders_parse_skips_type_slips_in_unread_fields_but_not_broken_json() {
     assert_eq!((e.path.as_str(), e.kind), ("imp[0].bidfloor", ParseErrorKind::Data));
 }
 
+/// The bidder's fast parse (DOM, then the read fields picked out) is the bidder's parse: on
+/// every sample it takes the fast path (the walk alone returns the request) and gives the same
+/// struct; shapes the walk leaves alone give the usual parse's result and errors.
+#[test]
+fn the_fast_parse_is_the_bidders_parse() {
+    let mut walked = 0;
+    for (name, bytes) in samples() {
+        let slow = parse_request_for_bidding(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut dom = BidDom::default();
+        let quick = parse_request_for_bidding_fast(&bytes, &mut dom).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(quick, slow, "{name}");
+        let value: sonic_rs::Value = sonic_rs::from_slice(&bytes).expect("dom");
+        if let Some(r) = fast::bid_request(&value) {
+            assert_eq!(r, slow, "{name}: the walk alone");
+            walked += 1;
+        }
+    }
+    // Only samples with tolerated slips (numbers for ids, ...) may need the usual parse.
+    assert!(walked >= 5, "the walk took only {walked} samples");
+    for body in [
+        // Tolerated slips, a repeated key, DOOH, audio, a lone value for a list, an object
+        // for native.request: the walk gives up, the result is the usual parse's.
+        &br#"{"id":"x","imp":[{"id":"1","banner":{"w":"300","h":250.0}}],"site":{"id":123}}"#[..],
+        br#"{"id":"x","imp":[{"id":"1","banner":{"w":300,"w":250}}]}"#,
+        br#"{"id":"x","imp":[{"id":"1","banner":{"w":300}}],"device":{"h":1,"h":2}}"#,
+        br#"{"id":"x","imp":[{"id":"1","banner":{"w":300}}],"dooh":{"id":"d"}}"#,
+        br#"{"id":"x","imp":[{"id":"1","audio":{"mimes":["audio/mp4"]}}]}"#,
+        br#"{"id":"x","imp":[{"id":"1","video":{"mimes":"video/mp4"}}],"cur":"EUR"}"#,
+        br#"{"id":"x","imp":[{"id":"1","native":{"request":{"ver":"1.2"}}}]}"#,
+        br#"{"id":"x","imp":[{"id":"1","bidfloor":1e400}]}"#,
+        br#"{"id":"x","imp":[{"id":"1","banner":{"w":4294967296}}]}"#,
+        br#"{"id":"x","imp":[{"id":"1","bidfloor":"cheap"}]}"#,
+        br#"{"id":"x","imp":[{"id":"1"}],"user":{"ext":{"consent":"CO","eids":[{"source":"s"}]}},"regs":{"ext":{"gdpr":1}}}"#,
+        br#"{"id":"x","imp":[{"id":"1","tagid":"a\u00e9b"}],"regs":null,"user":null,"bcat":null}"#,
+        br#"{"id":"x","imp":[{"id":"1"}]"#,
+        br#"[1,2]"#,
+    ] {
+        let slow = parse_request_for_bidding(body);
+        let mut dom = BidDom::default();
+        let quick = parse_request_for_bidding_fast(body, &mut dom);
+        assert_eq!(quick, slow, "{}", String::from_utf8_lossy(body));
+    }
+    // The ext objects a 2.5 exchange sends are read by the walk itself.
+    let body = br#"{"id":"x","imp":[{"id":"1"}],"user":{"ext":{"consent":"CO"}},"regs":{"ext":{"gdpr":1}}}"#;
+    let value: sonic_rs::Value = sonic_rs::from_slice(body).expect("dom");
+    let r = fast::bid_request(&value).expect("walked");
+    assert_eq!(r.regs.and_then(|g| g.ext), Some(serde_json::json!({"gdpr": 1})));
+    // A repeated key is left to the usual parse, which refuses a repeated field.
+    let value: sonic_rs::Value = sonic_rs::from_slice(br#"{"id":"x","id":"y"}"#).expect("dom");
+    assert!(fast::bid_request(&value).is_none());
+}
+
 mod differential {
     use super::*;
     use proptest::prelude::*;
@@ -538,6 +590,9 @@ mod differential {
             if kept.is_ok() {
                 prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(), "not JSON, yet taken");
             }
+            // The fast parse (what the server calls) is this parse, result and error alike.
+            let mut dom = BidDom::default();
+            prop_assert_eq!(parse_request_for_bidding_fast(&body, &mut dom), kept);
         }
 
         /// Random numbers in number positions parse to the same values.

@@ -442,7 +442,8 @@ pub(crate) async fn bid_body(st: &AppState, arrived: Instant, body: Result<axum:
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let mut req = match adp_openrtb::parse_request_for_bidding(&bytes) {
+    let mut dom = adp_openrtb::BidDom::default();
+    let mut req = match adp_openrtb::parse_request_for_bidding_fast(&bytes, &mut dom) {
         Ok(r) => r,
         Err(e) => {
             let code = if e.kind == adp_openrtb::ParseErrorKind::Data { "invalid_value" } else { "malformed_json" };

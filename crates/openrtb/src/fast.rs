@@ -28,12 +28,12 @@ pub fn bid_request(v: &Value) -> Option<BidRequest<'_>> {
     for (k, v) in &mut fields {
         match k {
             "id" => r.id = cow(v)?,
-            "imp" => r.imp = list(v, imp)?,
-            "site" => r.site = opt(v, site)?.map(Box::new),
-            "app" => r.app = opt(v, app)?.map(Box::new),
+            "imp" => r.imp = imps(v)?,
+            "site" => r.site = opt(v, site)?,
+            "app" => r.app = opt(v, app)?,
             "dooh" => none(v)?,
-            "device" => r.device = opt(v, device)?.map(Box::new),
-            "user" => r.user = opt(v, user)?.map(Box::new),
+            "device" => r.device = opt(v, device)?,
+            "user" => r.user = opt(v, user)?,
             "test" => r.test = int(v)?,
             "at" => r.at = int(v)?.map(AuctionType),
             "tmax" => r.tmax = long(v)?,
@@ -50,14 +50,27 @@ pub fn bid_request(v: &Value) -> Option<BidRequest<'_>> {
     Some(r)
 }
 
-fn imp(v: &Value) -> Option<Imp<'_>> {
-    let mut r = Imp::default();
+/// The impressions, each built in its place in the list (an `Imp` is large to move).
+fn imps(v: &Value) -> Option<Vec<Imp<'_>>> {
+    if v.is_null() {
+        return Some(Vec::new());
+    }
+    let items = v.as_array()?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        out.push(Imp::default());
+        imp(item, out.last_mut()?)?;
+    }
+    Some(out)
+}
+
+fn imp<'a>(v: &'a Value, r: &mut Imp<'a>) -> Option<()> {
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {
             "id" => r.id = cow(v)?,
             "banner" => r.banner = opt(v, banner)?,
-            "video" => r.video = opt(v, video)?.map(Box::new),
+            "video" => r.video = opt(v, video)?,
             "audio" => none(v)?,
             "native" => r.native = opt(v, native)?,
             "pmp" => r.pmp = opt(v, pmp)?,
@@ -69,8 +82,7 @@ fn imp(v: &Value) -> Option<Imp<'_>> {
             _ => {}
         }
     }
-    fields.clean()?;
-    Some(r)
+    fields.clean()
 }
 
 fn banner(v: &Value) -> Option<Banner<'_>> {
@@ -102,8 +114,8 @@ fn format(v: &Value) -> Option<Format> {
     Some(r)
 }
 
-fn video(v: &Value) -> Option<Video<'_>> {
-    let mut r = Video::default();
+fn video(v: &Value) -> Option<Box<Video<'_>>> {
+    let mut r = Box::<Video>::default();
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {
@@ -168,8 +180,8 @@ fn deal(v: &Value) -> Option<Deal<'_>> {
     Some(r)
 }
 
-fn site(v: &Value) -> Option<Site<'_>> {
-    let mut r = Site::default();
+fn site(v: &Value) -> Option<Box<Site<'_>>> {
+    let mut r = Box::<Site>::default();
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {
@@ -184,8 +196,8 @@ fn site(v: &Value) -> Option<Site<'_>> {
     Some(r)
 }
 
-fn app(v: &Value) -> Option<App<'_>> {
-    let mut r = App::default();
+fn app(v: &Value) -> Option<Box<App<'_>>> {
+    let mut r = Box::<App>::default();
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {
@@ -211,8 +223,8 @@ fn publisher(v: &Value) -> Option<Publisher<'_>> {
     Some(r)
 }
 
-fn device(v: &Value) -> Option<Device<'_>> {
-    let mut r = Device::default();
+fn device(v: &Value) -> Option<Box<Device<'_>>> {
+    let mut r = Box::<Device>::default();
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {
@@ -246,8 +258,8 @@ fn geo(v: &Value) -> Option<Geo<'_>> {
     Some(r)
 }
 
-fn user(v: &Value) -> Option<User<'_>> {
-    let mut r = User::default();
+fn user(v: &Value) -> Option<Box<User<'_>>> {
+    let mut r = Box::<User>::default();
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
         match k {

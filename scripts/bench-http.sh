@@ -25,6 +25,9 @@
 #
 # Needs: cargo, wrk, taskset, curl. Settings (environment): DURATION=10s WARMUP=3s CONNECTIONS=32
 # LOAD_PCT=70 THINK_MS=10 SERVER_CPU=1 LOAD_CPU=0 DECIDE_PORT=18080 BASELINE_PORT=18081 ROUNDS=3 SKIP_BUILD=0
+# SERVER_BIN=target/release/adplatform BASELINE_BIN=target/release/examples/baseline_hyper (e.g. the
+# PGO builds of scripts/build-pgo.sh: target/pgo/build/release/adplatform and, with BASELINE=1,
+# target/pgo/build/release/examples/baseline_hyper)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -40,6 +43,8 @@ DECIDE_PORT=${DECIDE_PORT:-18080}
 BASELINE_PORT=${BASELINE_PORT:-18081}
 TARGET=${TARGET:-decide}
 ROUNDS=${ROUNDS:-3}
+SERVER_BIN=${SERVER_BIN:-target/release/adplatform}
+BASELINE_BIN=${BASELINE_BIN:-target/release/examples/baseline_hyper}
 case "$TARGET" in
     decide) SCRIPT=bench/wrk/decide.lua; SAMPLE= ;;
     bid-banner) SCRIPT=bench/wrk/bid.lua; SAMPLE=crates/openrtb/testdata/banner_site.json ;;
@@ -100,7 +105,7 @@ port_free() {
 start_decide() {
     port_free "$DECIDE_PORT"
     env ADP_SERVER_THREADS=1 ADP_LOG_LEVEL=warn ADP_EVENTS_FSYNC=never ADP_ADMIN_KEY="$ADMIN_KEY" \
-        taskset -c "$SERVER_CPU" target/release/adplatform serve --demo \
+        taskset -c "$SERVER_CPU" "$SERVER_BIN" serve --demo \
         --listen "127.0.0.1:$DECIDE_PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     wait_up "http://127.0.0.1:$DECIDE_PORT/readyz"
@@ -108,7 +113,7 @@ start_decide() {
 
 start_baseline() {
     port_free "$BASELINE_PORT"
-    taskset -c "$SERVER_CPU" target/release/examples/baseline_hyper "127.0.0.1:$BASELINE_PORT" "$1" \
+    taskset -c "$SERVER_CPU" "$BASELINE_BIN" "127.0.0.1:$BASELINE_PORT" "$1" \
         >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     wait_up "http://127.0.0.1:$BASELINE_PORT/"

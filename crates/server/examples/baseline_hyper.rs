@@ -104,5 +104,12 @@ fn main() -> std::io::Result<()> {
         })?),
         None => Duration::ZERO,
     };
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(serve(addr, body_bytes, work))
+    // Ctrl-C / SIGINT ends it normally (so that a profiling build writes its profile:
+    // scripts/build-pgo.sh).
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        tokio::select! {
+            served = serve(addr, body_bytes, work) => served,
+            stopped = tokio::signal::ctrl_c() => stopped,
+        }
+    })
 }

@@ -212,15 +212,7 @@ fn app(v: &Value) -> Option<Box<App<'_>>> {
 }
 
 fn publisher(v: &Value) -> Option<Publisher<'_>> {
-    let mut r = Publisher::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
-        if k == "id" {
-            r.id = opt_str(v)?;
-        }
-    }
-    fields.clean()?;
-    Some(r)
+    Some(Publisher { id: only(v, "id", opt_str)?.flatten(), ..Default::default() })
 }
 
 fn device(v: &Value) -> Option<Box<Device<'_>>> {
@@ -278,35 +270,27 @@ fn user(v: &Value) -> Option<Box<User<'_>>> {
 }
 
 fn data(v: &Value) -> Option<Data<'_>> {
-    let mut r = Data::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
-        if k == "segment" {
-            r.segment = list(v, segment)?;
-        }
-    }
-    fields.clean()?;
-    Some(r)
+    Some(Data { segment: only(v, "segment", |v| list(v, segment))?.unwrap_or_default(), ..Default::default() })
 }
 
 fn segment(v: &Value) -> Option<Segment<'_>> {
-    let mut r = Segment::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
-        if k == "id" {
-            r.id = opt_str(v)?;
-        }
-    }
-    fields.clean()?;
-    Some(r)
+    Some(Segment { id: only(v, "id", opt_str)?.flatten(), ..Default::default() })
 }
 
 fn eid(v: &Value) -> Option<Eid<'_>> {
-    let mut r = Eid::default();
+    Some(Eid { source: only(v, "source", opt_str)?.flatten(), ..Default::default() })
+}
+
+/// An object of which the walk reads one field, `key`: that field's value through `f` (`None`
+/// when the object lacks it).
+fn only<'a, T>(v: &'a Value, key: &str, f: impl FnOnce(&'a Value) -> Option<T>) -> Option<Option<T>> {
+    let mut r = None;
+    let mut f = Some(f);
     let mut fields = Fields::of(v)?;
     for (k, v) in &mut fields {
-        if k == "source" {
-            r.source = opt_str(v)?;
+        if k == key {
+            // A second `key` ends the loop as repeated before it gets here.
+            r = Some(f.take()?(v)?);
         }
     }
     fields.clean()?;

@@ -24,8 +24,7 @@ use std::borrow::Cow;
 /// leaves to the usual parse (see the module docs).
 pub fn bid_request(v: &Value) -> Option<BidRequest<'_>> {
     let mut r = BidRequest::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = cow(v)?,
             "imp" => r.imp = imps(v)?,
@@ -45,8 +44,8 @@ pub fn bid_request(v: &Value) -> Option<BidRequest<'_>> {
             "regs" => r.regs = opt(v, regs)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
@@ -65,8 +64,7 @@ fn imps(v: &Value) -> Option<Vec<Imp<'_>>> {
 }
 
 fn imp<'a>(v: &'a Value, r: &mut Imp<'a>) -> Option<()> {
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = cow(v)?,
             "banner" => r.banner = opt(v, banner)?,
@@ -81,43 +79,40 @@ fn imp<'a>(v: &'a Value, r: &mut Imp<'a>) -> Option<()> {
             "rwdd" => r.rwdd = int(v)?,
             _ => {}
         }
-    }
-    fields.clean()
+        Some(())
+    })
 }
 
 fn banner(v: &Value) -> Option<Banner<'_>> {
     let mut r = Banner::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "format" => r.format = list(v, format)?,
             "w" => r.w = int(v)?,
             "h" => r.h = int(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn format(v: &Value) -> Option<Format> {
     let mut r = Format::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "w" => r.w = int(v)?,
             "h" => r.h = int(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn video(v: &Value) -> Option<Box<Video<'_>>> {
     let mut r = Box::<Video>::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "mimes" => r.mimes = list(v, string)?,
             "minduration" => r.minduration = int(v)?,
@@ -130,44 +125,41 @@ fn video(v: &Value) -> Option<Box<Video<'_>>> {
             "plcmt" => r.plcmt = int(v)?.map(Plcmt),
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn native(v: &Value) -> Option<Native<'_>> {
     let mut r = Native::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             // A JSON object here (tolerated) is kept as its text by the usual parse.
             "request" => r.request = cow(v)?,
             "ver" => r.ver = opt_str(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn pmp(v: &Value) -> Option<Pmp<'_>> {
     let mut r = Pmp::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "private_auction" => r.private_auction = int(v)?,
             "deals" => r.deals = list(v, deal)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn deal(v: &Value) -> Option<Deal<'_>> {
     let mut r = Deal::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = cow(v)?,
             "bidfloor" => r.bidfloor = float(v)?,
@@ -175,15 +167,14 @@ fn deal(v: &Value) -> Option<Deal<'_>> {
             "at" => r.at = int(v)?.map(AuctionType),
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn site(v: &Value) -> Option<Box<Site<'_>>> {
     let mut r = Box::<Site>::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = opt_str(v)?,
             "domain" => r.domain = opt_str(v)?,
@@ -191,23 +182,22 @@ fn site(v: &Value) -> Option<Box<Site<'_>>> {
             "publisher" => r.publisher = opt(v, publisher)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn app(v: &Value) -> Option<Box<App<'_>>> {
     let mut r = Box::<App>::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = opt_str(v)?,
             "bundle" => r.bundle = opt_str(v)?,
             "publisher" => r.publisher = opt(v, publisher)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
@@ -217,8 +207,7 @@ fn publisher(v: &Value) -> Option<Publisher<'_>> {
 
 fn device(v: &Value) -> Option<Box<Device<'_>>> {
     let mut r = Box::<Device>::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "geo" => r.geo = opt(v, geo)?,
             "ua" => r.ua = opt_str(v)?,
@@ -229,15 +218,14 @@ fn device(v: &Value) -> Option<Box<Device<'_>>> {
             "language" => r.language = opt_str(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn geo(v: &Value) -> Option<Geo<'_>> {
     let mut r = Geo::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "country" => r.country = opt_str(v)?,
             "region" => r.region = opt_str(v)?,
@@ -245,15 +233,14 @@ fn geo(v: &Value) -> Option<Geo<'_>> {
             "city" => r.city = opt_str(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
 fn user(v: &Value) -> Option<Box<User<'_>>> {
     let mut r = Box::<User>::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "id" => r.id = opt_str(v)?,
             "buyeruid" => r.buyeruid = opt_str(v)?,
@@ -264,8 +251,8 @@ fn user(v: &Value) -> Option<Box<User<'_>>> {
             "ext" => r.ext = ext(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 
@@ -286,21 +273,31 @@ fn eid(v: &Value) -> Option<Eid<'_>> {
 fn only<'a, T>(v: &'a Value, key: &str, f: impl FnOnce(&'a Value) -> Option<T>) -> Option<Option<T>> {
     let mut r = None;
     let mut f = Some(f);
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         if k == key {
-            // A second `key` ends the loop as repeated before it gets here.
+            // A second `key` ends the walk as repeated before it gets here.
             r = Some(f.take()?(v)?);
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
+}
+
+/// Walks an object's entries through `f`, which reads the fields it knows into the value being
+/// built: `None` (from `f`, for a shape the walk leaves to the usual parse, or for a repeated key)
+/// gives up.
+#[inline]
+fn object<'a>(v: &'a Value, mut f: impl FnMut(&'a str, &'a Value) -> Option<()>) -> Option<()> {
+    let mut fields = Fields::of(v)?;
+    for (k, v) in &mut fields {
+        f(k, v)?;
+    }
+    fields.clean()
 }
 
 fn regs(v: &Value) -> Option<Regs<'_>> {
     let mut r = Regs::default();
-    let mut fields = Fields::of(v)?;
-    for (k, v) in &mut fields {
+    object(v, |k, v| {
         match k {
             "coppa" => r.coppa = int(v)?,
             "gdpr" => r.gdpr = int(v)?,
@@ -310,8 +307,8 @@ fn regs(v: &Value) -> Option<Regs<'_>> {
             "ext" => r.ext = ext(v)?,
             _ => {}
         }
-    }
-    fields.clean()?;
+        Some(())
+    })?;
     Some(r)
 }
 

@@ -14,15 +14,23 @@ ARG RUST_VERSION=1.95
 # into the image at /usr/share/adplatform/geoip/geo-whois-asn-country.mmdb; set
 # `geo.mmdb_path` (Helm: config.geo.mmdb_path) to that path to use it.
 ARG GEOIP=0
+# PGO=1 builds the binary profile-guided (scripts/build-pgo.sh: an instrumented build trained
+# under the load generator's scenarios, then the optimised build): +60-70% bids and +39%
+# decisions per core in BENCHMARKS.md "Session 14", for about three times the build time.
+ARG PGO=0
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 ARG GEOIP
+ARG PGO
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# Build tools some -sys crates need (bundled librdkafka builds with cmake). Versions come
-# with the pinned rust image's Debian release.
+# Build tools some -sys crates need (bundled librdkafka builds with cmake); with PGO=1 also what
+# the training needs (llvm-profdata from Debian's llvm-19, which reads the raw profiles of the
+# pinned rustc; python3 and curl for the training server). Versions come with the pinned rust
+# image's Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config \
+ && if [ "$PGO" = 1 ]; then apt-get install -y --no-install-recommends llvm-19 python3 curl; fi \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -30,8 +38,13 @@ COPY . .
 # out of the cache mount so the next stage can see it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p adplatform \
- && install -D -m 0755 target/release/adplatform /out/usr/local/bin/adplatform \
+    if [ "$PGO" = 1 ]; then \
+        scripts/build-pgo.sh \
+     && install -D -m 0755 target/pgo/build/release/adplatform /out/usr/local/bin/adplatform; \
+    else \
+        cargo build --release --locked -p adplatform \
+     && install -D -m 0755 target/release/adplatform /out/usr/local/bin/adplatform; \
+    fi \
  && mkdir -p /out/var/lib/adplatform /out/usr/share/adplatform \
  && if [ "$GEOIP" = 1 ]; then scripts/fetch-geoip.sh /out/usr/share/adplatform/geoip; fi
 # The runtime image has only glibc, libgcc/libstdc++ and OpenSSL: fail here, with the list,

@@ -2,11 +2,15 @@
 # Build AdPlatform for release: the binary, the container image, and (with --push) push it.
 #
 #   scripts/build.sh [--dry-run] [--no-binary] [--no-image] [--push]
-#                    [--image REPO] [--tag TAG] [--platform linux/amd64] [--geoip]
+#                    [--image REPO] [--tag TAG] [--platform linux/amd64] [--geoip] [--pgo]
 #
 #   binary  cargo build --release --locked -p adplatform  -> target/release/adplatform
 #   image   docker build (the multi-stage Dockerfile builds the binary itself, so the image
 #           never contains anything from the host) tagged REPO:TAG and REPO:latest
+#   --pgo   profile-guided: the binary from scripts/build-pgo.sh
+#           (-> target/pgo/build/release/adplatform; needs llvm-profdata, python3, curl) and the
+#           image with Dockerfile ARG PGO=1 (the same script inside the build stage). About three
+#           times the plain build's time; BENCHMARKS.md "Session 14" has what it gains
 #   --geoip bakes the free IP-to-country database into the image (Dockerfile ARG GEOIP=1;
 #           then set config.geo.mmdb_path, see deploy/helm/adplatform/values.yaml)
 #   push    docker push REPO:TAG (and :latest); prints the pushed digest for the chart's
@@ -30,6 +34,7 @@ TAG="${ADP_IMAGE_TAG:-}"
 PLATFORM="${ADP_PLATFORM:-linux/amd64}"
 BUILDER="${BUILDER:-docker}"
 GEOIP=0
+PGO=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
@@ -40,6 +45,7 @@ while [ $# -gt 0 ]; do
         --tag) TAG="${2:?--tag needs a value}"; shift ;;
         --platform) PLATFORM="${2:?--platform needs a value}"; shift ;;
         --geoip) GEOIP=1 ;;
+        --pgo) PGO=1 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -60,16 +66,24 @@ tools=()
 [ "${#tools[@]}" -gt 0 ] && need_tools "${tools[@]}"
 
 if [ "$BINARY" = 1 ]; then
-    log "release binary"
-    run cargo build --release --locked -p adplatform
-    run target/release/adplatform --version
+    if [ "$PGO" = 1 ]; then
+        log "release binary, profile-guided (scripts/build-pgo.sh)"
+        run scripts/build-pgo.sh
+        run target/pgo/build/release/adplatform --version
+    else
+        log "release binary"
+        run cargo build --release --locked -p adplatform
+        run target/release/adplatform --version
+    fi
 fi
 
 if [ "$IMAGE_BUILD" = 1 ]; then
-    log "container image $IMAGE:$TAG ($PLATFORM)"
+    how="$PLATFORM"
+    if [ "$PGO" = 1 ]; then how="$how, profile-guided"; fi
+    log "container image $IMAGE:$TAG ($how)"
     created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     run env DOCKER_BUILDKIT=1 "$BUILDER" build --platform "$PLATFORM" \
-        --build-arg "VERSION=$TAG" --build-arg "CREATED=$created" --build-arg "GEOIP=$GEOIP" \
+        --build-arg "VERSION=$TAG" --build-arg "CREATED=$created" --build-arg "GEOIP=$GEOIP" --build-arg "PGO=$PGO" \
         --tag "$IMAGE:$TAG" --tag "$IMAGE:latest" .
     # The image runs as a non-root user and answers --version without any configuration.
     run "$BUILDER" run --rm "$IMAGE:$TAG" --version

@@ -255,6 +255,18 @@ c_dry_runs() {
         echo "  FAIL build.sh --dry-run"
         rc=1
     fi
+    # --pgo: the binary from build-pgo.sh, the image with the Dockerfile's PGO=1, which runs the
+    # same script in its build stage (so the build context must carry it).
+    if scripts/build.sh --dry-run --pgo --push --tag check >"$CACHE/plan-build-pgo.txt" 2>&1 \
+        && grep -q '^+ scripts/build-pgo.sh' "$CACHE/plan-build-pgo.txt" \
+        && grep -q -- '--build-arg PGO=1' "$CACHE/plan-build-pgo.txt" \
+        && grep -q '^ARG PGO=0' Dockerfile && grep -q 'scripts/build-pgo.sh' Dockerfile \
+        && grep -qx '!scripts/build-pgo.sh' .dockerignore; then
+        echo "  ok   build.sh --dry-run --pgo --push (build-pgo.sh, Dockerfile PGO=1)"
+    else
+        echo "  FAIL build.sh --dry-run --pgo: no build-pgo.sh step, no PGO=1 build arg, or the Dockerfile/.dockerignore lacks it"
+        rc=1
+    fi
     return "$rc"
 }
 

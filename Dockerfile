@@ -16,7 +16,8 @@ ARG RUST_VERSION=1.95
 ARG GEOIP=0
 # PGO=1 builds the binary profile-guided (scripts/build-pgo.sh: an instrumented build trained
 # under the load generator's scenarios, then the optimised build): +60-70% bids and +39%
-# decisions per core in BENCHMARKS.md "Session 14", for about three times the build time.
+# decisions per core in BENCHMARKS.md "Session 14", for two full release builds and a minute of
+# training instead of one build (~30 min instead of ~10 on two cores).
 ARG PGO=0
 
 FROM rust:${RUST_VERSION}-bookworm AS build

@@ -20,8 +20,9 @@
 # compared with a PGO baseline (SERVER_BIN=... BASELINE_BIN=... scripts/bench-http.sh).
 #
 # Each build is a full release build (fat LTO) in its own target directory: 14–18 min each on
-# this 2-core machine. The plain `cargo build --release` stays what CI, the tests and the container image
-# build; this is for a production binary and for the benchmarks that name it (BENCHMARKS.md).
+# this 2-core machine. The plain `cargo build --release` stays what the tests and CI's test stage
+# build; this is for a production binary (scripts/build.sh --pgo, the Dockerfile's ARG PGO=1, the
+# GitLab pipeline's images of release tags) and for the benchmarks that name it (BENCHMARKS.md).
 # Settings (environment): TRAIN_SECONDS=20 PORT=18190 PGO_DIR=target/pgo LLVM_PROFDATA=
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,7 +91,7 @@ curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" || { cat "$WORK/server.log
 python3 bench/unlimit_budgets.py "http://127.0.0.1:$PORT" "$ADMIN_KEY"
 for scenario in rtb-mixed direct-web direct-app; do
     "$BIN" loadtest --target "http://127.0.0.1:$PORT" --scenario "bench/scenarios/$scenario.toml" \
-        --duration "${TRAIN_SECONDS}s" --cpus 1 >"$WORK/$scenario.txt" 2>&1 \
+        --duration "${TRAIN_SECONDS}s" >"$WORK/$scenario.txt" 2>&1 \
         || { cat "$WORK/$scenario.txt" >&2; exit 1; }
     grep -i -m1 "requests" "$WORK/$scenario.txt" >&2 || true
 done

@@ -9,8 +9,8 @@
 #           never contains anything from the host) tagged REPO:TAG and REPO:latest
 #   --pgo   profile-guided: the binary from scripts/build-pgo.sh
 #           (-> target/pgo/build/release/adplatform; needs llvm-profdata, python3, curl) and the
-#           image with Dockerfile ARG PGO=1 (the same script inside the build stage). About three
-#           times the plain build's time; BENCHMARKS.md "Session 14" has what it gains
+#           image with Dockerfile ARG PGO=1 (the same script inside the build stage). Two full
+#           release builds and a minute of training; BENCHMARKS.md "Session 14" has what it gains
 #   --geoip bakes the free IP-to-country database into the image (Dockerfile ARG GEOIP=1;
 #           then set config.geo.mmdb_path, see deploy/helm/adplatform/values.yaml)
 #   push    docker push REPO:TAG (and :latest); prints the pushed digest for the chart's

@@ -1,7 +1,9 @@
 //! Bid request decoding: serde_json against sonic-rs on realistic requests (minified, as
 //! exchanges send them), `parse_request` (nesting guard + sonic-rs) and the bidder's
 //! `parse_request_for_bidding` (the same, skipping the fields it never reads), and what the server pays
-//! per request (parse, normalise, validate).
+//! per request (parse, normalise, validate). The `dom/*` group compares the two SIMD parsers'
+//! untyped trees as the fast parse uses one: built, then walked whole (every key, string and
+//! integer), sonic-rs' DOM against simd-json's tape.
 //!
 //! `cargo bench -p adp-openrtb --bench parse -- --warm-up-time 1 --measurement-time 3`
 
@@ -78,6 +80,87 @@ fn parse(c: &mut Criterion) {
     }
 }
 
+/// Visits every key, string and integer of a sonic-rs DOM.
+fn walk_sonic(v: &sonic_rs::Value, acc: &mut usize) {
+    use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+    if let Some(o) = v.as_object() {
+        for (k, v) in o.iter() {
+            *acc += k.len();
+            walk_sonic(v, acc);
+        }
+    } else if let Some(a) = v.as_array() {
+        for v in a.iter() {
+            walk_sonic(v, acc);
+        }
+    } else if let Some(s) = v.as_str() {
+        *acc += s.len();
+    } else if let Some(n) = v.as_i64() {
+        *acc = acc.wrapping_add(n as usize);
+    }
+}
+
+/// The same over a simd-json tape.
+fn walk_tape(v: simd_json::tape::Value<'_, '_>, acc: &mut usize) {
+    use simd_json::prelude::*;
+    if let Some(o) = v.as_object() {
+        for (k, v) in o.iter() {
+            *acc += k.len();
+            walk_tape(v, acc);
+        }
+    } else if let Some(a) = v.as_array() {
+        for v in a.iter() {
+            walk_tape(v, acc);
+        }
+    } else if let Some(s) = v.as_str() {
+        *acc += s.len();
+    } else if let Some(n) = v.as_i64() {
+        *acc = acc.wrapping_add(n as usize);
+    }
+}
+
+fn dom(c: &mut Criterion) {
+    for (label, file) in [("banner_site", "banner_site.json"), ("video_app", "video_app.json")] {
+        let body = sample(file);
+        let mut group = c.benchmark_group(format!("dom/{label}"));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        let mut want = 0;
+        walk_sonic(&sonic_rs::from_slice(&body).expect("parse"), &mut want);
+        group.bench_function("sonic_rs_dom", |b| {
+            b.iter(|| sonic_rs::from_slice::<sonic_rs::Value>(black_box(&body)).expect("parse"))
+        });
+        group.bench_function("sonic_rs_dom_walk", |b| {
+            b.iter(|| {
+                let v: sonic_rs::Value = sonic_rs::from_slice(black_box(&body)).expect("parse");
+                let mut acc = 0;
+                walk_sonic(&v, &mut acc);
+                assert_eq!(acc, want);
+            })
+        });
+        // simd-json parses in place: the body is copied into a reused buffer first, as a server
+        // holding the request in shared `Bytes` would have to.
+        let (mut buf, mut buffers) = (Vec::new(), simd_json::Buffers::default());
+        group.bench_function("simd_json_tape", |b| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(black_box(&body));
+                let tape = simd_json::to_tape_with_buffers(&mut buf, &mut buffers).expect("parse");
+                tape.as_value().as_object().map_or(0, |o| o.len())
+            })
+        });
+        group.bench_function("simd_json_tape_walk", |b| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(black_box(&body));
+                let tape = simd_json::to_tape_with_buffers(&mut buf, &mut buffers).expect("parse");
+                let mut acc = 0;
+                walk_tape(tape.as_value(), &mut acc);
+                assert_eq!(acc, want);
+            })
+        });
+        group.finish();
+    }
+}
+
 fn pipeline(c: &mut Criterion) {
     let body = sample("banner_site.json");
     let mut group = c.benchmark_group("request/banner_site");
@@ -93,5 +176,5 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, pipeline);
+criterion_group!(benches, parse, dom, pipeline);
 criterion_main!(benches);

@@ -548,3 +548,71 @@ async fn very_long_exchange_ids_do_not_break_the_click_tracker() {
     assert!(nurl.len() < 2000, "ids are cut in the notices too: {} bytes", nurl.len());
     assert_eq!(get(&server.base, &nurl).await.0, StatusCode::NO_CONTENT);
 }
+
+/// Many bid requests at once on one serving thread, answered in batches (`server.batch_bids`,
+/// the default) and one by one: each gets its own answer (its id, its imp, a bid; a no-bid for
+/// a floor above every rate; a 400 for broken JSON). With batching on, some requests shared a
+/// batch; with it off, none went through one.
+#[tokio::test]
+async fn concurrent_bids_on_one_thread_each_get_their_own_answer_batched_or_not() {
+    for batch in [true, false] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let server = Server::spawn(
+            &tmp.path().join("data"),
+            &["--admin-key", common::ADMIN_KEY, "--demo"],
+            &[("ADP_SERVER_THREADS", "1"), ("ADP_SERVER_BATCH_BIDS", if batch { "true" } else { "false" })],
+        );
+        let http = reqwest::Client::new();
+        let (mut sent, mut bid_count) = (0u64, 0u64);
+        for round in 0..20 {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..48 {
+                let b = Bidder { base: server.base.clone(), http: http.clone() };
+                set.spawn(async move {
+                    let id = format!("r{round}-{i}");
+                    let mut req = banner(&id);
+                    req["imp"][0]["id"] = json!(format!("imp-{i}"));
+                    let reply = match i % 3 {
+                        0 => b.bid(&req).await,
+                        1 => {
+                            req["imp"][0]["bidfloor"] = json!(1000.0);
+                            b.bid(&req).await
+                        }
+                        _ => b.post_raw(format!("{{\"id\":\"{id}\",\"imp\":[").into_bytes(), &[]).await,
+                    };
+                    (i, id, reply)
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                let (i, id, r) = done.expect("request task");
+                match i % 3 {
+                    0 => {
+                        assert_eq!(r.status, StatusCode::OK, "{id}: {:?}", r.body);
+                        let body = r.body.expect("body");
+                        assert_eq!(body["id"], json!(id));
+                        let b = bids(&body);
+                        assert_eq!(b.len(), 1, "{body}");
+                        assert_eq!(b[0]["impid"], json!(format!("imp-{i}")), "{body}");
+                    }
+                    1 => assert_eq!(r.status, StatusCode::NO_CONTENT, "{id}: {:?}", r.body),
+                    _ => {
+                        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{id}");
+                        assert_eq!(r.body.expect("error body")["error"]["code"], "malformed_json");
+                    }
+                }
+            }
+            sent += 48;
+            bid_count += 16;
+            let st = stats(&server.admin()).await;
+            assert_eq!(st["bids"].as_u64(), Some(bid_count), "{st}");
+            let batches = st["bid_batches"].as_u64().expect("bid_batches");
+            if !batch {
+                assert_eq!(batches, 0, "batching is off: {st}");
+            } else if round >= 1 && batches > 0 && batches < sent {
+                println!("batched: {sent} requests in {batches} batches");
+                break;
+            }
+            assert!(round < 19 || !batch, "20 rounds of 48 concurrent requests and never two in one batch: {st}");
+        }
+    }
+}

@@ -80,6 +80,12 @@ impl Collector for ServingCollector {
         counter(&mut enc, "adp_bids", "OpenRTB bids made", load(&s.bids))?;
         counter(
             &mut enc,
+            "adp_bid_batches",
+            "batches of bid requests answered together (server.batch_bids); bid requests / batches = mean batch size",
+            load(&s.bid_batches),
+        )?;
+        counter(
+            &mut enc,
             "adp_bid_timeouts",
             "bid requests answered no-bid because tmax ran out",
             load(&s.bid_timeouts),

@@ -84,6 +84,9 @@ pub struct ServingStats {
     pub tracking_rejected: AtomicU64,
     pub events_rejected: AtomicU64,
     pub bid_requests: AtomicU64,
+    /// Batches of bid requests answered together (`server.batch_bids`): bid_requests divided by
+    /// this is the mean batch size.
+    pub bid_batches: AtomicU64,
     pub bids: AtomicU64,
     pub bid_timeouts: AtomicU64,
     pub wins: AtomicU64,

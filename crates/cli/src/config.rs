@@ -396,10 +396,10 @@ pub struct ServerConfig {
     /// Roles this process runs: `all`, or a comma-separated subset of decide, bid, track,
     /// api, ingest (distributed mode).
     pub roles: String,
-    /// Answer bid requests in batches: each serving thread parses and decides every bid request
-    /// that arrived in one wake-up back to back, then sends the answers. Embedded mode only
-    /// (a distributed bidder reads its frequency caps over the network, request by request).
-    pub batch_bids: bool,
+    /// Answer decide and bid requests in batches: each serving thread parses and decides the
+    /// requests that arrived in one wake-up back to back, then sends the answers. Embedded mode
+    /// only (a distributed server reads its counters over the network, request by request).
+    pub batch_requests: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -469,7 +469,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             threads: 0,
             roles: "all".into(),
-            batch_bids: true,
+            batch_requests: true,
         }
     }
 }

@@ -766,8 +766,10 @@ pub async fn serve(
 
     print_banner(&config, local, threads, seeded, demo_key.as_deref());
 
-    let http =
-        HttpSettings { max_body_bytes: config.server.max_body_bytes as usize, batch_bids: config.server.batch_bids };
+    let http = HttpSettings {
+        max_body_bytes: config.server.max_body_bytes as usize,
+        batch_requests: config.server.batch_requests,
+    };
     let state_serving = state.serving.clone();
     let dispatcher = net::Dispatcher::new(state, &http, &roles);
     let cores = net::spawn_cores(listeners, dispatcher, stop_rx, config.geo.use_client_addr);

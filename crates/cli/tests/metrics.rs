@@ -35,8 +35,9 @@ async fn metrics_count_requests_decisions_and_bids() {
     assert_eq!(value(&text, "adp_decisions_total{result=\"no_fill\"} "), Some(3), "{text}");
     assert_eq!(value(&text, "adp_bid_requests_total "), Some(1), "{text}");
     assert_eq!(value(&text, "adp_bids_total "), Some(1), "{text}");
-    // The one bid went through the serving thread's bid batch (server.batch_bids, on by default).
-    assert_eq!(value(&text, "adp_bid_batches_total "), Some(1), "{text}");
+    // The three decide requests and the bid went through the serving thread's batches
+    // (server.batch_requests, on by default), one batch each: the client waits for each answer.
+    assert_eq!(value(&text, "adp_serving_batches_total "), Some(4), "{text}");
     assert!(value(&text, "adp_catalog_version ").is_some_and(|v| v > 0), "{text}");
     // HTTP requests by route and status, latency by route (the names the chart's alerts use).
     assert_eq!(value(&text, "adp_http_requests_total{route=\"decide\",status=\"200\"} "), Some(3), "{text}");

@@ -549,7 +549,7 @@ async fn very_long_exchange_ids_do_not_break_the_click_tracker() {
     assert_eq!(get(&server.base, &nurl).await.0, StatusCode::NO_CONTENT);
 }
 
-/// Many bid requests at once on one serving thread, answered in batches (`server.batch_bids`,
+/// Many bid requests at once on one serving thread, answered in batches (`server.batch_requests`,
 /// the default) and one by one: each gets its own answer (its id, its imp, a bid; a no-bid for
 /// a floor above every rate; a 400 for broken JSON). With batching on, some requests shared a
 /// batch; with it off, none went through one.
@@ -560,7 +560,7 @@ async fn concurrent_bids_on_one_thread_each_get_their_own_answer_batched_or_not(
         let server = Server::spawn(
             &tmp.path().join("data"),
             &["--admin-key", common::ADMIN_KEY, "--demo"],
-            &[("ADP_SERVER_THREADS", "1"), ("ADP_SERVER_BATCH_BIDS", if batch { "true" } else { "false" })],
+            &[("ADP_SERVER_THREADS", "1"), ("ADP_SERVER_BATCH_REQUESTS", if batch { "true" } else { "false" })],
         );
         let http = reqwest::Client::new();
         let (mut sent, mut bid_count) = (0u64, 0u64);
@@ -605,7 +605,7 @@ async fn concurrent_bids_on_one_thread_each_get_their_own_answer_batched_or_not(
             bid_count += 16;
             let st = stats(&server.admin()).await;
             assert_eq!(st["bids"].as_u64(), Some(bid_count), "{st}");
-            let batches = st["bid_batches"].as_u64().expect("bid_batches");
+            let batches = st["batches"].as_u64().expect("batches");
             if !batch {
                 assert_eq!(batches, 0, "batching is off: {st}");
             } else if round >= 1 && batches > 0 && batches < sent {

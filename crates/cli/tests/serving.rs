@@ -425,3 +425,65 @@ async fn oversized_hot_path_bodies_are_refused_with_413() {
     let r = c.post("/v1/decide", &json!({"placements": [{"id": "demo-mrec"}], "user": {"id": "u-after-413"}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// Many decide requests at once on one serving thread, answered in batches
+/// (`server.batch_requests`, the default) and one by one: each connection gets the answer to its
+/// own request (the placement ids it asked for), broken JSON gets its 400, and with batching on
+/// some requests shared a batch.
+#[tokio::test]
+async fn concurrent_decides_on_one_thread_each_get_their_own_answer_batched_or_not() {
+    for batch in [true, false] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let server = Server::spawn(
+            &tmp.path().join("data"),
+            &["--admin-key", common::ADMIN_KEY, "--demo"],
+            &[("ADP_SERVER_THREADS", "1"), ("ADP_SERVER_BATCH_REQUESTS", if batch { "true" } else { "false" })],
+        );
+        let http = reqwest::Client::new();
+        let admin = server.admin();
+        let mut sent = 0u64;
+        for round in 0..20 {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..48 {
+                let (http, url) = (http.clone(), format!("{}/v1/decide", server.base));
+                set.spawn(async move {
+                    let own = format!("nope-{round}-{i}");
+                    let body = if i % 4 == 3 {
+                        format!("{{\"placements\":[{{\"id\":\"{own}\"}}")
+                    } else {
+                        json!({"placements": [{"id": "demo-mrec"}, {"id": own}], "user": {"id": format!("u{i}")}})
+                            .to_string()
+                    };
+                    let r = http.post(url).body(body).send().await.expect("send");
+                    let status = r.status();
+                    let v: Value = r.json().await.expect("JSON answer");
+                    (i, own, status, v)
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                let (i, own, status, v) = done.expect("request task");
+                if i % 4 == 3 {
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+                    assert_eq!(v["error"]["code"], "malformed_json", "{v}");
+                    continue;
+                }
+                assert_eq!(status, StatusCode::OK, "{v}");
+                let d = v["decisions"].as_array().expect("decisions");
+                assert_eq!(d.len(), 2, "{v}");
+                assert_eq!((&d[0]["placement_id"], &d[1]["placement_id"]), (&json!("demo-mrec"), &json!(own)), "{v}");
+                assert_eq!(d[1]["no_fill_reason"], "unknown_placement", "{v}");
+            }
+            sent += 48;
+            let st = admin.get("/api/v1/serving/stats").await.body;
+            assert_eq!(st["requests"].as_u64(), Some(sent / 4 * 3), "{st}");
+            let batches = st["batches"].as_u64().expect("batches");
+            if !batch {
+                assert_eq!(batches, 0, "batching is off: {st}");
+            } else if round >= 1 && batches > 0 && batches < sent {
+                println!("batched: {sent} requests in {batches} batches");
+                break;
+            }
+            assert!(round < 19 || !batch, "20 rounds of 48 concurrent requests and never two in one batch: {st}");
+        }
+    }
+}

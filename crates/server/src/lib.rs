@@ -42,14 +42,14 @@ use std::time::Instant;
 pub struct HttpSettings {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Answer the embedded bidder's requests in batches, one per wake-up of a serving thread
-    /// (`net::bid_worker`).
-    pub batch_bids: bool,
+    /// Answer decide and bid requests in batches, one per wake-up of a serving thread
+    /// (`net::worker`; embedded mode).
+    pub batch_requests: bool,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { max_body_bytes: 1024 * 1024, batch_bids: true }
+        HttpSettings { max_body_bytes: 1024 * 1024, batch_requests: true }
     }
 }
 

@@ -80,9 +80,9 @@ impl Collector for ServingCollector {
         counter(&mut enc, "adp_bids", "OpenRTB bids made", load(&s.bids))?;
         counter(
             &mut enc,
-            "adp_bid_batches",
-            "batches of bid requests answered together (server.batch_bids); bid requests / batches = mean batch size",
-            load(&s.bid_batches),
+            "adp_serving_batches",
+            "batches of decide and bid requests answered together (server.batch_requests)",
+            load(&s.batches),
         )?;
         counter(
             &mut enc,

@@ -71,16 +71,34 @@ pub struct Dispatcher {
     max_body: usize,
     decide: bool,
     bid: bool,
-    /// This core's bid queue, when bids are answered in batches (see `bid_worker`).
-    bids: Option<mpsc::UnboundedSender<BidJob>>,
+    /// This core's queue, when decide and bid requests are answered in batches (see `worker`).
+    jobs: Option<mpsc::UnboundedSender<Job>>,
     batch: bool,
 }
 
-/// A bid request read off a connection, waiting for this core's bid worker.
-struct BidJob {
-    arrived: Instant,
-    body: Result<Bytes, ApiError>,
-    reply: oneshot::Sender<Response>,
+/// A decide or bid request read off a connection, waiting for this core's worker.
+enum Job {
+    Decide { client: ClientIp, body: Result<Bytes, ApiError>, reply: oneshot::Sender<Result<Vec<u8>, ApiError>> },
+    Bid { arrived: Instant, body: Result<Bytes, ApiError>, reply: oneshot::Sender<Response> },
+}
+
+impl Job {
+    /// Answers the job. In embedded mode this completes without waiting on anything.
+    async fn run(self, state: &AppState) {
+        // A connection that went away no longer wants its answer.
+        match self {
+            Job::Decide { client, body, reply } => {
+                let _ = reply.send(crate::serving_http::decide_result(state, client, body).await);
+            }
+            Job::Bid { arrived, body, reply } => {
+                let _ = reply.send(crate::serving_http::bid_body(state, arrived, body).await);
+            }
+        }
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is stopping")
 }
 
 impl Dispatcher {
@@ -90,8 +108,8 @@ impl Dispatcher {
             max_body: settings.max_body_bytes,
             decide: roles.contains(&"decide") && state.serving.is_some(),
             bid: roles.contains(&"bid") && state.serving.is_some(),
-            bids: None,
-            batch: settings.batch_bids,
+            jobs: None,
+            batch: settings.batch_requests,
             state,
         }
     }
@@ -110,7 +128,15 @@ impl Dispatcher {
             if self.decide && path == "/v1/decide" {
                 let client = ClientIp::of(&self.state, req.headers(), req.extensions());
                 let body = read_body(req, self.max_body).await;
-                let resp = match crate::serving_http::decide_result(&self.state, client, body).await {
+                let result = match self.queue() {
+                    Some(queue) => {
+                        let (reply, answer) = oneshot::channel();
+                        self.submit(queue, Job::Decide { client, body, reply }).await;
+                        answer.await.unwrap_or_else(|_| Err(stopping()))
+                    }
+                    None => crate::serving_http::decide_result(&self.state, client, body).await,
+                };
+                let resp = match result {
                     Ok(json) => json_answer(json),
                     Err(e) => crate::serving_http::cors(e.into_response()).map(Either::Right),
                 };
@@ -119,25 +145,13 @@ impl Dispatcher {
             }
             if self.bid && path == "/openrtb2/bid" && !coded(req.headers()) {
                 let body = read_body(req, self.max_body).await;
-                let resp = match &self.bids {
-                    // The embedded bidder awaits nothing: its bids can go through the batch.
-                    Some(queue) if self.state.serving.as_ref().is_some_and(|s| s.shared().is_none()) => {
+                let resp = match self.queue() {
+                    Some(queue) => {
                         let (reply, answer) = oneshot::channel();
-                        match queue.send(BidJob { arrived: started, body, reply }) {
-                            Ok(()) => answer.await.unwrap_or_else(|_| {
-                                ApiError::new(
-                                    StatusCode::SERVICE_UNAVAILABLE,
-                                    "shutting_down",
-                                    "the server is stopping",
-                                )
-                                .into_response()
-                            }),
-                            Err(mpsc::error::SendError(job)) => {
-                                crate::serving_http::bid_body(&self.state, started, job.body).await
-                            }
-                        }
+                        self.submit(queue, Job::Bid { arrived: started, body, reply }).await;
+                        answer.await.unwrap_or_else(|_| stopping().into_response())
                     }
-                    _ => crate::serving_http::bid_body(&self.state, started, body).await,
+                    None => crate::serving_http::bid_body(&self.state, started, body).await,
                 };
                 http_metrics::observe(1, resp.status().as_u16(), started.elapsed().as_secs_f64());
                 return Ok(resp.map(Either::Right));
@@ -145,6 +159,19 @@ impl Dispatcher {
         }
         let mut router = self.router.clone();
         Ok(router.call(req.map(Body::new)).await?.map(Either::Right))
+    }
+
+    /// This core's worker queue, when requests go through it (see `spawn_cores`).
+    fn queue(&self) -> Option<&mpsc::UnboundedSender<Job>> {
+        self.jobs.as_ref()
+    }
+
+    /// Hands the job to this core's worker; if the worker is gone (the runtime is stopping),
+    /// answers it here.
+    async fn submit(&self, queue: &mpsc::UnboundedSender<Job>, job: Job) {
+        if let Err(mpsc::error::SendError(job)) = queue.send(job) {
+            job.run(&self.state).await;
+        }
     }
 }
 
@@ -221,9 +248,13 @@ pub fn spawn_cores(
         .enumerate()
         .map(|(core, l)| {
             let mut dispatcher = dispatcher.clone();
-            let queue = (dispatcher.batch && dispatcher.bid).then(|| {
+            // Embedded mode only: a distributed server awaits its counter store within a request
+            // (the shared state is set before the serving threads start), so each request is
+            // answered on its own connection's task.
+            let embedded = dispatcher.state.serving.as_ref().is_some_and(|s| s.shared().is_none());
+            let queue = (dispatcher.batch && embedded && (dispatcher.bid || dispatcher.decide)).then(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                dispatcher.bids = Some(tx);
+                dispatcher.jobs = Some(tx);
                 (dispatcher.state.clone(), rx)
             });
             let dispatcher = Arc::new(dispatcher);
@@ -234,7 +265,7 @@ pub fn spawn_cores(
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                     rt.block_on(async move {
                         if let Some((state, rx)) = queue {
-                            tokio::spawn(bid_worker(state, rx));
+                            tokio::spawn(worker(state, rx));
                         }
                         serve_core(l, dispatcher, stop, connect_info).await
                     })
@@ -248,22 +279,21 @@ pub fn spawn_cores(
         .collect()
 }
 
-/// Answers the bid requests of one core's connections in batches. A connection task that has read
-/// a bid request queues it here and waits. The runtime polls this task after the connection tasks
-/// that were ready before it, so one poll answers every bid that arrived in the same wake-up: the
-/// parse, the engine and the answer's code run back to back while they are in the CPU's caches,
-/// and the kernel's receive and send paths also run back to back.
-async fn bid_worker(state: AppState, mut queue: mpsc::UnboundedReceiver<BidJob>) {
+/// Answers the decide and bid requests of one core's connections in batches. A connection task
+/// that has read such a request queues it here and waits. The runtime polls this task after the
+/// connection tasks that were ready before it, so one poll answers every request that arrived in
+/// the same wake-up: the parse, the engine and the answer's code run back to back while they are
+/// in the CPU's caches, and the kernel's receive and send paths also run back to back. A batch
+/// is whatever is queued when the worker runs (a lone request is a batch of one, with no wait),
+/// at most 128 requests.
+async fn worker(state: AppState, mut queue: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(64);
-    while queue.recv_many(&mut batch, 1024).await > 0 {
+    while queue.recv_many(&mut batch, 128).await > 0 {
         if let Some(s) = &state.serving {
-            s.stats.bid_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for job in batch.drain(..) {
-            // Embedded mode only (see `dispatch`): this completes without waiting on anything.
-            let resp = crate::serving_http::bid_body(&state, job.arrived, job.body).await;
-            // A connection that went away no longer wants its answer.
-            let _ = job.reply.send(resp);
+            job.run(&state).await;
         }
     }
 }

@@ -76,6 +76,9 @@ impl Default for ServingSettings {
 /// Counters of the serving role, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct ServingStats {
+    /// Batches of decide and bid requests answered together (`server.batch_requests`): the
+    /// requests of both kinds divided by this is the mean batch size.
+    pub batches: AtomicU64,
     pub requests: AtomicU64,
     pub filled: AtomicU64,
     pub unfilled: AtomicU64,
@@ -84,9 +87,6 @@ pub struct ServingStats {
     pub tracking_rejected: AtomicU64,
     pub events_rejected: AtomicU64,
     pub bid_requests: AtomicU64,
-    /// Batches of bid requests answered together (`server.batch_bids`): bid_requests divided by
-    /// this is the mean batch size.
-    pub bid_batches: AtomicU64,
     pub bids: AtomicU64,
     pub bid_timeouts: AtomicU64,
     pub wins: AtomicU64,

@@ -375,7 +375,7 @@ async fn serving_stats(State(st): State<AppState>, who: Principal) -> Result<Jso
         "tracking_rejected": load(&s.stats.tracking_rejected),
         "events_rejected": load(&s.stats.events_rejected),
         "bid_requests": load(&s.stats.bid_requests),
-        "bid_batches": load(&s.stats.bid_batches),
+        "batches": load(&s.stats.batches),
         "bids": load(&s.stats.bids),
         "bid_timeouts": load(&s.stats.bid_timeouts),
         "wins": load(&s.stats.wins),

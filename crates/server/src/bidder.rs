@@ -508,7 +508,13 @@ impl Serving {
         Ok(BidResponse {
             id: req.id.to_string(),
             seatbid: vec![SeatBid { bid: bids, seat: Some(settings.seat.clone()), ..Default::default() }],
-            bidid: Some(uuid::Uuid::now_v7().simple().to_string()),
+            // This thread's UUIDv7 sequence, written without the formatting machinery.
+            bidid: Some(
+                crate::ids::v7(now.timestamp_millis())
+                    .simple()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer())
+                    .to_string(),
+            ),
             cur: Some(currency),
             ..Default::default()
         })

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Router;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -22,6 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,8 +99,10 @@ impl Job {
     }
 }
 
-fn stopping() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is stopping")
+/// The answer when the worker dropped a job's reply: only a handler that panicked does that
+/// (the worker outlives the connections: it stops with the runtime, after graceful shutdown).
+fn unanswered() -> ApiError {
+    ApiError::internal("the request could not be answered")
 }
 
 impl Dispatcher {
@@ -132,7 +136,7 @@ impl Dispatcher {
                     Some(queue) => {
                         let (reply, answer) = oneshot::channel();
                         self.submit(queue, Job::Decide { client, body, reply }).await;
-                        answer.await.unwrap_or_else(|_| Err(stopping()))
+                        answer.await.unwrap_or_else(|_| Err(unanswered()))
                     }
                     None => crate::serving_http::decide_result(&self.state, client, body).await,
                 };
@@ -149,7 +153,7 @@ impl Dispatcher {
                     Some(queue) => {
                         let (reply, answer) = oneshot::channel();
                         self.submit(queue, Job::Bid { arrived: started, body, reply }).await;
-                        answer.await.unwrap_or_else(|_| stopping().into_response())
+                        answer.await.unwrap_or_else(|_| unanswered().into_response())
                     }
                     None => crate::serving_http::bid_body(&self.state, started, body).await,
                 };
@@ -293,7 +297,11 @@ async fn worker(state: AppState, mut queue: mpsc::UnboundedReceiver<Job>) {
             s.stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for job in batch.drain(..) {
-            job.run(&state).await;
+            // A handler must not panic; if one does, it fails its own request (the connection
+            // sees its reply dropped: 500), not the worker and the requests queued behind it.
+            if AssertUnwindSafe(job.run(&state)).catch_unwind().await.is_err() {
+                tracing::error!("a decide or bid request panicked in the serving thread's worker");
+            }
         }
     }
 }

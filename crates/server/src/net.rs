@@ -87,7 +87,16 @@ enum Job {
 impl Job {
     /// Answers the job. In embedded mode this completes without waiting on anything.
     async fn run(self, state: &AppState) {
-        // A connection that went away no longer wants its answer.
+        // A connection that went away while its request waited gets no answer: an exchange that
+        // gave up on a bid must not have it reserve budget or count.
+        let gone = match &self {
+            Job::Decide { reply, .. } => reply.is_closed(),
+            Job::Bid { reply, .. } => reply.is_closed(),
+        };
+        if gone {
+            return;
+        }
+        // A connection that goes away from here on no longer wants its answer.
         match self {
             Job::Decide { client, body, reply } => {
                 let _ = reply.send(crate::serving_http::decide_result(state, client, body).await);
@@ -170,8 +179,8 @@ impl Dispatcher {
         self.jobs.as_ref()
     }
 
-    /// Hands the job to this core's worker; if the worker is gone (the runtime is stopping),
-    /// answers it here.
+    /// Hands the job to this core's worker; if the worker is gone (it stops with the runtime, so
+    /// only if it failed), answers it here.
     async fn submit(&self, queue: &mpsc::UnboundedSender<Job>, job: Job) {
         if let Err(mpsc::error::SendError(job)) = queue.send(job) {
             job.run(&self.state).await;
@@ -292,7 +301,9 @@ pub fn spawn_cores(
 /// at most 128 requests.
 async fn worker(state: AppState, mut queue: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(64);
-    while queue.recv_many(&mut batch, 128).await > 0 {
+    const MOST: usize = 128;
+    while queue.recv_many(&mut batch, MOST).await > 0 {
+        let full = batch.len() == MOST;
         if let Some(s) = &state.serving {
             s.stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -302,6 +313,10 @@ async fn worker(state: AppState, mut queue: mpsc::UnboundedReceiver<Job>) {
             if AssertUnwindSafe(job.run(&state)).catch_unwind().await.is_err() {
                 tracing::error!("a decide or bid request panicked in the serving thread's worker");
             }
+        }
+        if full {
+            // More may be queued: let the connections of this batch write their answers first.
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -77,7 +77,8 @@ impl Default for ServingSettings {
 #[derive(Debug, Default)]
 pub struct ServingStats {
     /// Batches of decide and bid requests answered together (`server.batch_requests`): the
-    /// requests of both kinds divided by this is the mean batch size.
+    /// requests of both kinds divided by this is about the mean batch size (refused bodies go
+    /// through batches too without counting as requests).
     pub batches: AtomicU64,
     pub requests: AtomicU64,
     pub filled: AtomicU64,

@@ -95,6 +95,19 @@ impl Server {
         Server { child: Some(child), base, data_dir: data_dir.to_path_buf(), stdout: lines, _tmp: None }
     }
 
+    /// `serve --demo` on a fresh data dir with one serving thread and request batching
+    /// (`server.batch_requests`) on or off.
+    pub fn one_thread_demo(batch: bool) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut s = Server::spawn(
+            &tmp.path().join("data"),
+            &["--admin-key", ADMIN_KEY, "--demo"],
+            &[("ADP_SERVER_THREADS", "1"), ("ADP_SERVER_BATCH_REQUESTS", if batch { "true" } else { "false" })],
+        );
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub fn client(&self, key: Option<&str>) -> Client {
         Client { http: reqwest::Client::new(), base: self.base.clone(), key: key.map(str::to_string) }
     }
@@ -236,4 +249,21 @@ pub async fn seed_advertiser(c: &Client, adv: &str) -> String {
     )
     .await;
     adv.to_string()
+}
+
+/// After round `round` (of 20, counting from 0) of concurrent decide or bid requests, `sent` in
+/// all, with the serving stats `st`: with batching off no batch may have formed; with it on, true
+/// (stop) once some batch held two or more requests, and a failure after the last round if none did.
+pub fn batched_enough(st: &Value, sent: u64, round: u32, batch: bool) -> bool {
+    let batches = st["batches"].as_u64().expect("batches");
+    if !batch {
+        assert_eq!(batches, 0, "batching is off: {st}");
+        return false;
+    }
+    if round >= 1 && batches > 0 && batches < sent {
+        println!("batched: {sent} requests in {batches} batches");
+        return true;
+    }
+    assert!(round < 19, "20 rounds of 48 concurrent requests and never two in one batch: {st}");
+    false
 }

@@ -73,6 +73,13 @@ fn parse(c: &mut Criterion) {
                 parse_request_for_bidding_fast(black_box(&body), &mut dom).expect("parse").imp.len()
             })
         });
+        // The fast parse before it read simd-json's tape: sonic-rs' DOM, then the same walk.
+        group.bench_function("sonic_rs_dom_then_walk", |b| {
+            b.iter(|| {
+                let dom = sonic_rs::from_slice::<sonic_rs::Value>(black_box(&body)).expect("parse");
+                adp_openrtb::fast::bid_request(&dom).expect("walk").imp.len()
+            })
+        });
         group.bench_function("sonic_rs_skip", |b| {
             b.iter(|| sonic_rs::from_slice::<serde::de::IgnoredAny>(black_box(&body)).expect("parse"))
         });

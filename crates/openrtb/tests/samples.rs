@@ -466,25 +466,40 @@ fn the_bidders_parse_skips_type_slips_in_unread_fields_but_not_broken_json() {
     assert_eq!((e.path.as_str(), e.kind), ("imp[0].bidfloor", ParseErrorKind::Data));
 }
 
-/// The bidder's fast parse (DOM, then the read fields picked out) is the bidder's parse: on
-/// every sample it takes the fast path (the walk alone returns the request) and gives the same
-/// struct; shapes the walk leaves alone give the usual parse's result and errors.
+/// The walk alone over simd-json's tape of `body` (what the fast parse reads), through `f`.
+/// Where sonic-rs' DOM of the same body is walked too (the parse bench's other reader), both
+/// walks must return the same request.
+fn walked<T>(body: &[u8], f: impl FnOnce(Option<BidRequest<'_>>) -> T) -> T {
+    let mut buf = body.to_vec();
+    let tape = simd_json::to_tape(&mut buf).ok();
+    let from_tape = tape.as_ref().and_then(|t| fast::bid_request(t.as_value()));
+    let dom: Option<sonic_rs::Value> = sonic_rs::from_slice(body).ok();
+    if let (Some(a), Some(b)) = (&from_tape, dom.as_ref().and_then(fast::bid_request)) {
+        assert_eq!(a, &b, "the tape's walk and the DOM's walk disagree");
+    }
+    f(from_tape)
+}
+
+/// The bidder's fast parse (a simd-json tape, then the read fields picked out) is the bidder's
+/// parse: on every sample it takes the fast path (the walk alone returns the request) and gives
+/// the same struct; shapes the walk leaves alone give the usual parse's result and errors.
 #[test]
 fn the_fast_parse_is_the_bidders_parse() {
-    let mut walked = 0;
+    let mut walked_samples = 0;
     for (name, bytes) in samples() {
         let slow = parse_request_for_bidding(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut dom = BidDom::default();
         let quick = parse_request_for_bidding_fast(&bytes, &mut dom).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(quick, slow, "{name}");
-        let value: sonic_rs::Value = sonic_rs::from_slice(&bytes).expect("dom");
-        if let Some(r) = fast::bid_request(&value) {
-            assert_eq!(r, slow, "{name}: the walk alone");
-            walked += 1;
-        }
+        walked(&bytes, |r| {
+            if let Some(r) = r {
+                assert_eq!(r, slow, "{name}: the walk alone");
+                walked_samples += 1;
+            }
+        });
     }
     // Only samples with tolerated slips (numbers for ids, ...) may need the usual parse.
-    assert!(walked >= 5, "the walk took only {walked} samples");
+    assert!(walked_samples >= 5, "the walk took only {walked_samples} samples");
     for body in [
         // Tolerated slips, a repeated key, DOOH, audio, a lone value for a list, an object
         // for native.request: the walk gives up, the result is the usual parse's.
@@ -510,12 +525,33 @@ fn the_fast_parse_is_the_bidders_parse() {
     }
     // The ext objects a 2.5 exchange sends are read by the walk itself.
     let body = br#"{"id":"x","imp":[{"id":"1"}],"user":{"ext":{"consent":"CO"}},"regs":{"ext":{"gdpr":1}}}"#;
-    let value: sonic_rs::Value = sonic_rs::from_slice(body).expect("dom");
-    let r = fast::bid_request(&value).expect("walked");
-    assert_eq!(r.regs.and_then(|g| g.ext), Some(serde_json::json!({"gdpr": 1})));
-    // A repeated key is left to the usual parse, which refuses a repeated field.
-    let value: sonic_rs::Value = sonic_rs::from_slice(br#"{"id":"x","id":"y"}"#).expect("dom");
-    assert!(fast::bid_request(&value).is_none());
+    walked(body, |r| {
+        let r = r.expect("walked");
+        assert_eq!(r.regs.and_then(|g| g.ext), Some(serde_json::json!({"gdpr": 1})));
+        assert_eq!(r.user.and_then(|u| u.ext), Some(serde_json::json!({"consent": "CO"})));
+    });
+    // An ext nested deeper than the limit is left to the usual parse, which refuses it.
+    let deep = format!(r#"{{"id":"x","imp":[{{"id":"1"}}],"regs":{{"ext":{}1{}}}}}"#, "[".repeat(40), "]".repeat(40));
+    walked(deep.as_bytes(), |r| assert!(r.is_none()));
+    // At the limit (32 levels, as `de::ext`) the walk takes it, one more it does not.
+    for (levels, ok) in [(31, true), (32, true), (33, false)] {
+        let body = format!(
+            r#"{{"id":"x","imp":[{{"id":"1"}}],"user":{{"ext":{}1{}}}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        );
+        assert_eq!(parse_request_for_bidding(body.as_bytes()).is_ok(), ok, "{levels} levels");
+        walked(body.as_bytes(), |r| assert_eq!(r.is_some(), ok, "{levels} levels"));
+    }
+    assert!(parse_request_for_bidding(deep.as_bytes()).is_err());
+    let mut dom = BidDom::default();
+    assert_eq!(parse_request_for_bidding_fast(deep.as_bytes(), &mut dom), parse_request_for_bidding(deep.as_bytes()));
+    // A repeated key is left to the usual parse, which refuses a repeated field; so is one
+    // repeated among many keys (the hash check's slow path).
+    walked(br#"{"id":"x","id":"y"}"#, |r| assert!(r.is_none()));
+    let many: String = (0..70).map(|i| format!(r#""k{i}":{i},"#)).collect();
+    walked(format!(r#"{{"id":"x",{many}"imp":[{{"id":"1"}}],"k7":0}}"#).as_bytes(), |r| assert!(r.is_none()));
+    walked(format!(r#"{{"id":"x",{many}"imp":[{{"id":"1"}}]}}"#).as_bytes(), |r| assert!(r.is_some()));
 }
 
 mod differential {
@@ -733,7 +769,7 @@ mod differential {
 
         /// Random JSON values (every type, numeric strings, escapes, large and fractional
         /// numbers, lone values, nested lists and objects) at the paths the bidder reads, in
-        /// the samples: the fast parse (a DOM and a hand walk) returns exactly what the
+        /// the samples: the fast parse (a simd-json tape and a hand walk) returns exactly what the
         /// bidder's serde parse returns, a request or an error; and the walk alone, when it
         /// takes a body, agrees.
         #[test]
@@ -750,10 +786,12 @@ mod differential {
             let slow = parse_request_for_bidding(&body);
             let mut dom = BidDom::default();
             prop_assert_eq!(&parse_request_for_bidding_fast(&body, &mut dom), &slow);
-            let value: sonic_rs::Value = sonic_rs::from_slice(&body).expect("dom");
-            if let Some(walked) = fast::bid_request(&value) {
-                prop_assert_eq!(Ok(walked), slow);
-            }
+            walked(&body, |r| {
+                if let Some(r) = r {
+                    prop_assert_eq!(Ok(r), slow);
+                }
+                Ok(())
+            })?;
         }
 
         /// Random numbers in number positions parse to the same values.

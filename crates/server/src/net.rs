@@ -4,7 +4,7 @@
 //! immutable router state.
 
 use crate::error::ApiError;
-use crate::serving_http::ClientIp;
+use crate::serving_http::{ClientIp, QueuedBid};
 use crate::{http_metrics, AppState, HttpSettings};
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -81,7 +81,7 @@ pub struct Dispatcher {
 /// A decide or bid request read off a connection, waiting for this core's worker.
 enum Job {
     Decide { client: ClientIp, body: Result<Bytes, ApiError>, reply: oneshot::Sender<Result<Vec<u8>, ApiError>> },
-    Bid { arrived: Instant, body: Result<Bytes, ApiError>, reply: oneshot::Sender<Response> },
+    Bid(QueuedBid),
 }
 
 impl Job {
@@ -91,7 +91,7 @@ impl Job {
         // gave up on a bid must not have it reserve budget or count.
         let gone = match &self {
             Job::Decide { reply, .. } => reply.is_closed(),
-            Job::Bid { reply, .. } => reply.is_closed(),
+            Job::Bid(q) => q.reply.is_closed(),
         };
         if gone {
             return;
@@ -101,7 +101,7 @@ impl Job {
             Job::Decide { client, body, reply } => {
                 let _ = reply.send(crate::serving_http::decide_result(state, client, body).await);
             }
-            Job::Bid { arrived, body, reply } => {
+            Job::Bid(QueuedBid { arrived, body, reply }) => {
                 let _ = reply.send(crate::serving_http::bid_body(state, arrived, body).await);
             }
         }
@@ -161,7 +161,7 @@ impl Dispatcher {
                 let resp = match self.queue() {
                     Some(queue) => {
                         let (reply, answer) = oneshot::channel();
-                        self.submit(queue, Job::Bid { arrived: started, body, reply }).await;
+                        self.submit(queue, Job::Bid(QueuedBid { arrived: started, body, reply })).await;
                         answer.await.unwrap_or_else(|_| unanswered().into_response())
                     }
                     None => crate::serving_http::bid_body(&self.state, started, body).await,
@@ -307,12 +307,23 @@ async fn worker(state: AppState, mut queue: mpsc::UnboundedReceiver<Job>) {
         if let Some(s) = &state.serving {
             s.stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let mut bids = Vec::new();
         for job in batch.drain(..) {
+            let job = match job {
+                Job::Bid(q) => {
+                    bids.push(q);
+                    continue;
+                }
+                job => job,
+            };
             // A handler must not panic; if one does, it fails its own request (the connection
             // sees its reply dropped: 500), not the worker and the requests queued behind it.
             if AssertUnwindSafe(job.run(&state)).catch_unwind().await.is_err() {
                 tracing::error!("a decide or bid request panicked in the serving thread's worker");
             }
+        }
+        if !bids.is_empty() {
+            crate::serving_http::bid_batch(&state, bids).await;
         }
         if full {
             // More may be queued: let the connections of this batch write their answers first.

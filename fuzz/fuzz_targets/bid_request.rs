@@ -3,7 +3,7 @@
 //! give a bid, a no-bid or a 4xx-style error, never a panic; and whatever sonic-rs accepts,
 //! serde_json accepts too and reads the same (the server parses with sonic-rs, the tests and
 //! the error messages use serde_json); and the bidder's parse, which skips the fields it never
-//! reads, takes whatever the full parse takes; and its fast form (a DOM, then the read fields
+//! reads, takes whatever the full parse takes; and its fast form (a simd-json tape, then the read fields
 //! picked out by hand), which the server calls, returns exactly what it returns.
 #![no_main]
 

@@ -56,7 +56,7 @@ fn parse(c: &mut Criterion) {
         group.bench_function("sonic_rs", |b| {
             b.iter(|| sonic_rs::from_slice::<BidRequest>(black_box(&body)).expect("parse"))
         });
-        // What the server calls: the nesting guard, then sonic-rs.
+        // The full parse: the nesting guard, then sonic-rs.
         group.bench_function("parse_request", |b| b.iter(|| parse_request(black_box(&body)).expect("parse")));
         // What the bidder calls: the same, skipping the fields it never reads.
         group.bench_function("parse_request_for_bidding", |b| {
@@ -66,7 +66,7 @@ fn parse(c: &mut Criterion) {
         group.bench_function("sonic_rs_dom", |b| {
             b.iter(|| sonic_rs::from_slice::<sonic_rs::Value>(black_box(&body)).expect("parse"))
         });
-        // What the server calls: the DOM, then the read fields picked out of it.
+        // What the server calls: a simd-json tape, then the read fields picked out of it.
         group.bench_function("parse_request_for_bidding_fast", |b| {
             b.iter(|| {
                 let mut dom = adp_openrtb::BidDom::default();

@@ -467,12 +467,17 @@ impl<'t, 'a: 't> Node<'a> for simd_json::tape::Value<'t, 'a> {
     }
     #[inline]
     fn i64(self) -> Option<i64> {
-        simd_json::prelude::ValueAsScalar::as_i64(&self)
+        simd_json::prelude::ValueAsScalar::as_i64(&self).filter(|_| !minus_zero(self))
     }
     #[inline]
     fn f64(self) -> Option<f64> {
         use simd_json::prelude::ValueAsScalar;
-        self.as_f64().or_else(|| self.as_i64().map(|n| n as f64)).or_else(|| self.as_u64().map(|n| n as f64))
+        if minus_zero(self) {
+            return None;
+        }
+        // `-0.0` reads as plain zero, as sonic-rs has it.
+        let plain = |f: f64| if f == 0.0 { 0.0 } else { f };
+        self.as_f64().map(plain).or_else(|| self.as_i64().map(|n| n as f64)).or_else(|| self.as_u64().map(|n| n as f64))
     }
     #[inline]
     fn items_len(self) -> Option<usize> {
@@ -507,6 +512,9 @@ impl<'t, 'a: 't> Node<'a> for simd_json::tape::Value<'t, 'a> {
             let depth = depth.checked_sub(1)?;
             return a.iter().map(|v| v.json(depth)).collect::<Option<Vec<_>>>().map(J::Array);
         }
+        if minus_zero(self) {
+            return None;
+        }
         Some(if let Some(s) = self.into_string() {
             J::String(s.to_owned())
         } else if let Some(b) = self.as_bool() {
@@ -523,6 +531,14 @@ impl<'t, 'a: 't> Node<'a> for simd_json::tape::Value<'t, 'a> {
             J::Null
         })
     }
+}
+
+/// Whether a tape value is `-0` (simd-json's only `I64` zero: it reads other non-negative
+/// integers as `U64`). sonic-rs reads `-0` as a float, so the walk leaves it to the usual parse.
+#[inline]
+fn minus_zero(v: simd_json::tape::Value<'_, '_>) -> bool {
+    use simd_json::prelude::{TypedValue, ValueAsScalar};
+    v.value_type() == simd_json::ValueType::I64 && v.as_i64() == Some(0)
 }
 
 impl<'a> Node<'a> for &'a sonic_rs::Value {

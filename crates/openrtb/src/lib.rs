@@ -113,7 +113,8 @@ pub fn parse_request_for_bidding(bytes: &[u8]) -> Result<BidRequest<'_>, ParseEr
 }
 
 /// Scratch space of [`parse_request_for_bidding_fast`]: the body's copy that simd-json parses
-/// in place (it unescapes strings where they are), which the request borrows its strings from.
+/// in place (it unescapes strings where they are), which the request borrows its strings from
+/// (a copy: the body itself is shared and immutable).
 #[derive(Default)]
 pub struct BidDom(Vec<u8>);
 
@@ -123,13 +124,16 @@ thread_local! {
         std::cell::RefCell::new((simd_json::Buffers::default(), None));
 }
 
+/// The largest body whose simd-json buffers a thread keeps for the next parse (a bid request
+/// is a few KiB; the tape and the parser's buffers take ~30 bytes per JSON token).
+const KEEP_BUFFERS_UP_TO: usize = 64 * 1024;
+
 /// [`parse_request_for_bidding`], faster: the body into a simd-json tape, then the fields the
 /// bidder reads picked out by [`fast::bid_request`]. A body the walk leaves alone (a tolerated
 /// type slip, a repeated key, malformed JSON, ...) goes through [`parse_request_for_bidding`],
 /// so the result, and every error, is the same. The request borrows its strings from `dom`.
 pub fn parse_request_for_bidding_fast<'a>(bytes: &'a [u8], dom: &'a mut BidDom) -> Result<BidRequest<'a>, ParseError> {
-    // The same bodies as the usual parse's SIMD path takes (nesting within its limit).
-    if sonic_safe(bytes) {
+    if tape_safe(bytes) {
         dom.0.clear();
         dom.0.extend_from_slice(bytes);
         let buf: &'a mut [u8] = &mut dom.0;
@@ -139,7 +143,12 @@ pub fn parse_request_for_bidding_fast<'a>(bytes: &'a [u8], dom: &'a mut BidDom) 
                 Ok(()) => fast::bid_request(tape.as_value()),
                 Err(_) => None,
             };
-            *spare = Some(tape.reset());
+            if bytes.len() <= KEEP_BUFFERS_UP_TO {
+                *spare = Some(tape.reset());
+            } else {
+                // A large body's buffers are not kept for the thread's life.
+                *buffers = simd_json::Buffers::default();
+            }
             walked
         });
         if let Some(request) = walked {
@@ -167,6 +176,97 @@ pub fn sonic_safe(bytes: &[u8]) -> bool {
         || brackets_at_most(bytes, SONIC_MAX_DEPTH)
         || max_depth_within(bytes, SONIC_MAX_DEPTH))
         && unicode_escapes_complete(bytes)
+}
+
+/// Whether simd-json's tape of `bytes` reads as the usual parse does, or fails where it fails:
+///
+/// - the body nests at most [`SONIC_MAX_DEPTH`] levels (as [`sonic_safe`]);
+/// - every `\u` escape has its four hex digits, and a UTF-16 surrogate comes as a high one
+///   followed by a low one (simd-json 0.17 decodes a lone one as U+0000, where sonic-rs and
+///   serde_json refuse the body);
+/// - no NUL byte (simd-json counts one as whitespace after a number or `true`);
+/// - no run of 17 or more digits and dots: simd-json reads a number that long without looking
+///   at the byte after it (`1000000000000000000x` passes).
+///
+/// Such bodies are rare in bid requests; they take the usual parse.
+fn tape_safe(bytes: &[u8]) -> bool {
+    (bytes.len() <= SONIC_MAX_DEPTH
+        || brackets_at_most(bytes, SONIC_MAX_DEPTH)
+        || max_depth_within(bytes, SONIC_MAX_DEPTH))
+        && escapes_paired(bytes)
+        && numbers_short_and_no_nul(bytes)
+}
+
+/// [`unicode_escapes_complete`], and every escaped surrogate in a high-then-low pair.
+fn escapes_paired(bytes: &[u8]) -> bool {
+    let hex4 = |at: usize| -> Option<u16> {
+        let h = bytes.get(at..at + 4)?;
+        h.iter().all(u8::is_ascii_hexdigit).then(|| u16::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())?
+    };
+    let mut from = 0;
+    while let Some(i) = bytes.get(from..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        let at = from + i;
+        from = match bytes.get(at + 1) {
+            Some(b'u') => match hex4(at + 2) {
+                Some(0xD800..=0xDBFF) => match (bytes.get(at + 6..at + 8), hex4(at + 8)) {
+                    (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => at + 12,
+                    _ => return false,
+                },
+                Some(0xDC00..=0xDFFF) | None => return false,
+                Some(_) => at + 6,
+            },
+            Some(_) => at + 2,
+            None => return true,
+        };
+    }
+    true
+}
+
+/// No NUL byte and no run of 17 or more bytes that are digits or dots (see [`tape_safe`]).
+/// NUL: one vectorised search. Runs: per window of the body, a byte of flags per byte (`.`, `/`
+/// and the digits: one range compare; a slash in a run only makes it look longer), then the
+/// flags ANDed with themselves shifted by 1, 2, 4 and 8 bytes (a flag then marks the start of a
+/// run of 16) and once more by 1 (17). Every pass is a plain loop over bytes, which the
+/// compiler vectorises. Windows overlap by 16 bytes, so a run starting in one window lies
+/// whole in it.
+fn numbers_short_and_no_nul(bytes: &[u8]) -> bool {
+    const STEP: usize = 512;
+    const RUN: usize = 17;
+    if memchr::memchr(0, bytes).is_some() {
+        return false;
+    }
+    // Two buffers, each pass reading one and writing the other: no aliasing, so it vectorises.
+    let (mut a, mut b) = ([0u8; STEP + RUN - 1], [0u8; STEP + RUN - 1]);
+    let mut start = 0;
+    while start < bytes.len() {
+        let window = &bytes[start..(start + STEP + RUN - 1).min(bytes.len())];
+        if window.len() < RUN {
+            return true;
+        }
+        for (f, &c) in a.iter_mut().zip(window) {
+            *f = u8::from(c.wrapping_sub(b'.') < 12);
+        }
+        // After the shifts by 1, 2, 4 and 8, flag i says bytes i..i+16 are all in a run.
+        let n = window.len();
+        and_shifted(&a[..n], 1, &mut b);
+        and_shifted(&b[..n - 1], 2, &mut a);
+        and_shifted(&a[..n - 3], 4, &mut b);
+        and_shifted(&b[..n - 7], 8, &mut a);
+        let sixteen = &a[..n - 15];
+        if sixteen.iter().zip(&sixteen[1..]).fold(0u8, |any, (x, y)| any | (x & y)) != 0 {
+            return false;
+        }
+        start += STEP;
+    }
+    true
+}
+
+/// `out[i] = flags[i] & flags[i + shift]` for every `i` where both exist.
+#[inline(always)]
+fn and_shifted(flags: &[u8], shift: usize, out: &mut [u8]) {
+    for (o, (x, y)) in out.iter_mut().zip(flags.iter().zip(&flags[shift..])) {
+        *o = x & y;
+    }
 }
 
 /// Whether every `\u` escape in `bytes` is followed by four hex digits. sonic-rs 0.5 checks
@@ -410,5 +510,38 @@ mod tests {
         let e = parse_request(b"{\"id\": \"x\"} trailing").expect_err("trailing");
         assert_eq!(e.kind, ParseErrorKind::Syntax);
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    /// The guard in front of simd-json: it takes the samples (so the fast path runs on real
+    /// requests) and refuses exactly the shapes listed on [`tape_safe`], wherever they are in
+    /// the body (a window boundary included).
+    #[test]
+    fn tape_safe_takes_requests_and_refuses_what_simd_json_would_misread() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).expect("testdata") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("sample");
+            assert!(tape_safe(&bytes));
+            n += 1;
+        }
+        assert!(n >= 5);
+        for pad in (0..70).chain(480..540) {
+            let at = |s: &str| format!(r#"{{"pad":"{}","v":{s}}}"#, "x".repeat(pad));
+            assert!(tape_safe(at("1234567890123456").as_bytes()), "16 digits, pad {pad}");
+            assert!(tape_safe(at("123456789.123456").as_bytes()), "16 with a dot, pad {pad}");
+            assert!(!tape_safe(at("12345678901234567").as_bytes()), "17 digits, pad {pad}");
+            assert!(!tape_safe(at("1.234567890123456789x").as_bytes()), "pad {pad}");
+            assert!(!tape_safe(at("1\u{0}").as_bytes()), "NUL, pad {pad}");
+        }
+        assert!(tape_safe(br#"{"s":"\ud83d\ude00 caf\u00e9 \\ud800"}"#));
+        for bad in [
+            &br#"{"s":"\ud800"}"#[..],
+            br#"{"s":"\ud800x"}"#,
+            br#"{"s":"\ud800\ue000"}"#,
+            br#"{"s":"\udc00"}"#,
+            br#"{"s":"\uzz"}"#,
+        ] {
+            assert!(!tape_safe(bad), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

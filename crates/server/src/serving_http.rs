@@ -519,9 +519,12 @@ pub(crate) struct QueuedBid {
 pub(crate) async fn bid_batch(st: &AppState, mut batch: Vec<QueuedBid>) {
     let s = match serving(st) {
         Ok(s) if s.shared().is_none() => s,
+        // Not reached (`net` batches in embedded mode only): one by one, as `Job::run` would.
         _ => {
             for q in batch {
-                let _ = q.reply.send(bid_body(st, q.arrived, q.body).await);
+                if !q.reply.is_closed() {
+                    let _ = q.reply.send(bid_body(st, q.arrived, q.body).await);
+                }
             }
             return;
         }
@@ -567,7 +570,7 @@ pub(crate) async fn bid_batch(st: &AppState, mut batch: Vec<QueuedBid>) {
             _ => None,
         })
         .collect();
-    // Answer (the requests and their DOMs are dropped after the last answer is written).
+    // Answer (the requests and their bodies' copies are dropped after the last answer is written).
     let mut answers = Vec::with_capacity(waiting.len());
     for (p, result) in parsed.iter_mut().zip(&results) {
         answers.push(match (&*p, result) {

@@ -172,10 +172,7 @@ pub const SONIC_MAX_DEPTH: usize = if cfg!(debug_assertions) { 24 } else { 128 }
 /// - Every `\u` escape has its four hex digits (see [`unicode_escapes_complete`]).
 pub fn sonic_safe(bytes: &[u8]) -> bool {
     // A body of at most that many bytes cannot nest deeper (a typical decide request).
-    (bytes.len() <= SONIC_MAX_DEPTH
-        || brackets_at_most(bytes, SONIC_MAX_DEPTH)
-        || max_depth_within(bytes, SONIC_MAX_DEPTH))
-        && unicode_escapes_complete(bytes)
+    depth_within_limit(bytes) && unicode_escapes_complete(bytes)
 }
 
 /// Whether simd-json's tape of `bytes` reads as the usual parse does, or fails where it fails:
@@ -190,11 +187,7 @@ pub fn sonic_safe(bytes: &[u8]) -> bool {
 ///
 /// Such bodies are rare in bid requests; they take the usual parse.
 fn tape_safe(bytes: &[u8]) -> bool {
-    (bytes.len() <= SONIC_MAX_DEPTH
-        || brackets_at_most(bytes, SONIC_MAX_DEPTH)
-        || max_depth_within(bytes, SONIC_MAX_DEPTH))
-        && escapes_paired(bytes)
-        && numbers_short_and_no_nul(bytes)
+    depth_within_limit(bytes) && escapes_paired(bytes) && numbers_short_and_no_nul(bytes)
 }
 
 /// [`unicode_escapes_complete`], and every escaped surrogate in a high-then-low pair.
@@ -267,6 +260,14 @@ fn and_shifted(flags: &[u8], shift: usize, out: &mut [u8]) {
     for (o, (x, y)) in out.iter_mut().zip(flags.iter().zip(&flags[shift..])) {
         *o = x & y;
     }
+}
+
+/// Whether `bytes` nests at most [`SONIC_MAX_DEPTH`] levels: cheap tests first (a short body,
+/// few brackets), the exact string-aware scan only when they cannot tell.
+fn depth_within_limit(bytes: &[u8]) -> bool {
+    bytes.len() <= SONIC_MAX_DEPTH
+        || brackets_at_most(bytes, SONIC_MAX_DEPTH)
+        || max_depth_within(bytes, SONIC_MAX_DEPTH)
 }
 
 /// Whether every `\u` escape in `bytes` is followed by four hex digits. sonic-rs 0.5 checks

@@ -402,7 +402,7 @@ impl Serving {
         }
         let user = user_of(req);
         let now = Utc::now();
-        let mut bids: Vec<Bid> = Vec::new();
+        let mut bids: Vec<Bid> = Vec::with_capacity(slots_owned.len());
         // Several bids per imp: decide again without the line items that already bid.
         let rounds = settings.max_bids_per_imp.max(1);
         let mut outcomes: Vec<Vec<Win>> = vec![Vec::new(); slots_owned.len()];
@@ -581,10 +581,9 @@ impl Serving {
             currency,
             landing_url: "",
         };
-        let [nurl, burl, lurl] = self.notice_urls(&notices);
-        let nurl = nurl + "&price=${AUCTION_PRICE}";
-        let burl = burl + "&price=${AUCTION_PRICE}";
-        let lurl = lurl + "&price=${AUCTION_PRICE}&loss=${AUCTION_LOSS}";
+        let price = "&price=${AUCTION_PRICE}";
+        let [nurl, burl, lurl] =
+            self.notice_urls(&notices, [price, price, "&price=${AUCTION_PRICE}&loss=${AUCTION_LOSS}"]);
         let adm = if settings.adm_in_win_notice {
             None
         } else {
@@ -621,7 +620,8 @@ impl Serving {
                 self.stats.events_rejected.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let mut cat = li.categories.clone();
+        let mut cat = Vec::with_capacity(li.categories.len() + cr.categories.len());
+        cat.extend_from_slice(&li.categories);
         for c in &cr.categories {
             if !cat.contains(c) {
                 cat.push(c.clone());

@@ -328,16 +328,19 @@ impl Serving {
         url
     }
 
-    /// The win, billing and loss notice URLs of a bid (one shared signed payload).
-    pub(crate) fn notice_urls(&self, ad: &TrackedFields<'_>) -> [String; 3] {
+    /// The win, billing and loss notice URLs of a bid (one shared signed payload), each
+    /// followed by its `tails` entry (the macros the exchange fills in), each written into a
+    /// buffer of its final size.
+    pub(crate) fn notice_urls(&self, ad: &TrackedFields<'_>, tails: [&str; 3]) -> [String; 3] {
         let (p, sigs) = self.signer.sign_notices(ad);
         let kinds = [TrackKind::Win, TrackKind::Billing, TrackKind::Loss];
         std::array::from_fn(|i| {
-            let mut url = self.url_head(kinds[i].path(), p.len() + 64);
+            let mut url = self.url_head(kinds[i].path(), p.len() + 5 + sigs[i].len() + tails[i].len());
             url.push_str("p=");
             url.push_str(&p);
             url.push_str("&s=");
             url.push_str(&sigs[i]);
+            url.push_str(tails[i]);
             url
         })
     }

@@ -526,11 +526,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
         /// The word-wise scan finds exactly the bodies a byte-by-byte count refuses: 17 or more
-        /// bytes in a row from `.`, `/` and the digits, wherever they sit (NUL: the test below).
+        /// bytes in a row from `.`, `/` and the digits, wherever they sit, the body's end included
+        /// (NUL: the test below). Digits are drawn twice as often, so runs near 17 are common;
+        /// `-` and `:` sit just outside the set.
         #[test]
         fn the_digit_run_scan_is_a_byte_count(
-            body in proptest::collection::vec(proptest::sample::select(b"0123456789./x\"{ -\xba".to_vec()), 0..300),
+            body in proptest::collection::vec(proptest::sample::select(b"01234567890123456789./:x\"{ -\xba".to_vec()), 0..300),
         ) {
             let mut run = 0;
             let mut longest = 0;

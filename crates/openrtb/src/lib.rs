@@ -192,27 +192,7 @@ fn tape_safe(bytes: &[u8]) -> bool {
 
 /// [`unicode_escapes_complete`], and every escaped surrogate in a high-then-low pair.
 fn escapes_paired(bytes: &[u8]) -> bool {
-    let hex4 = |at: usize| -> Option<u16> {
-        let h = bytes.get(at..at + 4)?;
-        h.iter().all(u8::is_ascii_hexdigit).then(|| u16::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())?
-    };
-    let mut from = 0;
-    while let Some(i) = bytes.get(from..).and_then(|rest| memchr::memchr(b'\\', rest)) {
-        let at = from + i;
-        from = match bytes.get(at + 1) {
-            Some(b'u') => match hex4(at + 2) {
-                Some(0xD800..=0xDBFF) => match (bytes.get(at + 6..at + 8), hex4(at + 8)) {
-                    (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => at + 12,
-                    _ => return false,
-                },
-                Some(0xDC00..=0xDFFF) | None => return false,
-                Some(_) => at + 6,
-            },
-            Some(_) => at + 2,
-            None => return true,
-        };
-    }
-    true
+    unicode_escapes(bytes, true)
 }
 
 /// No NUL byte and no run of 17 or more bytes that are digits or dots (see [`tape_safe`]).
@@ -290,13 +270,27 @@ fn depth_within_limit(bytes: &[u8]) -> bool {
 /// for both parsers whatever this says. Bodies without a backslash, the usual case, cost one
 /// vectorised search.
 fn unicode_escapes_complete(bytes: &[u8]) -> bool {
+    unicode_escapes(bytes, false)
+}
+
+/// The scan of [`unicode_escapes_complete`] and, with `pairs`, of [`escapes_paired`].
+fn unicode_escapes(bytes: &[u8], pairs: bool) -> bool {
+    let hex4 = |at: usize| -> Option<u16> {
+        let h = bytes.get(at..at + 4)?;
+        h.iter().all(u8::is_ascii_hexdigit).then(|| u16::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())?
+    };
     let mut from = 0;
     while let Some(i) = bytes.get(from..).and_then(|rest| memchr::memchr(b'\\', rest)) {
         let at = from + i;
         from = match bytes.get(at + 1) {
-            Some(b'u') => match bytes.get(at + 2..at + 6) {
-                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => at + 6,
-                _ => return false,
+            Some(b'u') => match hex4(at + 2) {
+                Some(0xD800..=0xDBFF) if pairs => match (bytes.get(at + 6..at + 8), hex4(at + 8)) {
+                    (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => at + 12,
+                    _ => return false,
+                },
+                Some(0xDC00..=0xDFFF) if pairs => return false,
+                None => return false,
+                Some(_) => at + 6,
             },
             Some(_) => at + 2,
             None => return true,

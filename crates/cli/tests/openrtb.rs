@@ -317,12 +317,24 @@ async fn bcat_badv_floors_seats_and_currencies_decide_who_may_bid() {
     // Acme is IAB18 (advertiser category) and acme-shoes.example: blocked either way.
     for (k, v) in [("bcat", json!(["IAB18"])), ("badv", json!(["acme-shoes.example"]))] {
         let mut req = banner(k);
-        req[k] = v;
+        req[k] = v.clone();
         let r = b.bid(&req).await;
         assert_eq!(r.status, StatusCode::OK);
         let (nbr, ext) = reason(&r).expect("nbr body");
         assert!(bids(r.body.as_ref().expect("b")).is_empty(), "{k} must block Acme");
         assert_eq!((nbr, ext["reason"].as_str()), (Some(0), Some("no_bid")), "{k}: {ext}");
+        // On a known placement, blocked as well; with other lists, a bid (the bidder keeps a
+        // copy of the placement merged with each list it is sent).
+        req["imp"][0]["tagid"] = json!("demo-mrec");
+        for _ in 0..2 {
+            assert!(bids(&b.bid(&req).await.body.expect("b")).is_empty(), "{k} must block Acme on demo-mrec");
+        }
+        req[k] = json!(["IAB1", "other.example"]);
+        assert_eq!(bids(&b.bid(&req).await.body.expect("bid")).len(), 1, "{k} with other values");
+        req[k] = json!([]);
+        assert_eq!(bids(&b.bid(&req).await.body.expect("bid")).len(), 1, "{k} empty");
+        req[k] = v;
+        assert!(bids(&b.bid(&req).await.body.expect("b")).is_empty(), "{k} must block Acme again");
     }
     // A floor above every line item's rate: no bid, reason below_floor.
     let mut req = banner("floor");

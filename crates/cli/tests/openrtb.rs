@@ -323,8 +323,8 @@ async fn bcat_badv_floors_seats_and_currencies_decide_who_may_bid() {
         let (nbr, ext) = reason(&r).expect("nbr body");
         assert!(bids(r.body.as_ref().expect("b")).is_empty(), "{k} must block Acme");
         assert_eq!((nbr, ext["reason"].as_str()), (Some(0), Some("no_bid")), "{k}: {ext}");
-        // On a known placement, blocked as well; with other lists, a bid (the bidder keeps a
-        // copy of the placement merged with each list it is sent).
+        // On a known placement (its own blocks merged with the request's), blocked as well;
+        // with other lists, or none, a bid.
         req["imp"][0]["tagid"] = json!("demo-mrec");
         for _ in 0..2 {
             assert!(bids(&b.bid(&req).await.body.expect("b")).is_empty(), "{k} must block Acme on demo-mrec");

@@ -113,14 +113,7 @@ pub struct Snapshot {
     pub ranked: FxHashMap<String, Vec<u32>>,
     /// Unix milliseconds when this snapshot was built (CTR-based ranks age).
     pub built_at_ms: i64,
-    /// This build's own number in this process, from 1 (0: a default, empty snapshot). Caches
-    /// of what a snapshot holds key on it: `version` repeats when the same catalog is rebuilt
-    /// (to re-rank) and is 0 for stores without versions.
-    pub build: u64,
 }
-
-/// The last `Snapshot::build` number handed out.
-static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn cap_rules(entity: u64, caps: &[adp_domain::FrequencyCap]) -> impl Iterator<Item = CapRule> + '_ {
     caps.iter().map(move |c| CapRule { entity, count: c.count, window: c.window })
@@ -290,7 +283,6 @@ impl Snapshot {
             line_item_by_id,
             ranked,
             built_at_ms: Utc::now().timestamp_millis(),
-            build: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
         }
     }
 }

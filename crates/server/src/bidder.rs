@@ -22,13 +22,11 @@ use adp_engine::pipeline::{decide, DealOffer, DecideInput, NoFill, SlotChannel, 
 use adp_engine::request::{Attributes, Slot};
 use adp_engine::snapshot::{user_key, CreativeRt, PlacementRt, Snapshot};
 use adp_openrtb::price::{micros_to_price, parse_price_micros_any};
-use adp_openrtb::request::Str;
 use adp_openrtb::{Bid, BidRequest, BidResponse, FxTable, Imp, LossReason, MarkupType, NoBidReason, SeatBid};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which notice books the spend of a won impression.
@@ -234,7 +232,7 @@ fn slot_for(
     snap: &Snapshot,
     req: &BidRequest,
     imp: &Imp,
-) -> Result<(Arc<PlacementRt>, SlotChannel), &'static str> {
+) -> Result<(PlacementRt, SlotChannel), &'static str> {
     let cur = settings.currency.as_str();
     let floor = floor_micros(&settings.fx, cur, imp.bidfloor, imp.bidfloorcur.as_deref())
         .map_err(|()| "floor_currency_unsupported")?;
@@ -284,25 +282,20 @@ fn slot_for(
             }
         }
     }
-    let bcat = &req.bcat[..req.bcat.len().min(512)];
-    let badv = &req.badv[..req.badv.len().min(512)];
-    let blocked_categories = || bcat.iter().map(|c| c.to_string()).collect::<Vec<String>>();
-    let blocked_adomains =
-        || badv.iter().map(|d| d.trim().trim_start_matches("www.").to_ascii_lowercase()).collect::<Vec<String>>();
+    let mut blocked_categories: Vec<String> = req.bcat.iter().take(512).map(|c| c.to_string()).collect();
+    let mut blocked_adomains: Vec<String> =
+        req.badv.iter().take(512).map(|d| d.trim().trim_start_matches("www.").to_ascii_lowercase()).collect();
     let known = imp.tagid.as_deref().and_then(|t| snap.placements.get(t));
     let placement = match known {
-        // A tag id we know: its own sizes, formats and blocks, the request's blocks, and the
-        // higher floor.
-        Some(p) => merged_placement(snap.build, p, floor, bcat, badv, || {
-            let mut blocked_categories = blocked_categories();
-            let mut blocked_adomains = blocked_adomains();
+        // A tag id we know: its own sizes, formats and blocks, and the higher floor.
+        Some(p) => {
             blocked_categories.extend(p.blocked_categories.iter().cloned());
             blocked_adomains.extend(p.blocked_adomains.iter().cloned());
             PlacementRt { floor_micros: p.floor_micros.max(floor), blocked_categories, blocked_adomains, ..p.clone() }
-        }),
+        }
         // The exchange's ids go into events and signed notice and click URLs: at most
         // `MAX_ID_CHARS` characters each, so that those stay within their size limits.
-        None => Arc::new(PlacementRt {
+        None => PlacementRt {
             id: String::new(),
             site_id: first_chars(req.site.as_ref().and_then(|s| s.id.as_deref()).unwrap_or_default(), MAX_ID_CHARS)
                 .to_string(),
@@ -322,84 +315,14 @@ fn slot_for(
             sizes,
             formats,
             floor_micros: floor,
-            blocked_categories: blocked_categories(),
-            blocked_adomains: blocked_adomains(),
+            blocked_categories,
+            blocked_adomains,
             auction_type: adp_domain::AuctionType::FirstPrice,
             allow_same_advertiser: false,
             video,
-        }),
+        },
     };
     Ok((placement, SlotChannel::Rtb { deals, private_auction }))
-}
-
-/// A known placement with an imp's floor and a request's block lists merged in (`make`), shared
-/// per serving thread: an exchange sends a placement's block lists over and over, and a merged
-/// copy costs some twenty allocations. Keyed by the snapshot (its build number), the placement,
-/// the floor and the lists as sent; a key is compared in full, so a hash collision only costs a
-/// rebuild.
-fn merged_placement(
-    build: u64,
-    p: &PlacementRt,
-    floor: Micros,
-    bcat: &[Str<'_>],
-    badv: &[Str<'_>],
-    make: impl FnOnce() -> PlacementRt,
-) -> Arc<PlacementRt> {
-    struct Merged {
-        build: u64,
-        floor: Micros,
-        id: String,
-        bcat: Vec<String>,
-        badv: Vec<String>,
-        placement: Arc<PlacementRt>,
-    }
-    thread_local! {
-        static MERGED: std::cell::RefCell<rustc_hash::FxHashMap<u64, Merged>> = std::cell::RefCell::default();
-    }
-    /// Merged placements kept per thread before the cache starts over, and the longest block
-    /// list kept.
-    const MAX_ENTRIES: usize = 256;
-    const MAX_LIST: usize = 64;
-    if bcat.len() > MAX_LIST || badv.len() > MAX_LIST {
-        return Arc::new(make());
-    }
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = rustc_hash::FxHasher::default();
-        (build, floor, p.id.as_str()).hash(&mut h);
-        for list in [bcat, badv] {
-            list.len().hash(&mut h);
-            for s in list {
-                s.as_ref().hash(&mut h);
-            }
-        }
-        h.finish()
-    };
-    let same = |a: &[String], b: &[Str<'_>]| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b.as_ref());
-    MERGED.with_borrow_mut(|cache| {
-        if let Some(m) = cache.get(&key) {
-            if m.build == build && m.floor == floor && m.id == p.id && same(&m.bcat, bcat) && same(&m.badv, badv) {
-                return Arc::clone(&m.placement);
-            }
-        }
-        let placement = Arc::new(make());
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        let owned = |list: &[Str<'_>]| list.iter().map(|s| s.to_string()).collect();
-        cache.insert(
-            key,
-            Merged {
-                build,
-                floor,
-                id: p.id.clone(),
-                bcat: owned(bcat),
-                badv: owned(badv),
-                placement: Arc::clone(&placement),
-            },
-        );
-        placement
-    })
 }
 
 /// The targeting keys (`300x250`) of an imp's sizes, shared per serving thread: exchanges send a
@@ -981,73 +904,7 @@ fn first_chars(s: &str, n: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{country_alpha2, merged_placement, size_keys};
-    use adp_engine::snapshot::PlacementRt;
-    use adp_openrtb::request::Str;
-    use std::cell::Cell;
-    use std::sync::Arc;
-
-    fn placement(id: &str) -> PlacementRt {
-        PlacementRt {
-            id: id.into(),
-            site_id: "s".into(),
-            publisher_id: "pub".into(),
-            domain: None,
-            bundle: None,
-            sizes: vec![(300, 250)],
-            size_keys: Arc::from(vec!["300x250".to_string()]),
-            formats: vec![adp_domain::Format::Banner],
-            floor_micros: 0,
-            blocked_categories: vec![],
-            blocked_adomains: vec![],
-            auction_type: adp_domain::AuctionType::FirstPrice,
-            allow_same_advertiser: false,
-            video: None,
-        }
-    }
-
-    #[test]
-    fn merged_placements_are_shared_per_key_and_rebuilt_when_any_part_of_it_changes() {
-        let built = Cell::new(0);
-        let strs = |l: &[&'static str]| l.iter().map(|s| Str::Borrowed(*s)).collect::<Vec<_>>();
-        let get = |build: u64, id: &str, floor: i64, bcat: &[&'static str], badv: &[&'static str]| {
-            let p = placement(id);
-            merged_placement(build, &p, floor, &strs(bcat), &strs(badv), || {
-                built.set(built.get() + 1);
-                PlacementRt {
-                    floor_micros: floor,
-                    blocked_categories: strs(bcat).iter().map(|c| c.to_string()).collect(),
-                    ..placement(id)
-                }
-            })
-        };
-        let first = get(7_001, "p1", 5, &["IAB25", "IAB26"], &["a.example"]);
-        assert_eq!((built.get(), first.floor_micros, first.blocked_categories.len()), (1, 5, 2));
-        let again = get(7_001, "p1", 5, &["IAB25", "IAB26"], &["a.example"]);
-        assert!(Arc::ptr_eq(&first, &again), "the same key gives the shared copy");
-        assert_eq!(built.get(), 1);
-        // Every part of the key counts: the snapshot, the placement, the floor, either list,
-        // and which list a value is in.
-        let changed = [
-            get(7_002, "p1", 5, &["IAB25", "IAB26"], &["a.example"]),
-            get(7_001, "p2", 5, &["IAB25", "IAB26"], &["a.example"]),
-            get(7_001, "p1", 6, &["IAB25", "IAB26"], &["a.example"]),
-            get(7_001, "p1", 5, &["IAB25", "IAB27"], &["a.example"]),
-            get(7_001, "p1", 5, &["IAB25"], &["a.example"]),
-            get(7_001, "p1", 5, &["IAB25", "IAB26"], &["b.example"]),
-            get(7_001, "p1", 5, &["IAB25", "IAB26", "a.example"], &[]),
-        ];
-        assert_eq!(built.get(), 1 + changed.len());
-        assert!(changed.iter().all(|c| !Arc::ptr_eq(c, &first)));
-        assert_eq!(changed[2].floor_micros, 6);
-        // Lists too long to keep are merged on every request.
-        let long: Vec<&'static str> = (0..65).map(|_| "IAB1").collect();
-        let n = built.get();
-        let a = get(7_001, "p1", 5, &long, &[]);
-        let b = get(7_001, "p1", 5, &long, &[]);
-        assert_eq!(built.get(), n + 2);
-        assert!(!Arc::ptr_eq(&a, &b));
-    }
+    use super::{country_alpha2, size_keys};
 
     #[test]
     fn size_keys_are_the_sizes_in_order_and_shared_per_list() {

@@ -14,7 +14,6 @@
 //! compare builds in alternating runs, as with `scripts/bench-ab.sh`.
 
 use adp_domain::CatalogStore;
-use adp_events::DeliveryRollup;
 use adp_server::auth::Principal;
 use adp_server::catalog::{CatalogService, ChangeFeed};
 use adp_server::serving::{Serving, ServingSettings};
@@ -74,21 +73,13 @@ async fn demo_serving(dir: &Path) -> Serving {
                 .expect("campaign budget lifted");
         }
     }
-    let rollup = Arc::new(DeliveryRollup::new());
-    let events = adp_events::LocalLog::open(
-        dir.join("events"),
-        adp_events::LogConfig::default(),
-        Arc::clone(&rollup) as Arc<dyn adp_events::EventObserver>,
-    )
-    .expect("event log");
     let signer = UrlSigner::new(vec![("k1".into(), b"bench-signing-secret-0123456789".to_vec())]).expect("keys");
-    let serving = Serving::new(
+    let serving = Serving::with_local_log(
         ServingSettings { public_url: "https://ads.example.com".into(), ..ServingSettings::default() },
         signer,
-        Arc::new(adp_store::frequency::InProcessFrequency::new(100_000, 8)),
-        Arc::new(events),
-        rollup,
-    );
+        &dir.join("events"),
+    )
+    .expect("event log");
     serving.refresh(store.as_ref()).await.expect("snapshot");
     serving
 }

@@ -164,6 +164,29 @@ fn now_ms() -> i64 {
 }
 
 impl Serving {
+    /// A serving state whose events go to a local event log in `events_dir` (default settings,
+    /// feeding the embedded rollup), with frequency counters in process: what the tests and the
+    /// bid bench set up on a catalog of their own.
+    pub fn with_local_log(
+        settings: ServingSettings,
+        signer: UrlSigner,
+        events_dir: &std::path::Path,
+    ) -> Result<Serving, adp_events::LogError> {
+        let rollup = Arc::new(DeliveryRollup::new());
+        let events = adp_events::LocalLog::open(
+            events_dir,
+            adp_events::LogConfig::default(),
+            Arc::clone(&rollup) as Arc<dyn adp_events::EventObserver>,
+        )?;
+        Ok(Serving::new(
+            settings,
+            signer,
+            Arc::new(adp_store::frequency::InProcessFrequency::new(100_000, 8)),
+            Arc::new(events),
+            rollup,
+        ))
+    }
+
     pub fn new(
         settings: ServingSettings,
         signer: UrlSigner,
@@ -1631,21 +1654,13 @@ mod answer_tests {
         store.migrate().await.expect("migrated");
         let catalog = crate::catalog::CatalogService::new(Arc::clone(&store), crate::catalog::ChangeFeed::new(0));
         crate::demo::seed_if_empty(&catalog, store.as_ref()).await.expect("demo seeded");
-        let rollup = Arc::new(DeliveryRollup::new());
-        let events = adp_events::LocalLog::open(
-            dir.join("events"),
-            adp_events::LogConfig::default(),
-            Arc::clone(&rollup) as Arc<dyn adp_events::EventObserver>,
-        )
-        .expect("event log");
         let signer = UrlSigner::new(vec![("k1".into(), b"answer-test-secret-0123".to_vec())]).expect("keys");
-        let serving = Serving::new(
+        let serving = Serving::with_local_log(
             ServingSettings { public_url: "https://ads.example:8443/a&b".into(), ..ServingSettings::default() },
             signer,
-            Arc::new(adp_store::frequency::InProcessFrequency::new(1000, 4)),
-            Arc::new(events),
-            rollup,
-        );
+            &dir.join("events"),
+        )
+        .expect("event log");
         serving.refresh(store.as_ref()).await.expect("snapshot");
         serving
     }
